@@ -1,0 +1,84 @@
+"""Random sampling and the three classic uncertainty strategies."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labelwise.select import RunningTopK
+from labelwise.strategies import scores as S
+from labelwise.strategies.base import ScoreStrategy, Strategy
+from labelwise.strategies.registry import register
+from labelwise.tasks import TaskType
+
+__all__ = ["EntropySampling", "LeastConfidence", "MarginSampling", "RandomSampling"]
+
+
+@register
+class RandomSampling(Strategy):
+    """Uniform random sampling without replacement: the baseline every curve is compared to."""
+
+    name = "random"
+    description = "Uniform random sample of the pool (the baseline; needs no model)."
+    needs = frozenset()
+    cold_start = True
+
+    def _select(self, candidates, k, rng):
+        best = RunningTopK(k, random_state=rng)
+        # Random keys as scores, chunked so a 5M pool costs O(chunk) memory.
+        for start in range(0, candidates.n, candidates.chunk_size):
+            stop = min(start + candidates.chunk_size, candidates.n)
+            best.push(rng.random_sample(stop - start), start)
+        return best.result()
+
+
+class _Uncertainty(ScoreStrategy):
+    """Picks the multi-label variant of the score when the task is multi-label."""
+
+    _single = staticmethod(S.entropy)
+    _multi = staticmethod(S.multilabel_entropy)
+
+    def _select(self, candidates, k, rng):
+        self._task = candidates.task_type
+        return super()._select(candidates, k, rng)
+
+    def score_candidates(self, candidates):
+        self._task = candidates.task_type
+        return super().score_candidates(candidates)
+
+    def score(self, proba: np.ndarray) -> np.ndarray:
+        if getattr(self, "_task", TaskType.MULTICLASS) == TaskType.MULTILABEL:
+            return self._multi(proba)
+        return self._single(proba)
+
+    def get_params(self):
+        return {}
+
+
+@register
+class LeastConfidence(_Uncertainty):
+    """Least confidence: ``1 - max_c p_c`` (multi-label: mean over labels)."""
+
+    name = "least_confidence"
+    description = "Least confident prediction: 1 - max probability (multi-label: mean over labels)."
+    _single = staticmethod(S.least_confidence)
+    _multi = staticmethod(S.multilabel_least_confidence)
+
+
+@register
+class MarginSampling(_Uncertainty):
+    """Margin: smallest gap between the two most likely classes (multi-label: mean margin)."""
+
+    name = "margin"
+    description = "Smallest gap between the top two classes (multi-label: mean |2p-1| over labels)."
+    _single = staticmethod(S.margin)
+    _multi = staticmethod(S.multilabel_margin)
+
+
+@register
+class EntropySampling(_Uncertainty):
+    """Entropy of the predicted distribution (multi-label: max binary entropy across labels)."""
+
+    name = "entropy"
+    description = "Highest predictive entropy (multi-label: max binary entropy across labels)."
+    _single = staticmethod(S.entropy)
+    _multi = staticmethod(S.multilabel_entropy)
