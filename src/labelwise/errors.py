@@ -53,3 +53,10 @@ class UnsupportedTaskError(LabelwiseError):
 
 class MissingInputError(LabelwiseError):
     """A strategy needs an input (embeddings, metadata, a committee) that was not given."""
+
+
+class UnknownDatasetError(LabelwiseError, KeyError):
+    """No data set is known under the requested name (``labelwise.datasets``)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
