@@ -42,24 +42,26 @@ def check_proba(proba: np.ndarray, task_type: TaskType | str = TaskType.MULTICLA
         proba = proba.astype(np.float64)
     if proba.shape[0] == 0:
         return proba
-    if not np.isfinite(proba).all():
+    # One reduction catches NaN/inf (they propagate into the row sums) and the sums are needed
+    # for the single-label check anyway; the exact row is looked up only on failure.
+    sums = proba.sum(axis=1)
+    if not np.isfinite(sums).all():
         bad = int(np.flatnonzero(~np.isfinite(proba).all(axis=1))[0])
         raise InvalidProbaError(
             f"proba contains NaN or inf (first at row {bad}); check the model's predict_proba "
             "or the features it was given."
         )
-    if proba.min() < -PROBA_ATOL or proba.max() > 1 + PROBA_ATOL:
+    lo, hi = float(proba.min()), float(proba.max())
+    if lo < -PROBA_ATOL or hi > 1 + PROBA_ATOL:
         raise InvalidProbaError(
-            "proba values must lie in [0, 1]; got min "
-            f"{float(proba.min()):.4g}, max {float(proba.max()):.4g}. Pass probabilities, "
-            "not decision scores or logits."
+            f"proba values must lie in [0, 1]; got min {lo:.4g}, max {hi:.4g}. Pass "
+            "probabilities, not decision scores or logits."
         )
     if TaskType(task_type) != TaskType.MULTILABEL:
         if proba.shape[1] < 2:
             raise InvalidProbaError(
                 f"single-label proba needs at least 2 columns; got {proba.shape[1]}."
             )
-        sums = proba.sum(axis=1)
         off = np.abs(sums - 1.0) > PROBA_ATOL
         if off.any():
             row = int(np.flatnonzero(off)[0])

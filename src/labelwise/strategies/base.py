@@ -94,9 +94,11 @@ class Candidates:
 
     def __post_init__(self) -> None:
         self.task_type = TaskType(self.task_type)
+        self._sorted = False
         if self.row_idx is not None:
             self.row_idx = np.asarray(self.row_idx, dtype=np.int64)
             self._n = int(self.row_idx.shape[0])
+            self._sorted = bool(self._n > 0 and np.all(self.row_idx[1:] > self.row_idx[:-1]))
         else:
             self._n = int(self.X.shape[0])
 
@@ -135,10 +137,26 @@ class Candidates:
         return check_proba(proba, self.task_type)
 
     def iter_proba(self, chunk_size: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(start, proba_chunk)`` with ``proba_chunk (chunk, n_classes)``."""
+        """Yield ``(start, proba_chunk)`` with ``proba_chunk (chunk, n_classes)``.
+
+        When the candidates are a sorted, mostly dense subset of the pool (the usual case: all
+        rows but the few labelled ones), each chunk is predicted on a contiguous slice of ``X``
+        (a view, no copy of a memory-mapped file) and the labelled rows are dropped from the
+        small ``proba`` instead of gathering the large feature rows.
+        """
         check_fitted(self.model)
-        for start, X_chunk in self.iter_chunks(chunk_size):
-            yield start, self.predict_proba(X_chunk)
+        if not self._sorted:
+            for start, X_chunk in self.iter_chunks(chunk_size):
+                yield start, self.predict_proba(X_chunk)
+            return
+        step = chunk_size or self.chunk_size
+        for start in range(0, self.n, step):
+            rows = self.row_idx[start : min(start + step, self.n)]
+            lo, hi = int(rows[0]), int(rows[-1]) + 1
+            if hi - lo <= 2 * rows.shape[0]:
+                yield start, self.predict_proba(self.X[lo:hi])[rows - lo]
+            else:
+                yield start, self.predict_proba(self.X[rows])
 
     def proba(self) -> np.ndarray:
         """Probabilities of all candidates, ``(n_candidates, n_classes)``; small pools only."""
