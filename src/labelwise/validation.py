@@ -46,11 +46,14 @@ def check_proba(proba: np.ndarray, task_type: TaskType | str = TaskType.MULTICLA
     # for the single-label check anyway; the exact row is looked up only on failure.
     sums = proba.sum(axis=1)
     if not np.isfinite(sums).all():
-        bad = int(np.flatnonzero(~np.isfinite(proba).all(axis=1))[0])
-        raise InvalidProbaError(
-            f"proba contains NaN or inf (first at row {bad}); check the model's predict_proba "
-            "or the features it was given."
-        )
+        # A non-finite sum is NaN/inf in the row, or finite values so large they overflow
+        # (those fail the [0, 1] range check below).
+        bad_rows = np.flatnonzero(~np.isfinite(proba).all(axis=1))
+        if bad_rows.shape[0]:
+            raise InvalidProbaError(
+                f"proba contains NaN or inf (first at row {int(bad_rows[0])}); check the "
+                "model's predict_proba or the features it was given."
+            )
     lo, hi = float(proba.min()), float(proba.max())
     if lo < -PROBA_ATOL or hi > 1 + PROBA_ATOL:
         raise InvalidProbaError(

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
@@ -87,10 +87,11 @@ K = 5  # batch size used by the checks
 # --------------------------------------------------------------------------------------------
 
 
-class ProbaModel:
+class ProbaModel(ClassifierMixin, BaseEstimator):
     """A "model" whose features *are* its probabilities: ``predict_proba(X)`` returns ``X``.
 
-    Lets tests and property checks drive strategies with exact ``proba`` arrays.
+    Lets tests and property checks drive strategies with exact ``proba`` arrays. It counts as
+    fitted from construction.
 
     Parameters
     ----------
@@ -99,7 +100,13 @@ class ProbaModel:
 
     def __init__(self, n_classes: int = 2) -> None:
         self.n_classes = n_classes
-        self.classes_ = np.arange(n_classes)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.arange(self.n_classes)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
 
     def fit(self, X: Any, y: Any = None) -> ProbaModel:
         return self
