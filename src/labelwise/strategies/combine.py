@@ -372,25 +372,18 @@ def _per_class(values: Any, labels: np.ndarray, what: str, default: float = 1.0)
     return out
 
 
-def _iter_proba_embeddings(
-    candidates: Candidates,
-) -> Iterator[tuple[int, np.ndarray, Any]]:
-    """Yield ``(start, proba_chunk, embedding_chunk)`` in one pass over the features."""
-    for start, X_chunk in candidates.iter_chunks():
-        if candidates.embeddings is None:
-            E_chunk = X_chunk
-        else:
-            E_chunk = candidates.embedding_rows(np.arange(start, start + X_chunk.shape[0]))
-        yield start, candidates.predict_proba(X_chunk), E_chunk
+def _embedding_rows(candidates: Candidates, start: int, stop: int) -> Any:
+    """Embedding rows (features when no embeddings) of candidates ``start:stop``."""
+    source = candidates.X if candidates.embeddings is None else candidates.embeddings
+    if candidates.row_idx is None:
+        return source[start:stop]
+    return source[candidates.row_idx[start:stop]]
 
 
 def _iter_embeddings(candidates: Candidates) -> Iterator[tuple[int, Any]]:
-    if candidates.embeddings is None:
-        yield from candidates.iter_chunks()
-        return
-    for start in range(0, candidates.n, candidates.chunk_size):
-        stop = min(start + candidates.chunk_size, candidates.n)
-        yield start, candidates.embedding_rows(np.arange(start, stop))
+    step = candidates.chunk_size
+    for start in range(0, candidates.n, step):
+        yield start, _embedding_rows(candidates, start, min(start + step, candidates.n))
 
 
 def _seed(rng: np.random.RandomState) -> int:
@@ -511,7 +504,8 @@ class InformationDensity(Strategy):
             total = part if total is None else total + part
         mean_unit = total / candidates.n
         best = RunningTopK(k, random_state=rng)
-        for start, proba, E in _iter_proba_embeddings(candidates):
+        for start, proba in candidates.iter_proba():
+            E = _embedding_rows(candidates, start, start + proba.shape[0])
             sim = mean_cosine_similarity(E, mean_unit)
             best.push(density_weighted_scores(score(proba), sim, self.beta), start)
         return best.result()
