@@ -1,0 +1,63 @@
+"""Service settings, read from the environment (``LABELWISE_*``) or passed explicitly.
+
+>>> Settings(database_url="sqlite:///tmp/x.db").lease_seconds
+300
+
+``DATABASE_URL`` (the name Heroku, Render, Fly and friends set) is honoured as well as
+``LABELWISE_DATABASE_URL``; the latter wins when both are set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_DATABASE_URL", "Settings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///./.labelwise/labelwise.db"
+
+
+class Settings(BaseSettings):
+    """Everything the service and the worker read at start-up; nothing is read at import."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LABELWISE_", extra="ignore", populate_by_name=True, frozen=True
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("LABELWISE_DATABASE_URL", "DATABASE_URL", "database_url"),
+        description="SQLAlchemy URL: sqlite:///path.db (default) or postgresql+psycopg://...",
+    )
+    auto_upgrade: bool = Field(
+        default=True, description="Run database migrations when the service starts."
+    )
+    data_dir: Path = Field(
+        default=Path(".labelwise"), description="Model artifacts, exports and feature files."
+    )
+    lease_seconds: int = Field(
+        default=300, gt=0, description="How long an annotator holds a claimed task."
+    )
+    job_lease_seconds: int = Field(
+        default=600, gt=0, description="How long a worker holds a claimed job before retry."
+    )
+    import_batch_size: int = Field(default=10_000, gt=0, description="Rows per import insert.")
+    worker: Literal["inline", "external"] = Field(
+        default="inline",
+        description="'inline' runs jobs in the service process; 'external' leaves them to "
+        "`labelwise worker`.",
+    )
+    worker_poll_seconds: float = Field(default=1.0, gt=0, description="Idle worker poll interval.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, gt=0, lt=65536)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, v: str) -> str:
+        for prefix in ("postgres://", "postgresql://"):
+            if v.startswith(prefix):
+                return "postgresql+psycopg://" + v[len(prefix) :]
+        return v

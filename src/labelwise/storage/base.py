@@ -1,0 +1,721 @@
+"""The store contract: what the service keeps (projects, items, queues, labels, jobs).
+
+One abstract :class:`BaseStore`, two backends (:class:`~labelwise.storage.memory.InMemoryStore`,
+:class:`~labelwise.storage.sql.SqlStore`) and one test suite (:mod:`labelwise.testing.store`) run
+against every backend. Conventions, the same for every entity:
+
+- ``create_*`` returns the new row's ``int`` id;
+- ``get_*`` returns a frozen dataclass or raises :class:`NotFound` (a :class:`KeyError`);
+- ``find_*`` returns the dataclass or ``None``;
+- ``list_*`` returns a ``list``.
+
+Times are timezone-aware UTC :class:`~datetime.datetime` values. Every method that depends on the
+clock takes ``now=None`` (meaning "the current time") so tests and simulations can pin it.
+
+The store keeps ids; the library sees positions. A task's life cycle::
+
+    queued --claim_next_task--> leased --create_annotation--> done
+                                   |  \\--skip_task--> skipped
+                                   \\--lease expires--> claimable again (still "leased" until then)
+
+An item is ``unlabeled`` until a task is created for it (``queued``), ``labeled`` once it has a
+resolved label (from an annotation or an import) and ``skipped`` when its task was skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from labelwise.errors import LabelMismatchError, LabelwiseError
+from labelwise.tasks import TaskType, parse_task_type
+
+__all__ = [
+    "ITEM_STATUSES",
+    "JOB_STATUSES",
+    "ROLES",
+    "TASK_STATUSES",
+    "AlreadyExistsError",
+    "Annotation",
+    "Annotator",
+    "BaseStore",
+    "DatasetVersion",
+    "Item",
+    "Job",
+    "LeaseError",
+    "ModelVersion",
+    "NewItem",
+    "NotFound",
+    "Project",
+    "Round",
+    "Task",
+    "check_label",
+    "dataset_hash",
+    "utcnow",
+]
+
+ITEM_STATUSES = ("unlabeled", "queued", "labeled", "skipped")
+TASK_STATUSES = ("queued", "leased", "done", "skipped")
+JOB_STATUSES = ("queued", "running", "done", "failed")
+JOB_KINDS = ("retrain", "select")
+ROLES = ("admin", "annotator")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class NotFound(KeyError):
+    """``get_*`` found no row with that id; the message names the entity and the id."""
+
+    def __init__(self, entity: str, id: object) -> None:
+        super().__init__(f"{entity} {id!r} not found")
+        self.entity = entity
+        self.id = id
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class AlreadyExistsError(LabelwiseError):
+    """A row with the same unique key (project name, annotator name, item external id) exists."""
+
+
+class LeaseError(LabelwiseError):
+    """The task or job is not leased by the caller, or its lease has expired: claim it again."""
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: int
+    name: str
+    task_type: str
+    classes: tuple[str, ...]
+    strategy: str
+    strategy_params: dict[str, Any]
+    cold_start_strategy: str
+    batch_size: int
+    stopping: dict[str, Any]
+    label_cost: float
+    show_predictions: bool
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: int
+    project_id: int
+    external_id: str
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+    features_path: str | None
+    features_row: int | None
+    status: str
+    label: Any
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """One item to insert with :meth:`BaseStore.create_items` (importers build these)."""
+
+    external_id: str
+    payload: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    features_path: str | None = None
+    features_row: int | None = None
+    label: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    id: int
+    project_id: int
+    number: int
+    strategy: str
+    created: datetime
+    closed: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: int
+    project_id: int
+    round_id: int
+    item_id: int
+    status: str
+    lease_owner: int | None
+    lease_expires: datetime | None
+    priority: float
+    routing_tag: str | None
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    id: int
+    task_id: int | None
+    item_id: int
+    annotator_id: int | None
+    label: Any
+    created: datetime
+    duration_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Annotator:
+    id: int
+    name: str
+    token_hash: str | None
+    role: str
+    skills: tuple[str, ...]
+    projects: tuple[int, ...]
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    id: int
+    project_id: int
+    round_id: int | None
+    metrics: dict[str, Any]
+    calibration: dict[str, Any]
+    artifact_path: str | None
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetVersion:
+    id: int
+    project_id: int
+    content_hash: str
+    n_labels: int
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    kind: str
+    project_id: int | None
+    status: str
+    payload: dict[str, Any]
+    attempts: int
+    worker_id: str | None
+    leased_until: datetime | None
+    error: str | None
+    created: datetime
+    updated: datetime
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _resolve_now(now: datetime | None) -> datetime:
+    if now is None:
+        return utcnow()
+    if now.tzinfo is None:
+        raise LabelwiseError(
+            f"now={now!r} is naive; pass a timezone-aware datetime, e.g. datetime.now(UTC)."
+        )
+    return now.astimezone(UTC)
+
+
+def _lease_until(now: datetime, seconds: float) -> datetime:
+    if not seconds > 0:
+        raise LabelwiseError(f"lease_seconds must be > 0; got {seconds!r}.")
+    return now + timedelta(seconds=float(seconds))
+
+
+def dataset_hash(pairs: Iterable[tuple[str, Any]]) -> str:
+    """SHA-256 of sorted ``(external_id, label)`` pairs: the identity of a labeled dataset.
+
+    Labels are serialised as canonical JSON (sorted keys, no spaces), one ``id\\tlabel\\n`` line
+    per pair, so the same labels always give the same hash whatever the backend or the order.
+    """
+    h = hashlib.sha256()
+    for ext, label in sorted(pairs, key=lambda p: p[0]):
+        h.update(f"{ext}\t{json.dumps(label, sort_keys=True, separators=(',', ':'))}\n".encode())
+    return h.hexdigest()
+
+
+def check_label(project: Project, label: Any) -> Any:
+    """Validate ``label`` against the project's task type and classes; return it normalised.
+
+    Single-label projects take one class name; multilabel projects take a list of class names
+    (returned sorted and de-duplicated). Projects created without classes accept any JSON label.
+
+    Raises
+    ------
+    LabelMismatchError
+        If the label is not one of the project's classes (or not a list for multilabel).
+    """
+    classes = project.classes
+    if project.task_type == TaskType.MULTILABEL:
+        if isinstance(label, str) or not isinstance(label, Sequence):
+            raise LabelMismatchError(
+                f"project {project.name!r} is multilabel; pass a list of class names, "
+                f"got {label!r}."
+            )
+        out = sorted(set(label))
+        bad = [c for c in out if classes and c not in classes]
+        if bad:
+            raise LabelMismatchError(
+                f"labels {bad!r} are not classes of project {project.name!r}; "
+                f"use some of {list(classes)!r}."
+            )
+        return out
+    if classes and label not in classes:
+        raise LabelMismatchError(
+            f"label {label!r} is not a class of project {project.name!r}; "
+            f"use one of {list(classes)!r}."
+        )
+    return label
+
+
+def _check_choice(name: str, value: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise LabelwiseError(f"{name} must be one of {list(allowed)!r}; got {value!r}.")
+    return value
+
+
+def _project_fields(
+    name: str,
+    task_type: str,
+    classes: Sequence[str],
+    strategy: str,
+    strategy_params: Mapping[str, Any] | None,
+    cold_start_strategy: str,
+    batch_size: int,
+    stopping: Mapping[str, Any] | None,
+    label_cost: float,
+    show_predictions: bool,
+) -> dict[str, Any]:
+    """Validate create_project's arguments once, for every backend."""
+    if not isinstance(name, str) or not name.strip():
+        raise LabelwiseError("project name must be a non-empty string.")
+    task = parse_task_type(task_type)
+    classes = [str(c) for c in classes]
+    if len(set(classes)) != len(classes):
+        raise LabelwiseError(f"classes must be unique; got {classes!r}.")
+    if task == TaskType.BINARY and classes and len(classes) != 2:
+        raise LabelwiseError(f"a binary project needs exactly 2 classes; got {classes!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise LabelwiseError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    if label_cost < 0:
+        raise LabelwiseError(f"label_cost must be >= 0; got {label_cost!r}.")
+    return {
+        "name": name,
+        "task_type": task.value,
+        "classes": classes,
+        "strategy": strategy,
+        "strategy_params": dict(strategy_params or {}),
+        "cold_start_strategy": cold_start_strategy,
+        "batch_size": batch_size,
+        "stopping": dict(stopping or {}),
+        "label_cost": float(label_cost),
+        "show_predictions": bool(show_predictions),
+    }
+
+
+PROJECT_FIELDS = (
+    "name",
+    "task_type",
+    "classes",
+    "strategy",
+    "strategy_params",
+    "cold_start_strategy",
+    "batch_size",
+    "stopping",
+    "label_cost",
+    "show_predictions",
+)
+PROJECT_UPDATABLE = frozenset(
+    {
+        "classes",
+        "strategy",
+        "strategy_params",
+        "cold_start_strategy",
+        "batch_size",
+        "stopping",
+        "label_cost",
+        "show_predictions",
+    }
+)
+
+
+def _check_update(fields: Mapping[str, Any]) -> None:
+    bad = set(fields) - PROJECT_UPDATABLE
+    if bad:
+        raise LabelwiseError(
+            f"cannot update project field(s) {sorted(bad)!r}; "
+            f"updatable: {sorted(PROJECT_UPDATABLE)}"
+        )
+
+
+def _tasks_args(
+    item_ids: Sequence[int],
+    priorities: Sequence[float] | None,
+    routing_tags: Sequence[str | None] | None,
+) -> list[tuple[int, float, str | None]]:
+    n = len(item_ids)
+    pr = [0.0] * n if priorities is None else [float(p) for p in priorities]
+    tags = [None] * n if routing_tags is None else list(routing_tags)
+    if len(pr) != n or len(tags) != n:
+        raise LabelwiseError(
+            f"priorities and routing_tags must have one entry per item ({n}); "
+            f"got {len(pr)} and {len(tags)}."
+        )
+    if len(set(item_ids)) != n:
+        raise LabelwiseError("item_ids must be unique within one create_tasks call.")
+    return [(int(i), p, t) for i, p, t in zip(item_ids, pr, tags, strict=True)]
+
+
+# --------------------------------------------------------------------------- contract
+
+
+class BaseStore(ABC):
+    """Abstract storage contract shared by every backend.
+
+    Methods that write are atomic: each runs in one transaction (SQL) or under one lock
+    (memory). ``claim_next_task`` and ``claim_next_job`` are safe to call from many threads and
+    processes at once: no two callers ever get the same task or job while its lease is valid.
+    """
+
+    # ---- projects
+    @abstractmethod
+    def create_project(
+        self,
+        name: str,
+        task_type: str = "multiclass",
+        classes: Sequence[str] = (),
+        *,
+        strategy: str = "entropy",
+        strategy_params: Mapping[str, Any] | None = None,
+        cold_start_strategy: str = "random",
+        batch_size: int = 10,
+        stopping: Mapping[str, Any] | None = None,
+        label_cost: float = 1.0,
+        show_predictions: bool = False,
+    ) -> int:
+        """Create a project; raises :class:`AlreadyExistsError` if the name is taken."""
+
+    @abstractmethod
+    def get_project(self, project_id: int) -> Project: ...
+
+    @abstractmethod
+    def find_project(self, name: str) -> Project | None: ...
+
+    @abstractmethod
+    def list_projects(self) -> list[Project]: ...
+
+    @abstractmethod
+    def update_project(self, project_id: int, **fields: Any) -> Project:
+        """Change any of ``PROJECT_UPDATABLE`` fields; returns the updated project."""
+
+    # ---- annotators
+    @abstractmethod
+    def create_annotator(
+        self,
+        name: str,
+        *,
+        token_hash: str | None = None,
+        role: str = "annotator",
+        skills: Sequence[str] = (),
+    ) -> int:
+        """Create an annotator (``role`` is ``"admin"`` or ``"annotator"``)."""
+
+    @abstractmethod
+    def get_annotator(self, annotator_id: int) -> Annotator: ...
+
+    @abstractmethod
+    def find_annotator(self, name: str) -> Annotator | None: ...
+
+    @abstractmethod
+    def find_annotator_by_token(self, token_hash: str) -> Annotator | None: ...
+
+    @abstractmethod
+    def list_annotators(self, project_id: int | None = None) -> list[Annotator]:
+        """Every annotator, or the members of one project."""
+
+    @abstractmethod
+    def add_member(self, project_id: int, annotator_id: int) -> None:
+        """Make the annotator a member of the project (idempotent)."""
+
+    @abstractmethod
+    def remove_member(self, project_id: int, annotator_id: int) -> None:
+        """Remove a membership (no error if it does not exist)."""
+
+    # ---- items
+    def create_item(
+        self,
+        project_id: int,
+        external_id: str,
+        payload: Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        features_path: str | None = None,
+        features_row: int | None = None,
+        label: Any = None,
+    ) -> int:
+        """Create one item; raises :class:`AlreadyExistsError` if the external id exists."""
+        new = NewItem(
+            str(external_id),
+            dict(payload),
+            dict(metadata or {}),
+            features_path,
+            features_row,
+            label,
+        )
+        if self.create_items(project_id, [new]) == 0:
+            raise AlreadyExistsError(
+                f"item {external_id!r} already exists in project {project_id}; "
+                "use find_item to fetch it."
+            )
+        item = self.find_item(project_id, str(external_id))
+        assert item is not None
+        return item.id
+
+    @abstractmethod
+    def create_items(self, project_id: int, items: Iterable[NewItem]) -> int:
+        """Insert items, skipping external ids that already exist; return how many were created.
+
+        Items with a ``label`` are stored as ``labeled`` (labels are checked against the project's
+        classes). One call is one transaction; importers call it once per batch.
+        """
+
+    @abstractmethod
+    def get_item(self, item_id: int) -> Item: ...
+
+    @abstractmethod
+    def find_item(self, project_id: int, external_id: str) -> Item | None: ...
+
+    @abstractmethod
+    def list_items(
+        self, project_id: int, status: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Item]:
+        """Items of a project ordered by id, optionally filtered by status and paged."""
+
+    @abstractmethod
+    def count_items(self, project_id: int, status: str | None = None) -> int: ...
+
+    @abstractmethod
+    def list_unlabeled_item_ids(self, project_id: int) -> list[int]:
+        """Ids (ascending) of items with status ``unlabeled``: the pool a strategy selects from."""
+
+    @abstractmethod
+    def list_labeled(self, project_id: int) -> list[tuple[int, Any]]:
+        """``(item_id, label)`` for every labeled item, ascending by item id."""
+
+    @abstractmethod
+    def set_item_label(self, item_id: int, label: Any) -> None:
+        """Set an item's resolved label (e.g. after consensus); marks it ``labeled``."""
+
+    # ---- rounds
+    @abstractmethod
+    def create_round(self, project_id: int, strategy: str, now: datetime | None = None) -> int:
+        """Open the project's next round (numbers start at 1)."""
+
+    @abstractmethod
+    def get_round(self, round_id: int) -> Round: ...
+
+    @abstractmethod
+    def list_rounds(self, project_id: int) -> list[Round]: ...
+
+    @abstractmethod
+    def close_round(self, round_id: int, now: datetime | None = None) -> None: ...
+
+    # ---- tasks
+    @abstractmethod
+    def create_tasks(
+        self,
+        round_id: int,
+        item_ids: Sequence[int],
+        *,
+        priorities: Sequence[float] | None = None,
+        routing_tags: Sequence[str | None] | None = None,
+        now: datetime | None = None,
+    ) -> list[int]:
+        """Queue one task per item in the round (items become ``queued``); returns task ids.
+
+        ``priorities`` are the strategy's scores (higher is served first); ``routing_tags``
+        route a task to annotators whose skills include the tag.
+        """
+
+    @abstractmethod
+    def get_task(self, task_id: int) -> Task: ...
+
+    @abstractmethod
+    def list_tasks(
+        self,
+        project_id: int,
+        *,
+        round_id: int | None = None,
+        status: str | None = None,
+        lease_owner: int | None = None,
+    ) -> list[Task]: ...
+
+    @abstractmethod
+    def claim_next_task(
+        self,
+        project_id: int,
+        annotator_id: int,
+        lease_seconds: float = 300,
+        now: datetime | None = None,
+    ) -> Task | None:
+        """Atomically lease the next task for the annotator, or return ``None``.
+
+        Claimable: ``queued`` tasks and ``leased`` tasks whose lease has expired, excluding tasks
+        for items this annotator already annotated. Order: tasks whose routing tag is one of the
+        annotator's skills first, then higher priority, then lower id.
+        """
+
+    @abstractmethod
+    def skip_task(self, task_id: int, annotator_id: int, now: datetime | None = None) -> None:
+        """Mark a task the annotator holds as ``skipped`` (its item too); :class:`LeaseError`
+        if the annotator does not hold a valid lease on it."""
+
+    @abstractmethod
+    def release_task(self, task_id: int, annotator_id: int) -> None:
+        """Give a leased task back to the queue (``queued``, no owner)."""
+
+    @abstractmethod
+    def queue_depth(self, project_id: int, now: datetime | None = None) -> int:
+        """How many tasks are claimable now (queued or with an expired lease)."""
+
+    # ---- annotations
+    @abstractmethod
+    def create_annotation(
+        self,
+        task_id: int,
+        annotator_id: int,
+        label: Any,
+        *,
+        duration_s: float | None = None,
+        resolve: bool = True,
+        now: datetime | None = None,
+    ) -> int:
+        """Record a label for a leased task and mark the task ``done``, in one transaction.
+
+        Raises :class:`LeaseError` if the task is not leased by this annotator or the lease
+        expired, and :class:`~labelwise.errors.LabelMismatchError` for a label outside the
+        project's classes. With ``resolve=True`` (default) the item becomes ``labeled`` with this
+        label; pass ``False`` when labels are resolved later by consensus (``set_item_label``).
+        """
+
+    @abstractmethod
+    def get_annotation(self, annotation_id: int) -> Annotation: ...
+
+    @abstractmethod
+    def list_annotations(
+        self, project_id: int, *, item_id: int | None = None, annotator_id: int | None = None
+    ) -> list[Annotation]: ...
+
+    @abstractmethod
+    def annotator_throughput(
+        self, project_id: int, since: datetime, until: datetime | None = None
+    ) -> dict[int, int]:
+        """Annotations per annotator id created in ``[since, until)`` (``until`` = now)."""
+
+    # ---- model versions
+    @abstractmethod
+    def create_model_version(
+        self,
+        project_id: int,
+        *,
+        round_id: int | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        calibration: Mapping[str, Any] | None = None,
+        artifact_path: str | None = None,
+        now: datetime | None = None,
+    ) -> int: ...
+
+    @abstractmethod
+    def get_model_version(self, model_version_id: int) -> ModelVersion: ...
+
+    @abstractmethod
+    def list_model_versions(self, project_id: int) -> list[ModelVersion]: ...
+
+    def find_latest_model_version(self, project_id: int) -> ModelVersion | None:
+        versions = self.list_model_versions(project_id)
+        return versions[-1] if versions else None
+
+    # ---- dataset versions
+    @abstractmethod
+    def create_dataset_version(self, project_id: int, now: datetime | None = None) -> int:
+        """Snapshot the project's current labels as an immutable version.
+
+        If a version with the same content hash exists for the project, its id is returned and
+        nothing is written.
+        """
+
+    @abstractmethod
+    def get_dataset_version(self, dataset_version_id: int) -> DatasetVersion: ...
+
+    @abstractmethod
+    def list_dataset_versions(self, project_id: int) -> list[DatasetVersion]: ...
+
+    @abstractmethod
+    def list_dataset_rows(self, dataset_version_id: int) -> list[tuple[str, Any]]:
+        """The snapshot's ``(external_id, label)`` pairs, sorted by external id."""
+
+    # ---- jobs
+    @abstractmethod
+    def create_job(
+        self,
+        kind: str,
+        project_id: int | None = None,
+        payload: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Queue a durable job (``kind`` is ``"retrain"`` or ``"select"``)."""
+
+    @abstractmethod
+    def get_job(self, job_id: int) -> Job: ...
+
+    @abstractmethod
+    def list_jobs(self, project_id: int | None = None, status: str | None = None) -> list[Job]: ...
+
+    @abstractmethod
+    def claim_next_job(
+        self,
+        worker_id: str,
+        lease_seconds: float = 600,
+        now: datetime | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> Job | None:
+        """Atomically lease the oldest queued job (or one whose lease expired): it becomes
+        ``running`` with ``attempts + 1``. ``None`` when there is nothing to do."""
+
+    @abstractmethod
+    def finish_job(
+        self,
+        job_id: int,
+        worker_id: str,
+        error: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Mark a running job ``done`` (or ``failed`` with ``error``); :class:`LeaseError` if
+        ``worker_id`` does not hold it."""
+
+    # ---- lifecycle
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the store is unusable afterwards."""
+
+    def __enter__(self) -> BaseStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

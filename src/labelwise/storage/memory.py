@@ -1,0 +1,636 @@
+"""In-memory store: dictionaries behind one lock. For tests, notebooks and simulations."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from itertools import count
+from typing import Any
+
+from labelwise.errors import LabelwiseError
+from labelwise.storage.base import (
+    ITEM_STATUSES,
+    JOB_KINDS,
+    JOB_STATUSES,
+    PROJECT_FIELDS,
+    ROLES,
+    TASK_STATUSES,
+    AlreadyExistsError,
+    Annotation,
+    Annotator,
+    BaseStore,
+    DatasetVersion,
+    Item,
+    Job,
+    LeaseError,
+    ModelVersion,
+    NewItem,
+    NotFound,
+    Project,
+    Round,
+    Task,
+    _check_choice,
+    _check_update,
+    _lease_until,
+    _project_fields,
+    _resolve_now,
+    _tasks_args,
+    check_label,
+    dataset_hash,
+    utcnow,
+)
+
+__all__ = ["InMemoryStore"]
+
+
+def _get(table: dict[int, Any], entity: str, id: int) -> Any:
+    try:
+        return table[id]
+    except KeyError:
+        raise NotFound(entity, id) from None
+
+
+class InMemoryStore(BaseStore):
+    """Every entity in a ``dict`` keyed by id; one :class:`threading.RLock` makes writes atomic.
+
+    JSON-like values (payloads, labels, metrics) are deep-copied on the way in, so callers
+    cannot change stored state by mutating what they passed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._ids: dict[str, count[int]] = {}
+        self._projects: dict[int, Project] = {}
+        self._annotators: dict[int, Annotator] = {}
+        self._members: set[tuple[int, int]] = set()
+        self._items: dict[int, Item] = {}
+        self._item_keys: dict[tuple[int, str], int] = {}
+        self._rounds: dict[int, Round] = {}
+        self._tasks: dict[int, Task] = {}
+        self._annotations: dict[int, Annotation] = {}
+        self._model_versions: dict[int, ModelVersion] = {}
+        self._dataset_versions: dict[int, DatasetVersion] = {}
+        self._dataset_rows: dict[int, list[tuple[str, Any]]] = {}
+        self._jobs: dict[int, Job] = {}
+
+    def _next_id(self, table: str) -> int:
+        return next(self._ids.setdefault(table, count(1)))
+
+    # ---- projects
+    def create_project(
+        self,
+        name: str,
+        task_type: str = "multiclass",
+        classes: Sequence[str] = (),
+        *,
+        strategy: str = "entropy",
+        strategy_params: Mapping[str, Any] | None = None,
+        cold_start_strategy: str = "random",
+        batch_size: int = 10,
+        stopping: Mapping[str, Any] | None = None,
+        label_cost: float = 1.0,
+        show_predictions: bool = False,
+    ) -> int:
+        f = _project_fields(
+            name, task_type, classes, strategy, strategy_params, cold_start_strategy,
+            batch_size, stopping, label_cost, show_predictions,
+        )  # fmt: skip
+        with self._lock:
+            if self.find_project(name) is not None:
+                raise AlreadyExistsError(f"project {name!r} already exists; pick another name.")
+            pid = self._next_id("projects")
+            f["classes"] = tuple(f["classes"])
+            self._projects[pid] = Project(id=pid, created=utcnow(), **copy.deepcopy(f))
+            return pid
+
+    def get_project(self, project_id: int) -> Project:
+        return copy.deepcopy(_get(self._projects, "project", project_id))
+
+    def find_project(self, name: str) -> Project | None:
+        with self._lock:
+            for p in self._projects.values():
+                if p.name == name:
+                    return copy.deepcopy(p)
+        return None
+
+    def list_projects(self) -> list[Project]:
+        with self._lock:
+            return [copy.deepcopy(p) for _, p in sorted(self._projects.items())]
+
+    def update_project(self, project_id: int, **fields: Any) -> Project:
+        _check_update(fields)
+        with self._lock:
+            p = _get(self._projects, "project", project_id)
+            merged = {k: getattr(p, k) for k in PROJECT_FIELDS}
+            merged.update(fields)
+            f = _project_fields(**merged)
+            f["classes"] = tuple(f["classes"])
+            self._projects[project_id] = replace(p, **copy.deepcopy(f))
+            return self.get_project(project_id)
+
+    # ---- annotators
+    def create_annotator(
+        self,
+        name: str,
+        *,
+        token_hash: str | None = None,
+        role: str = "annotator",
+        skills: Sequence[str] = (),
+    ) -> int:
+        _check_choice("role", role, ROLES)
+        with self._lock:
+            if self.find_annotator(name) is not None:
+                raise AlreadyExistsError(f"annotator {name!r} already exists; pick another name.")
+            if token_hash is not None and self.find_annotator_by_token(token_hash) is not None:
+                raise AlreadyExistsError("another annotator already uses this token.")
+            aid = self._next_id("annotators")
+            self._annotators[aid] = Annotator(
+                id=aid,
+                name=name,
+                token_hash=token_hash,
+                role=role,
+                skills=tuple(str(s) for s in skills),
+                projects=(),
+                created=utcnow(),
+            )
+            return aid
+
+    def _annotator(self, a: Annotator) -> Annotator:
+        projects = tuple(sorted(p for p, aid in self._members if aid == a.id))
+        return replace(a, projects=projects)
+
+    def get_annotator(self, annotator_id: int) -> Annotator:
+        with self._lock:
+            return self._annotator(_get(self._annotators, "annotator", annotator_id))
+
+    def find_annotator(self, name: str) -> Annotator | None:
+        with self._lock:
+            for a in self._annotators.values():
+                if a.name == name:
+                    return self._annotator(a)
+        return None
+
+    def find_annotator_by_token(self, token_hash: str) -> Annotator | None:
+        with self._lock:
+            for a in self._annotators.values():
+                if a.token_hash == token_hash:
+                    return self._annotator(a)
+        return None
+
+    def list_annotators(self, project_id: int | None = None) -> list[Annotator]:
+        with self._lock:
+            out = [self._annotator(a) for _, a in sorted(self._annotators.items())]
+        if project_id is not None:
+            out = [a for a in out if project_id in a.projects]
+        return out
+
+    def add_member(self, project_id: int, annotator_id: int) -> None:
+        with self._lock:
+            _get(self._projects, "project", project_id)
+            _get(self._annotators, "annotator", annotator_id)
+            self._members.add((project_id, annotator_id))
+
+    def remove_member(self, project_id: int, annotator_id: int) -> None:
+        with self._lock:
+            self._members.discard((project_id, annotator_id))
+
+    # ---- items
+    def create_items(self, project_id: int, items: Iterable[NewItem]) -> int:
+        with self._lock:
+            project = self.get_project(project_id)
+            staged: dict[str, Item] = {}
+            now = utcnow()
+            for it in items:
+                key = str(it.external_id)
+                if (project_id, key) in self._item_keys or key in staged:
+                    continue
+                label = None if it.label is None else check_label(project, it.label)
+                staged[key] = Item(
+                    id=0,
+                    project_id=project_id,
+                    external_id=key,
+                    payload=copy.deepcopy(dict(it.payload)),
+                    metadata=copy.deepcopy(dict(it.metadata)),
+                    features_path=it.features_path,
+                    features_row=it.features_row,
+                    status="unlabeled" if label is None else "labeled",
+                    label=copy.deepcopy(label),
+                    created=now,
+                )
+            for key, item in staged.items():  # all validated: now write
+                iid = self._next_id("items")
+                self._items[iid] = replace(item, id=iid)
+                self._item_keys[(project_id, key)] = iid
+            return len(staged)
+
+    def get_item(self, item_id: int) -> Item:
+        return copy.deepcopy(_get(self._items, "item", item_id))
+
+    def find_item(self, project_id: int, external_id: str) -> Item | None:
+        with self._lock:
+            iid = self._item_keys.get((project_id, str(external_id)))
+            return None if iid is None else self.get_item(iid)
+
+    def _project_items(self, project_id: int, status: str | None = None) -> list[Item]:
+        if status is not None:
+            _check_choice("status", status, ITEM_STATUSES)
+        with self._lock:
+            return [
+                it
+                for _, it in sorted(self._items.items())
+                if it.project_id == project_id and (status is None or it.status == status)
+            ]
+
+    def list_items(
+        self, project_id: int, status: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Item]:
+        items = self._project_items(project_id, status)
+        end = None if limit is None else offset + limit
+        return [copy.deepcopy(it) for it in items[offset:end]]
+
+    def count_items(self, project_id: int, status: str | None = None) -> int:
+        return len(self._project_items(project_id, status))
+
+    def list_unlabeled_item_ids(self, project_id: int) -> list[int]:
+        return [it.id for it in self._project_items(project_id, "unlabeled")]
+
+    def list_labeled(self, project_id: int) -> list[tuple[int, Any]]:
+        return [
+            (it.id, copy.deepcopy(it.label)) for it in self._project_items(project_id, "labeled")
+        ]
+
+    def set_item_label(self, item_id: int, label: Any) -> None:
+        with self._lock:
+            item = _get(self._items, "item", item_id)
+            label = check_label(self.get_project(item.project_id), label)
+            self._items[item_id] = replace(item, label=copy.deepcopy(label), status="labeled")
+
+    # ---- rounds
+    def create_round(self, project_id: int, strategy: str, now: datetime | None = None) -> int:
+        now = _resolve_now(now)
+        with self._lock:
+            _get(self._projects, "project", project_id)
+            number = 1 + max(
+                (r.number for r in self._rounds.values() if r.project_id == project_id), default=0
+            )
+            rid = self._next_id("rounds")
+            self._rounds[rid] = Round(rid, project_id, number, strategy, now, None)
+            return rid
+
+    def get_round(self, round_id: int) -> Round:
+        return _get(self._rounds, "round", round_id)
+
+    def list_rounds(self, project_id: int) -> list[Round]:
+        with self._lock:
+            return [r for _, r in sorted(self._rounds.items()) if r.project_id == project_id]
+
+    def close_round(self, round_id: int, now: datetime | None = None) -> None:
+        now = _resolve_now(now)
+        with self._lock:
+            r = _get(self._rounds, "round", round_id)
+            if r.closed is None:
+                self._rounds[round_id] = replace(r, closed=now)
+
+    # ---- tasks
+    def create_tasks(
+        self,
+        round_id: int,
+        item_ids: Sequence[int],
+        *,
+        priorities: Sequence[float] | None = None,
+        routing_tags: Sequence[str | None] | None = None,
+        now: datetime | None = None,
+    ) -> list[int]:
+        rows = _tasks_args(item_ids, priorities, routing_tags)
+        now = _resolve_now(now)
+        with self._lock:
+            rnd = _get(self._rounds, "round", round_id)
+            for iid, _, _ in rows:
+                item = _get(self._items, "item", iid)
+                if item.project_id != rnd.project_id:
+                    raise LabelwiseError(
+                        f"item {iid} belongs to project {item.project_id}, not to round "
+                        f"{round_id}'s project {rnd.project_id}."
+                    )
+            ids = []
+            for iid, priority, tag in rows:
+                tid = self._next_id("tasks")
+                self._tasks[tid] = Task(
+                    tid, rnd.project_id, round_id, iid, "queued", None, None, priority, tag, now
+                )
+                item = self._items[iid]
+                if item.status == "unlabeled":
+                    self._items[iid] = replace(item, status="queued")
+                ids.append(tid)
+            return ids
+
+    def get_task(self, task_id: int) -> Task:
+        return _get(self._tasks, "task", task_id)
+
+    def list_tasks(
+        self,
+        project_id: int,
+        *,
+        round_id: int | None = None,
+        status: str | None = None,
+        lease_owner: int | None = None,
+    ) -> list[Task]:
+        if status is not None:
+            _check_choice("status", status, TASK_STATUSES)
+        with self._lock:
+            return [
+                t
+                for _, t in sorted(self._tasks.items())
+                if t.project_id == project_id
+                and (round_id is None or t.round_id == round_id)
+                and (status is None or t.status == status)
+                and (lease_owner is None or t.lease_owner == lease_owner)
+            ]
+
+    @staticmethod
+    def _claimable(t: Task, now: datetime) -> bool:
+        return t.status == "queued" or (
+            t.status == "leased" and t.lease_expires is not None and t.lease_expires < now
+        )
+
+    def claim_next_task(
+        self,
+        project_id: int,
+        annotator_id: int,
+        lease_seconds: float = 300,
+        now: datetime | None = None,
+    ) -> Task | None:
+        now = _resolve_now(now)
+        until = _lease_until(now, lease_seconds)
+        with self._lock:
+            skills = set(self.get_annotator(annotator_id).skills)
+            done_items = {
+                a.item_id for a in self._annotations.values() if a.annotator_id == annotator_id
+            }
+            best: Task | None = None
+            best_key: tuple[int, float, int] | None = None
+            for t in self._tasks.values():
+                if (
+                    t.project_id != project_id
+                    or not self._claimable(t, now)
+                    or t.item_id in done_items
+                ):
+                    continue
+                key = (0 if t.routing_tag in skills else 1, -t.priority, t.id)
+                if best_key is None or key < best_key:
+                    best, best_key = t, key
+            if best is None:
+                return None
+            claimed = replace(best, status="leased", lease_owner=annotator_id, lease_expires=until)
+            self._tasks[best.id] = claimed
+            return claimed
+
+    def _held(self, task_id: int, annotator_id: int, now: datetime) -> Task:
+        t = _get(self._tasks, "task", task_id)
+        if t.status != "leased" or t.lease_owner != annotator_id:
+            raise LeaseError(
+                f"task {task_id} is {t.status} and not leased by annotator {annotator_id}; "
+                "claim a task with claim_next_task first."
+            )
+        if t.lease_expires is None or t.lease_expires < now:
+            raise LeaseError(
+                f"the lease of annotator {annotator_id} on task {task_id} expired at "
+                f"{t.lease_expires}; claim a new task."
+            )
+        return t
+
+    def skip_task(self, task_id: int, annotator_id: int, now: datetime | None = None) -> None:
+        now = _resolve_now(now)
+        with self._lock:
+            t = self._held(task_id, annotator_id, now)
+            self._tasks[task_id] = replace(t, status="skipped")
+            item = self._items[t.item_id]
+            if item.status == "queued":
+                self._items[t.item_id] = replace(item, status="skipped")
+
+    def release_task(self, task_id: int, annotator_id: int) -> None:
+        with self._lock:
+            t = _get(self._tasks, "task", task_id)
+            if t.status != "leased" or t.lease_owner != annotator_id:
+                raise LeaseError(f"task {task_id} is not leased by annotator {annotator_id}.")
+            self._tasks[task_id] = replace(t, status="queued", lease_owner=None, lease_expires=None)
+
+    def queue_depth(self, project_id: int, now: datetime | None = None) -> int:
+        now = _resolve_now(now)
+        with self._lock:
+            return sum(
+                1
+                for t in self._tasks.values()
+                if t.project_id == project_id and self._claimable(t, now)
+            )
+
+    # ---- annotations
+    def create_annotation(
+        self,
+        task_id: int,
+        annotator_id: int,
+        label: Any,
+        *,
+        duration_s: float | None = None,
+        resolve: bool = True,
+        now: datetime | None = None,
+    ) -> int:
+        now = _resolve_now(now)
+        with self._lock:
+            t = self._held(task_id, annotator_id, now)
+            label = check_label(self.get_project(t.project_id), label)
+            aid = self._next_id("annotations")
+            self._annotations[aid] = Annotation(
+                aid, task_id, t.item_id, annotator_id, copy.deepcopy(label), now, duration_s
+            )
+            self._tasks[task_id] = replace(t, status="done")
+            if resolve:
+                item = self._items[t.item_id]
+                self._items[t.item_id] = replace(item, label=copy.deepcopy(label), status="labeled")
+            return aid
+
+    def get_annotation(self, annotation_id: int) -> Annotation:
+        return copy.deepcopy(_get(self._annotations, "annotation", annotation_id))
+
+    def list_annotations(
+        self, project_id: int, *, item_id: int | None = None, annotator_id: int | None = None
+    ) -> list[Annotation]:
+        with self._lock:
+            return [
+                copy.deepcopy(a)
+                for _, a in sorted(self._annotations.items())
+                if self._items[a.item_id].project_id == project_id
+                and (item_id is None or a.item_id == item_id)
+                and (annotator_id is None or a.annotator_id == annotator_id)
+            ]
+
+    def annotator_throughput(
+        self, project_id: int, since: datetime, until: datetime | None = None
+    ) -> dict[int, int]:
+        since = _resolve_now(since)
+        until = _resolve_now(until)
+        out: dict[int, int] = {}
+        for a in self.list_annotations(project_id):
+            if a.annotator_id is not None and since <= a.created < until:
+                out[a.annotator_id] = out.get(a.annotator_id, 0) + 1
+        return out
+
+    # ---- model versions
+    def create_model_version(
+        self,
+        project_id: int,
+        *,
+        round_id: int | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        calibration: Mapping[str, Any] | None = None,
+        artifact_path: str | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        now = _resolve_now(now)
+        with self._lock:
+            _get(self._projects, "project", project_id)
+            if round_id is not None:
+                _get(self._rounds, "round", round_id)
+            mid = self._next_id("model_versions")
+            self._model_versions[mid] = ModelVersion(
+                mid,
+                project_id,
+                round_id,
+                copy.deepcopy(dict(metrics or {})),
+                copy.deepcopy(dict(calibration or {})),
+                artifact_path,
+                now,
+            )
+            return mid
+
+    def get_model_version(self, model_version_id: int) -> ModelVersion:
+        return copy.deepcopy(_get(self._model_versions, "model version", model_version_id))
+
+    def list_model_versions(self, project_id: int) -> list[ModelVersion]:
+        with self._lock:
+            return [
+                copy.deepcopy(m)
+                for _, m in sorted(self._model_versions.items())
+                if m.project_id == project_id
+            ]
+
+    # ---- dataset versions
+    def create_dataset_version(self, project_id: int, now: datetime | None = None) -> int:
+        now = _resolve_now(now)
+        with self._lock:
+            _get(self._projects, "project", project_id)
+            rows = sorted(
+                (it.external_id, copy.deepcopy(it.label))
+                for it in self._project_items(project_id, "labeled")
+            )
+            digest = dataset_hash(rows)
+            for v in self._dataset_versions.values():
+                if v.project_id == project_id and v.content_hash == digest:
+                    return v.id
+            did = self._next_id("dataset_versions")
+            self._dataset_versions[did] = DatasetVersion(did, project_id, digest, len(rows), now)
+            self._dataset_rows[did] = rows
+            return did
+
+    def get_dataset_version(self, dataset_version_id: int) -> DatasetVersion:
+        return _get(self._dataset_versions, "dataset version", dataset_version_id)
+
+    def list_dataset_versions(self, project_id: int) -> list[DatasetVersion]:
+        with self._lock:
+            return [
+                v for _, v in sorted(self._dataset_versions.items()) if v.project_id == project_id
+            ]
+
+    def list_dataset_rows(self, dataset_version_id: int) -> list[tuple[str, Any]]:
+        with self._lock:
+            _get(self._dataset_versions, "dataset version", dataset_version_id)
+            return copy.deepcopy(self._dataset_rows[dataset_version_id])
+
+    # ---- jobs
+    def create_job(
+        self,
+        kind: str,
+        project_id: int | None = None,
+        payload: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        _check_choice("kind", kind, JOB_KINDS)
+        now = _resolve_now(now)
+        with self._lock:
+            if project_id is not None:
+                _get(self._projects, "project", project_id)
+            jid = self._next_id("jobs")
+            self._jobs[jid] = Job(
+                jid, kind, project_id, "queued", copy.deepcopy(dict(payload or {})),
+                0, None, None, None, now, now,
+            )  # fmt: skip
+            return jid
+
+    def get_job(self, job_id: int) -> Job:
+        return copy.deepcopy(_get(self._jobs, "job", job_id))
+
+    def list_jobs(self, project_id: int | None = None, status: str | None = None) -> list[Job]:
+        if status is not None:
+            _check_choice("status", status, JOB_STATUSES)
+        with self._lock:
+            return [
+                copy.deepcopy(j)
+                for _, j in sorted(self._jobs.items())
+                if (project_id is None or j.project_id == project_id)
+                and (status is None or j.status == status)
+            ]
+
+    def claim_next_job(
+        self,
+        worker_id: str,
+        lease_seconds: float = 600,
+        now: datetime | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> Job | None:
+        now = _resolve_now(now)
+        until = _lease_until(now, lease_seconds)
+        with self._lock:
+            for _, j in sorted(self._jobs.items()):
+                if kinds is not None and j.kind not in kinds:
+                    continue
+                expired = (
+                    j.status == "running" and j.leased_until is not None and j.leased_until < now
+                )
+                if j.status == "queued" or expired:
+                    claimed = replace(
+                        j,
+                        status="running",
+                        worker_id=worker_id,
+                        leased_until=until,
+                        attempts=j.attempts + 1,
+                        updated=now,
+                    )
+                    self._jobs[j.id] = claimed
+                    return copy.deepcopy(claimed)
+            return None
+
+    def finish_job(
+        self,
+        job_id: int,
+        worker_id: str,
+        error: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        now = _resolve_now(now)
+        with self._lock:
+            j = _get(self._jobs, "job", job_id)
+            if j.status != "running" or j.worker_id != worker_id:
+                raise LeaseError(
+                    f"job {job_id} is {j.status} and not held by worker {worker_id!r}; "
+                    "claim it with claim_next_job first."
+                )
+            self._jobs[job_id] = replace(
+                j,
+                status="failed" if error is not None else "done",
+                error=error,
+                leased_until=None,
+                updated=now,
+            )

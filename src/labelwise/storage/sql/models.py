@@ -1,0 +1,226 @@
+"""SQLAlchemy Core tables of the SQL store. Alembic migrations (``migrations/``) create them.
+
+Times are stored as naive UTC (``TIMESTAMP WITHOUT TIME ZONE``) and returned timezone-aware by
+:class:`UTCDateTime`, the same on SQLite and PostgreSQL. JSON columns are ``JSONB`` on
+PostgreSQL and ``JSON`` (text) on SQLite.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+__all__ = ["JSONType", "UTCDateTime", "metadata"]
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, naive UTC in the database, aware UTC datetimes out."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _id() -> sa.Column[int]:
+    return sa.Column("id", sa.Integer, primary_key=True, autoincrement=True)
+
+
+def _fk(name: str, target: str, nullable: bool = False, index: bool = True) -> sa.Column[int]:
+    return sa.Column(
+        name, sa.Integer, sa.ForeignKey(target, ondelete="CASCADE"), nullable=nullable, index=index
+    )
+
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("task_type", sa.String(20), nullable=False),
+    sa.Column("classes", JSONType, nullable=False),
+    sa.Column("strategy", sa.String(100), nullable=False),
+    sa.Column("strategy_params", JSONType, nullable=False),
+    sa.Column("cold_start_strategy", sa.String(100), nullable=False),
+    sa.Column("batch_size", sa.Integer, nullable=False),
+    sa.Column("stopping", JSONType, nullable=False),
+    sa.Column("label_cost", sa.Float, nullable=False),
+    sa.Column("show_predictions", sa.Boolean, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+)
+
+annotators = sa.Table(
+    "annotators",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("token_hash", sa.String(200), nullable=True, unique=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("skills", JSONType, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+)
+
+project_members = sa.Table(
+    "project_members",
+    metadata,
+    sa.Column(
+        "project_id",
+        sa.Integer,
+        sa.ForeignKey("projects.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "annotator_id",
+        sa.Integer,
+        sa.ForeignKey("annotators.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id", index=False),
+    sa.Column("external_id", sa.String(500), nullable=False),
+    sa.Column("payload", JSONType, nullable=False),
+    sa.Column("meta", JSONType, nullable=False),
+    sa.Column("features_path", sa.String(1000), nullable=True),
+    sa.Column("features_row", sa.BigInteger, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("label", JSONType, nullable=True),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("project_id", "external_id"),
+    sa.Index("ix_items_project_status", "project_id", "status"),
+)
+
+rounds = sa.Table(
+    "rounds",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id", index=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("strategy", sa.String(100), nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("closed", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("project_id", "number"),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id", index=False),
+    _fk("round_id", "rounds.id"),
+    _fk("item_id", "items.id"),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column(
+        "lease_owner",
+        sa.Integer,
+        sa.ForeignKey("annotators.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("lease_expires", UTCDateTime, nullable=True),
+    sa.Column("priority", sa.Float, nullable=False),
+    sa.Column("routing_tag", sa.String(100), nullable=True),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Index("ix_tasks_project_status_priority", "project_id", "status", "priority"),
+)
+
+annotations = sa.Table(
+    "annotations",
+    metadata,
+    _id(),
+    sa.Column("task_id", sa.Integer, sa.ForeignKey("tasks.id", ondelete="SET NULL"), nullable=True),
+    _fk("item_id", "items.id"),
+    sa.Column(
+        "annotator_id",
+        sa.Integer,
+        sa.ForeignKey("annotators.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("label", JSONType, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Index("ix_annotations_annotator_created", "annotator_id", "created"),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id"),
+    sa.Column(
+        "round_id", sa.Integer, sa.ForeignKey("rounds.id", ondelete="SET NULL"), nullable=True
+    ),
+    sa.Column("metrics", JSONType, nullable=False),
+    sa.Column("calibration", JSONType, nullable=False),
+    sa.Column("artifact_path", sa.String(1000), nullable=True),
+    sa.Column("created", UTCDateTime, nullable=False),
+)
+
+dataset_versions = sa.Table(
+    "dataset_versions",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id", index=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("n_labels", sa.Integer, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("project_id", "content_hash"),
+)
+
+dataset_rows = sa.Table(
+    "dataset_rows",
+    metadata,
+    sa.Column(
+        "dataset_version_id",
+        sa.Integer,
+        sa.ForeignKey("dataset_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("external_id", sa.String(500), primary_key=True),
+    sa.Column("item_id", sa.Integer, nullable=True),
+    sa.Column("label", JSONType, nullable=False),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    _id(),
+    sa.Column("kind", sa.String(20), nullable=False),
+    _fk("project_id", "projects.id", nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("payload", JSONType, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("worker_id", sa.String(200), nullable=True),
+    sa.Column("leased_until", UTCDateTime, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+    sa.Index("ix_jobs_status_id", "status", "id"),
+)

@@ -1,0 +1,1041 @@
+"""SQL store on SQLAlchemy 2 Core: SQLite (embedded default) and PostgreSQL.
+
+Dialect differences live in a few private methods, like optuna's ``RDBStorage``:
+
+- :meth:`SqlStore._configure` sets SQLite up: WAL journal, ``foreign_keys=ON``, a busy timeout,
+  and the driver's own transaction handling switched off so writes can start with
+  ``BEGIN IMMEDIATE`` (one writer at a time, no lock upgrades that deadlock).
+- :meth:`SqlStore._insert` builds ``INSERT ... ON CONFLICT DO NOTHING`` for either dialect.
+- :meth:`SqlStore._lock_first` picks one row to claim: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL;
+  on SQLite the ``BEGIN IMMEDIATE`` write transaction already excludes other writers.
+
+The schema is created by Alembic migrations (:meth:`SqlStore.upgrade`), never by ``create_all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from labelwise.errors import LabelwiseError
+from labelwise.storage.base import (
+    ITEM_STATUSES,
+    JOB_KINDS,
+    JOB_STATUSES,
+    PROJECT_FIELDS,
+    ROLES,
+    TASK_STATUSES,
+    AlreadyExistsError,
+    Annotation,
+    Annotator,
+    BaseStore,
+    DatasetVersion,
+    Item,
+    Job,
+    LeaseError,
+    ModelVersion,
+    NewItem,
+    NotFound,
+    Project,
+    Round,
+    Task,
+    _check_choice,
+    _check_update,
+    _lease_until,
+    _project_fields,
+    _resolve_now,
+    _tasks_args,
+    check_label,
+    dataset_hash,
+    utcnow,
+)
+from labelwise.storage.sql import models as m
+
+__all__ = ["MIGRATIONS_DIR", "SqlStore", "alembic_config", "normalize_database_url"]
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_WRITE = "labelwise_write"
+_CHUNK = 1000  # ids per IN (...) list; far below SQLite's bound-parameter limit
+
+
+def normalize_database_url(url: str) -> str:
+    """Map the URLs people paste (``postgres://``, ``postgresql://``) to the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def alembic_config(url: str | sa.URL | None = None) -> Any:
+    """An Alembic ``Config`` pointing at the migrations shipped inside the package."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        if isinstance(url, sa.URL):
+            url = url.render_as_string(hide_password=False)
+        cfg.set_main_option("sqlalchemy.url", normalize_database_url(url).replace("%", "%%"))
+    return cfg
+
+
+def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _batched(it: Iterable[Any], n: int) -> Iterator[list[Any]]:
+    it = iter(it)
+    while batch := list(islice(it, n)):
+        yield batch
+
+
+# ---- row -> dataclass
+
+
+def _project(r: sa.Row[Any]) -> Project:
+    return Project(
+        id=r.id,
+        name=r.name,
+        task_type=r.task_type,
+        classes=tuple(r.classes),
+        strategy=r.strategy,
+        strategy_params=r.strategy_params,
+        cold_start_strategy=r.cold_start_strategy,
+        batch_size=r.batch_size,
+        stopping=r.stopping,
+        label_cost=r.label_cost,
+        show_predictions=bool(r.show_predictions),
+        created=r.created,
+    )
+
+
+def _item(r: sa.Row[Any]) -> Item:
+    return Item(
+        id=r.id,
+        project_id=r.project_id,
+        external_id=r.external_id,
+        payload=r.payload,
+        metadata=r.meta,
+        features_path=r.features_path,
+        features_row=r.features_row,
+        status=r.status,
+        label=r.label,
+        created=r.created,
+    )
+
+
+def _round(r: sa.Row[Any]) -> Round:
+    return Round(r.id, r.project_id, r.number, r.strategy, r.created, r.closed)
+
+
+def _task(r: sa.Row[Any]) -> Task:
+    return Task(
+        r.id, r.project_id, r.round_id, r.item_id, r.status, r.lease_owner, r.lease_expires,
+        r.priority, r.routing_tag, r.created,
+    )  # fmt: skip
+
+
+def _annotation(r: sa.Row[Any]) -> Annotation:
+    return Annotation(r.id, r.task_id, r.item_id, r.annotator_id, r.label, r.created, r.duration_s)
+
+
+def _model_version(r: sa.Row[Any]) -> ModelVersion:
+    return ModelVersion(
+        r.id, r.project_id, r.round_id, r.metrics, r.calibration, r.artifact_path, r.created
+    )
+
+
+def _dataset_version(r: sa.Row[Any]) -> DatasetVersion:
+    return DatasetVersion(r.id, r.project_id, r.content_hash, r.n_labels, r.created)
+
+
+def _job(r: sa.Row[Any]) -> Job:
+    return Job(
+        r.id, r.kind, r.project_id, r.status, r.payload, r.attempts, r.worker_id,
+        r.leased_until, r.error, r.created, r.updated,
+    )  # fmt: skip
+
+
+class SqlStore(BaseStore):
+    """The store on a SQL database reached through an SQLAlchemy URL.
+
+    Parameters
+    ----------
+    url : str
+        ``sqlite:///path/to/labelwise.db`` (the parent folder is created) or
+        ``postgresql+psycopg://user@host:5432/db`` (``postgres://`` and ``postgresql://`` are
+        mapped to psycopg 3).
+    connect_args : dict, optional
+        Passed to the DB-API ``connect``; e.g. ``{"options": "-csearch_path=myschema"}`` to
+        keep a PostgreSQL store in its own schema.
+    upgrade : bool, default=False
+        Run the Alembic migrations to ``head`` on construction (same as calling
+        :meth:`upgrade`). Production deployments run ``labelwise db upgrade`` instead.
+    busy_timeout : float, default=30.0
+        Seconds a SQLite connection waits for the write lock before raising.
+    pool_size : int, default=10
+        Connections kept open (SQLite file and PostgreSQL).
+    echo : bool, default=False
+        Log every SQL statement.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_args: Mapping[str, Any] | None = None,
+        upgrade: bool = False,
+        busy_timeout: float = 30.0,
+        pool_size: int = 10,
+        echo: bool = False,
+    ) -> None:
+        self.url = sa.make_url(normalize_database_url(str(url)))
+        self.dialect = self.url.get_backend_name()
+        self.busy_timeout = busy_timeout
+        args = dict(connect_args or {})
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            database = self.url.database or ""
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                kwargs.update(pool_size=pool_size, max_overflow=2 * pool_size, pool_timeout=60)
+            else:
+                kwargs["poolclass"] = sa.StaticPool  # one shared in-memory database
+            args.setdefault("check_same_thread", False)
+            args.setdefault("timeout", busy_timeout)
+        elif self.dialect == "postgresql":
+            kwargs.update(pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True)
+        else:
+            raise LabelwiseError(
+                f"unsupported database {self.dialect!r} in {self.url!r}; use sqlite:///file.db "
+                "or postgresql+psycopg://user@host/db."
+            )
+        self._engine = sa.create_engine(self.url, connect_args=args, **kwargs)
+        self._configure(self._engine)
+        self._write_engine = self._engine.execution_options(**{_WRITE: True})
+        if upgrade:
+            self.upgrade()
+
+    # ---- dialect branches
+    def _configure(self, engine: sa.Engine) -> None:
+        if self.dialect != "sqlite":
+            return
+        busy_ms = int(self.busy_timeout * 1000)
+
+        @sa.event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            write = conn.get_execution_options().get(_WRITE, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def _insert(self, table: sa.Table) -> Any:
+        """``INSERT`` for this dialect, so callers can add ``on_conflict_do_nothing``."""
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def _lock_first(self, stmt: sa.Select[Any]) -> sa.Select[Any]:
+        """Limit to one row, skipping rows other transactions hold (PostgreSQL)."""
+        stmt = stmt.limit(1)
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        return stmt
+
+    # ---- plumbing
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with self._write_engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self._engine.connect() as conn:
+            yield conn
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Run the Alembic migrations up to ``revision`` (idempotent)."""
+        from alembic import command
+
+        cfg = alembic_config(self.url)
+        with self._write() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+    def current_revision(self) -> str | None:
+        """The Alembic revision the database is at (``None`` before the first upgrade)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self._read() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.url.render_as_string(hide_password=True)!r})"
+
+    @staticmethod
+    def _one(conn: sa.Connection, stmt: Any, entity: str, id: object) -> sa.Row[Any]:
+        row = conn.execute(stmt).first()
+        if row is None:
+            raise NotFound(entity, id)
+        return row
+
+    def _get_project(self, conn: sa.Connection, project_id: int) -> Project:
+        stmt = sa.select(m.projects).where(m.projects.c.id == project_id)
+        return _project(self._one(conn, stmt, "project", project_id))
+
+    # ---- projects
+    def create_project(
+        self,
+        name: str,
+        task_type: str = "multiclass",
+        classes: Sequence[str] = (),
+        *,
+        strategy: str = "entropy",
+        strategy_params: Mapping[str, Any] | None = None,
+        cold_start_strategy: str = "random",
+        batch_size: int = 10,
+        stopping: Mapping[str, Any] | None = None,
+        label_cost: float = 1.0,
+        show_predictions: bool = False,
+    ) -> int:
+        f = _project_fields(
+            name, task_type, classes, strategy, strategy_params, cold_start_strategy,
+            batch_size, stopping, label_cost, show_predictions,
+        )  # fmt: skip
+        try:
+            with self._write() as conn:
+                stmt = (
+                    sa.insert(m.projects).values(created=utcnow(), **f).returning(m.projects.c.id)
+                )
+                return conn.execute(stmt).scalar_one()
+        except sa.exc.IntegrityError:
+            raise AlreadyExistsError(
+                f"project {name!r} already exists; pick another name."
+            ) from None
+
+    def get_project(self, project_id: int) -> Project:
+        with self._read() as conn:
+            return self._get_project(conn, project_id)
+
+    def find_project(self, name: str) -> Project | None:
+        with self._read() as conn:
+            r = conn.execute(sa.select(m.projects).where(m.projects.c.name == name)).first()
+        return None if r is None else _project(r)
+
+    def list_projects(self) -> list[Project]:
+        with self._read() as conn:
+            return [_project(r) for r in conn.execute(sa.select(m.projects).order_by("id"))]
+
+    def update_project(self, project_id: int, **fields: Any) -> Project:
+        _check_update(fields)
+        with self._write() as conn:
+            p = self._get_project(conn, project_id)
+            merged = {k: getattr(p, k) for k in PROJECT_FIELDS}
+            merged.update(fields)
+            f = _project_fields(**merged)
+            conn.execute(
+                sa.update(m.projects)
+                .where(m.projects.c.id == project_id)
+                .values({k: f[k] for k in fields})
+            )
+            return self._get_project(conn, project_id)
+
+    # ---- annotators
+    def _annotator(self, conn: sa.Connection, r: sa.Row[Any]) -> Annotator:
+        pm = m.project_members
+        projects = conn.execute(
+            sa.select(pm.c.project_id).where(pm.c.annotator_id == r.id).order_by(pm.c.project_id)
+        ).scalars()
+        return Annotator(
+            r.id, r.name, r.token_hash, r.role, tuple(r.skills), tuple(projects), r.created
+        )
+
+    def create_annotator(
+        self,
+        name: str,
+        *,
+        token_hash: str | None = None,
+        role: str = "annotator",
+        skills: Sequence[str] = (),
+    ) -> int:
+        _check_choice("role", role, ROLES)
+        values = {
+            "name": name,
+            "token_hash": token_hash,
+            "role": role,
+            "skills": [str(s) for s in skills],
+            "created": utcnow(),
+        }
+        try:
+            with self._write() as conn:
+                stmt = sa.insert(m.annotators).values(values).returning(m.annotators.c.id)
+                return conn.execute(stmt).scalar_one()
+        except sa.exc.IntegrityError:
+            raise AlreadyExistsError(
+                f"annotator {name!r} (or its token) already exists; pick another name."
+            ) from None
+
+    def _find_annotator(self, where: Any) -> Annotator | None:
+        with self._read() as conn:
+            r = conn.execute(sa.select(m.annotators).where(where)).first()
+            return None if r is None else self._annotator(conn, r)
+
+    def get_annotator(self, annotator_id: int) -> Annotator:
+        a = self._find_annotator(m.annotators.c.id == annotator_id)
+        if a is None:
+            raise NotFound("annotator", annotator_id)
+        return a
+
+    def find_annotator(self, name: str) -> Annotator | None:
+        return self._find_annotator(m.annotators.c.name == name)
+
+    def find_annotator_by_token(self, token_hash: str) -> Annotator | None:
+        return self._find_annotator(m.annotators.c.token_hash == token_hash)
+
+    def list_annotators(self, project_id: int | None = None) -> list[Annotator]:
+        stmt = sa.select(m.annotators).order_by(m.annotators.c.id)
+        if project_id is not None:
+            pm = m.project_members
+            stmt = stmt.join(pm, pm.c.annotator_id == m.annotators.c.id).where(
+                pm.c.project_id == project_id
+            )
+        with self._read() as conn:
+            return [self._annotator(conn, r) for r in conn.execute(stmt).all()]
+
+    def add_member(self, project_id: int, annotator_id: int) -> None:
+        with self._write() as conn:
+            self._get_project(conn, project_id)
+            self._one(
+                conn,
+                sa.select(m.annotators.c.id).where(m.annotators.c.id == annotator_id),
+                "annotator",
+                annotator_id,
+            )
+            conn.execute(
+                self._insert(m.project_members)
+                .values(project_id=project_id, annotator_id=annotator_id)
+                .on_conflict_do_nothing()
+            )
+
+    def remove_member(self, project_id: int, annotator_id: int) -> None:
+        pm = m.project_members
+        with self._write() as conn:
+            conn.execute(
+                sa.delete(pm).where(
+                    pm.c.project_id == project_id, pm.c.annotator_id == annotator_id
+                )
+            )
+
+    # ---- items
+    def create_items(self, project_id: int, items: Iterable[NewItem]) -> int:
+        with self._read() as conn:
+            project = self._get_project(conn, project_id)
+        now = utcnow()
+        rows = []
+        for it in items:  # validate everything before the transaction starts
+            label = None if it.label is None else check_label(project, it.label)
+            rows.append(
+                {
+                    "project_id": project_id,
+                    "external_id": str(it.external_id),
+                    "payload": dict(it.payload),
+                    "meta": dict(it.metadata),
+                    "features_path": it.features_path,
+                    "features_row": it.features_row,
+                    "status": "unlabeled" if label is None else "labeled",
+                    "label": label,
+                    "created": now,
+                }
+            )
+        if not rows:
+            return 0
+        stmt = (
+            self._insert(m.items)
+            .on_conflict_do_nothing(index_elements=["project_id", "external_id"])
+            .returning(m.items.c.id)
+        )
+        with self._write() as conn:
+            return len(conn.execute(stmt, rows).all())
+
+    def get_item(self, item_id: int) -> Item:
+        with self._read() as conn:
+            stmt = sa.select(m.items).where(m.items.c.id == item_id)
+            return _item(self._one(conn, stmt, "item", item_id))
+
+    def find_item(self, project_id: int, external_id: str) -> Item | None:
+        stmt = sa.select(m.items).where(
+            m.items.c.project_id == project_id, m.items.c.external_id == str(external_id)
+        )
+        with self._read() as conn:
+            r = conn.execute(stmt).first()
+        return None if r is None else _item(r)
+
+    def _items_where(self, project_id: int, status: str | None) -> list[Any]:
+        where = [m.items.c.project_id == project_id]
+        if status is not None:
+            _check_choice("status", status, ITEM_STATUSES)
+            where.append(m.items.c.status == status)
+        return where
+
+    def list_items(
+        self, project_id: int, status: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Item]:
+        stmt = (
+            sa.select(m.items)
+            .where(*self._items_where(project_id, status))
+            .order_by(m.items.c.id)
+            .limit(limit)
+            .offset(offset or None)
+        )
+        with self._read() as conn:
+            return [_item(r) for r in conn.execute(stmt)]
+
+    def count_items(self, project_id: int, status: str | None = None) -> int:
+        stmt = sa.select(sa.func.count()).where(*self._items_where(project_id, status))
+        with self._read() as conn:
+            return conn.execute(stmt.select_from(m.items)).scalar_one()
+
+    def list_unlabeled_item_ids(self, project_id: int) -> list[int]:
+        stmt = (
+            sa.select(m.items.c.id)
+            .where(*self._items_where(project_id, "unlabeled"))
+            .order_by(m.items.c.id)
+        )
+        with self._read() as conn:
+            return list(conn.execute(stmt).scalars())
+
+    def list_labeled(self, project_id: int) -> list[tuple[int, Any]]:
+        stmt = (
+            sa.select(m.items.c.id, m.items.c.label)
+            .where(*self._items_where(project_id, "labeled"))
+            .order_by(m.items.c.id)
+        )
+        with self._read() as conn:
+            return [(r.id, r.label) for r in conn.execute(stmt)]
+
+    def set_item_label(self, item_id: int, label: Any) -> None:
+        with self._write() as conn:
+            stmt = sa.select(m.items.c.project_id).where(m.items.c.id == item_id)
+            pid = self._one(conn, stmt, "item", item_id).project_id
+            label = check_label(self._get_project(conn, pid), label)
+            conn.execute(
+                sa.update(m.items)
+                .where(m.items.c.id == item_id)
+                .values(label=label, status="labeled")
+            )
+
+    # ---- rounds
+    def create_round(self, project_id: int, strategy: str, now: datetime | None = None) -> int:
+        now = _resolve_now(now)
+        with self._write() as conn:
+            self._get_project(conn, project_id)
+            number = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(m.rounds.c.number), 0) + 1).where(
+                    m.rounds.c.project_id == project_id
+                )
+            ).scalar_one()
+            stmt = (
+                sa.insert(m.rounds)
+                .values(project_id=project_id, number=number, strategy=strategy, created=now)
+                .returning(m.rounds.c.id)
+            )
+            return conn.execute(stmt).scalar_one()
+
+    def get_round(self, round_id: int) -> Round:
+        with self._read() as conn:
+            stmt = sa.select(m.rounds).where(m.rounds.c.id == round_id)
+            return _round(self._one(conn, stmt, "round", round_id))
+
+    def list_rounds(self, project_id: int) -> list[Round]:
+        stmt = sa.select(m.rounds).where(m.rounds.c.project_id == project_id).order_by("id")
+        with self._read() as conn:
+            return [_round(r) for r in conn.execute(stmt)]
+
+    def close_round(self, round_id: int, now: datetime | None = None) -> None:
+        now = _resolve_now(now)
+        with self._write() as conn:
+            self._one(
+                conn, sa.select(m.rounds.c.id).where(m.rounds.c.id == round_id), "round", round_id
+            )
+            conn.execute(
+                sa.update(m.rounds)
+                .where(m.rounds.c.id == round_id, m.rounds.c.closed.is_(None))
+                .values(closed=now)
+            )
+
+    # ---- tasks
+    def create_tasks(
+        self,
+        round_id: int,
+        item_ids: Sequence[int],
+        *,
+        priorities: Sequence[float] | None = None,
+        routing_tags: Sequence[str | None] | None = None,
+        now: datetime | None = None,
+    ) -> list[int]:
+        rows = _tasks_args(item_ids, priorities, routing_tags)
+        now = _resolve_now(now)
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        with self._write() as conn:
+            stmt = sa.select(m.rounds.c.project_id).where(m.rounds.c.id == round_id)
+            pid = self._one(conn, stmt, "round", round_id).project_id
+            found: dict[int, int] = {}
+            for chunk in _chunks(ids):
+                q = sa.select(m.items.c.id, m.items.c.project_id).where(m.items.c.id.in_(chunk))
+                found.update((r.id, r.project_id) for r in conn.execute(q))
+            for iid in ids:
+                if iid not in found:
+                    raise NotFound("item", iid)
+                if found[iid] != pid:
+                    raise LabelwiseError(
+                        f"item {iid} belongs to project {found[iid]}, not to round "
+                        f"{round_id}'s project {pid}."
+                    )
+            values = [
+                {
+                    "project_id": pid,
+                    "round_id": round_id,
+                    "item_id": iid,
+                    "status": "queued",
+                    "priority": priority,
+                    "routing_tag": tag,
+                    "created": now,
+                }
+                for iid, priority, tag in rows
+            ]
+            ins = sa.insert(m.tasks).returning(m.tasks.c.id, sort_by_parameter_order=True)
+            task_ids = list(conn.execute(ins, values).scalars())
+            for chunk in _chunks(ids):
+                conn.execute(
+                    sa.update(m.items)
+                    .where(m.items.c.id.in_(chunk), m.items.c.status == "unlabeled")
+                    .values(status="queued")
+                )
+            return task_ids
+
+    def get_task(self, task_id: int) -> Task:
+        with self._read() as conn:
+            stmt = sa.select(m.tasks).where(m.tasks.c.id == task_id)
+            return _task(self._one(conn, stmt, "task", task_id))
+
+    def list_tasks(
+        self,
+        project_id: int,
+        *,
+        round_id: int | None = None,
+        status: str | None = None,
+        lease_owner: int | None = None,
+    ) -> list[Task]:
+        t = m.tasks
+        stmt = sa.select(t).where(t.c.project_id == project_id).order_by(t.c.id)
+        if round_id is not None:
+            stmt = stmt.where(t.c.round_id == round_id)
+        if status is not None:
+            _check_choice("status", status, TASK_STATUSES)
+            stmt = stmt.where(t.c.status == status)
+        if lease_owner is not None:
+            stmt = stmt.where(t.c.lease_owner == lease_owner)
+        with self._read() as conn:
+            return [_task(r) for r in conn.execute(stmt)]
+
+    @staticmethod
+    def _claimable_task(now: datetime) -> Any:
+        t = m.tasks
+        return sa.or_(
+            t.c.status == "queued", sa.and_(t.c.status == "leased", t.c.lease_expires < now)
+        )
+
+    def claim_next_task(
+        self,
+        project_id: int,
+        annotator_id: int,
+        lease_seconds: float = 300,
+        now: datetime | None = None,
+    ) -> Task | None:
+        now = _resolve_now(now)
+        until = _lease_until(now, lease_seconds)
+        skills = list(self.get_annotator(annotator_id).skills)
+        t, a = m.tasks, m.annotations
+        already = sa.exists().where(a.c.item_id == t.c.item_id, a.c.annotator_id == annotator_id)
+        skill_rank = sa.case((t.c.routing_tag.in_(skills), 0), else_=1) if skills else sa.literal(1)
+        pick = self._lock_first(
+            sa.select(t.c.id)
+            .where(t.c.project_id == project_id, self._claimable_task(now), ~already)
+            .order_by(skill_rank, t.c.priority.desc(), t.c.id)
+        )
+        with self._write() as conn:
+            task_id = conn.execute(pick).scalar()
+            if task_id is None:
+                return None
+            row = conn.execute(
+                sa.update(t)
+                .where(t.c.id == task_id)
+                .values(status="leased", lease_owner=annotator_id, lease_expires=until)
+                .returning(*t.c)
+            ).one()
+            return _task(row)
+
+    def _held(self, conn: sa.Connection, task_id: int, annotator_id: int, now: datetime) -> Task:
+        stmt = sa.select(m.tasks).where(m.tasks.c.id == task_id)
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        task = _task(self._one(conn, stmt, "task", task_id))
+        if task.status != "leased" or task.lease_owner != annotator_id:
+            raise LeaseError(
+                f"task {task_id} is {task.status} and not leased by annotator {annotator_id}; "
+                "claim a task with claim_next_task first."
+            )
+        if task.lease_expires is None or task.lease_expires < now:
+            raise LeaseError(
+                f"the lease of annotator {annotator_id} on task {task_id} expired at "
+                f"{task.lease_expires}; claim a new task."
+            )
+        return task
+
+    def skip_task(self, task_id: int, annotator_id: int, now: datetime | None = None) -> None:
+        now = _resolve_now(now)
+        with self._write() as conn:
+            task = self._held(conn, task_id, annotator_id, now)
+            conn.execute(sa.update(m.tasks).where(m.tasks.c.id == task_id).values(status="skipped"))
+            conn.execute(
+                sa.update(m.items)
+                .where(m.items.c.id == task.item_id, m.items.c.status == "queued")
+                .values(status="skipped")
+            )
+
+    def release_task(self, task_id: int, annotator_id: int) -> None:
+        with self._write() as conn:
+            t = m.tasks
+            n = conn.execute(
+                sa.update(t)
+                .where(t.c.id == task_id, t.c.status == "leased", t.c.lease_owner == annotator_id)
+                .values(status="queued", lease_owner=None, lease_expires=None)
+            ).rowcount
+            if n == 0:
+                self._one(conn, sa.select(t.c.id).where(t.c.id == task_id), "task", task_id)
+                raise LeaseError(f"task {task_id} is not leased by annotator {annotator_id}.")
+
+    def queue_depth(self, project_id: int, now: datetime | None = None) -> int:
+        now = _resolve_now(now)
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(m.tasks)
+            .where(m.tasks.c.project_id == project_id, self._claimable_task(now))
+        )
+        with self._read() as conn:
+            return conn.execute(stmt).scalar_one()
+
+    # ---- annotations
+    def create_annotation(
+        self,
+        task_id: int,
+        annotator_id: int,
+        label: Any,
+        *,
+        duration_s: float | None = None,
+        resolve: bool = True,
+        now: datetime | None = None,
+    ) -> int:
+        now = _resolve_now(now)
+        with self._write() as conn:
+            task = self._held(conn, task_id, annotator_id, now)
+            label = check_label(self._get_project(conn, task.project_id), label)
+            aid = conn.execute(
+                sa.insert(m.annotations)
+                .values(
+                    task_id=task_id,
+                    item_id=task.item_id,
+                    annotator_id=annotator_id,
+                    label=label,
+                    created=now,
+                    duration_s=duration_s,
+                )
+                .returning(m.annotations.c.id)
+            ).scalar_one()
+            conn.execute(sa.update(m.tasks).where(m.tasks.c.id == task_id).values(status="done"))
+            if resolve:
+                conn.execute(
+                    sa.update(m.items)
+                    .where(m.items.c.id == task.item_id)
+                    .values(label=label, status="labeled")
+                )
+            return aid
+
+    def get_annotation(self, annotation_id: int) -> Annotation:
+        with self._read() as conn:
+            stmt = sa.select(m.annotations).where(m.annotations.c.id == annotation_id)
+            return _annotation(self._one(conn, stmt, "annotation", annotation_id))
+
+    def list_annotations(
+        self, project_id: int, *, item_id: int | None = None, annotator_id: int | None = None
+    ) -> list[Annotation]:
+        a = m.annotations
+        stmt = (
+            sa.select(a)
+            .join(m.items, m.items.c.id == a.c.item_id)
+            .where(m.items.c.project_id == project_id)
+            .order_by(a.c.id)
+        )
+        if item_id is not None:
+            stmt = stmt.where(a.c.item_id == item_id)
+        if annotator_id is not None:
+            stmt = stmt.where(a.c.annotator_id == annotator_id)
+        with self._read() as conn:
+            return [_annotation(r) for r in conn.execute(stmt)]
+
+    def annotator_throughput(
+        self, project_id: int, since: datetime, until: datetime | None = None
+    ) -> dict[int, int]:
+        since = _resolve_now(since)
+        until = _resolve_now(until)
+        a = m.annotations
+        stmt = (
+            sa.select(a.c.annotator_id, sa.func.count())
+            .join(m.items, m.items.c.id == a.c.item_id)
+            .where(
+                m.items.c.project_id == project_id,
+                a.c.annotator_id.is_not(None),
+                a.c.created >= since,
+                a.c.created < until,
+            )
+            .group_by(a.c.annotator_id)
+        )
+        with self._read() as conn:
+            return {r[0]: r[1] for r in conn.execute(stmt)}
+
+    # ---- model versions
+    def create_model_version(
+        self,
+        project_id: int,
+        *,
+        round_id: int | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        calibration: Mapping[str, Any] | None = None,
+        artifact_path: str | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        now = _resolve_now(now)
+        with self._write() as conn:
+            self._get_project(conn, project_id)
+            if round_id is not None:
+                stmt = sa.select(m.rounds.c.id).where(m.rounds.c.id == round_id)
+                self._one(conn, stmt, "round", round_id)
+            return conn.execute(
+                sa.insert(m.model_versions)
+                .values(
+                    project_id=project_id,
+                    round_id=round_id,
+                    metrics=dict(metrics or {}),
+                    calibration=dict(calibration or {}),
+                    artifact_path=artifact_path,
+                    created=now,
+                )
+                .returning(m.model_versions.c.id)
+            ).scalar_one()
+
+    def get_model_version(self, model_version_id: int) -> ModelVersion:
+        with self._read() as conn:
+            stmt = sa.select(m.model_versions).where(m.model_versions.c.id == model_version_id)
+            return _model_version(self._one(conn, stmt, "model version", model_version_id))
+
+    def list_model_versions(self, project_id: int) -> list[ModelVersion]:
+        mv = m.model_versions
+        stmt = sa.select(mv).where(mv.c.project_id == project_id).order_by(mv.c.id)
+        with self._read() as conn:
+            return [_model_version(r) for r in conn.execute(stmt)]
+
+    # ---- dataset versions
+    def create_dataset_version(self, project_id: int, now: datetime | None = None) -> int:
+        now = _resolve_now(now)
+        dv = m.dataset_versions
+        with self._write() as conn:
+            self._get_project(conn, project_id)
+            labeled = conn.execute(
+                sa.select(m.items.c.id, m.items.c.external_id, m.items.c.label).where(
+                    *self._items_where(project_id, "labeled")
+                )
+            ).all()
+            digest = dataset_hash((r.external_id, r.label) for r in labeled)
+            existing = conn.execute(
+                sa.select(dv.c.id).where(dv.c.project_id == project_id, dv.c.content_hash == digest)
+            ).scalar()
+            if existing is not None:
+                return existing
+            did = conn.execute(
+                sa.insert(dv)
+                .values(
+                    project_id=project_id, content_hash=digest, n_labels=len(labeled), created=now
+                )
+                .returning(dv.c.id)
+            ).scalar_one()
+            for batch in _batched(labeled, 5000):
+                conn.execute(
+                    sa.insert(m.dataset_rows),
+                    [
+                        {
+                            "dataset_version_id": did,
+                            "external_id": r.external_id,
+                            "item_id": r.id,
+                            "label": r.label,
+                        }
+                        for r in batch
+                    ],
+                )
+            return did
+
+    def get_dataset_version(self, dataset_version_id: int) -> DatasetVersion:
+        with self._read() as conn:
+            stmt = sa.select(m.dataset_versions).where(
+                m.dataset_versions.c.id == dataset_version_id
+            )
+            return _dataset_version(self._one(conn, stmt, "dataset version", dataset_version_id))
+
+    def list_dataset_versions(self, project_id: int) -> list[DatasetVersion]:
+        dv = m.dataset_versions
+        stmt = sa.select(dv).where(dv.c.project_id == project_id).order_by(dv.c.id)
+        with self._read() as conn:
+            return [_dataset_version(r) for r in conn.execute(stmt)]
+
+    def list_dataset_rows(self, dataset_version_id: int) -> list[tuple[str, Any]]:
+        dr = m.dataset_rows
+        with self._read() as conn:
+            self._one(
+                conn,
+                sa.select(m.dataset_versions.c.id).where(
+                    m.dataset_versions.c.id == dataset_version_id
+                ),
+                "dataset version",
+                dataset_version_id,
+            )
+            stmt = (
+                sa.select(dr.c.external_id, dr.c.label)
+                .where(dr.c.dataset_version_id == dataset_version_id)
+                .order_by(dr.c.external_id)
+            )
+            rows = [(r.external_id, r.label) for r in conn.execute(stmt)]
+        # sort in Python too: database collations may order strings differently
+        return sorted(rows, key=lambda p: p[0])
+
+    # ---- jobs
+    def create_job(
+        self,
+        kind: str,
+        project_id: int | None = None,
+        payload: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        _check_choice("kind", kind, JOB_KINDS)
+        now = _resolve_now(now)
+        with self._write() as conn:
+            if project_id is not None:
+                self._get_project(conn, project_id)
+            return conn.execute(
+                sa.insert(m.jobs)
+                .values(
+                    kind=kind,
+                    project_id=project_id,
+                    status="queued",
+                    payload=dict(payload or {}),
+                    attempts=0,
+                    created=now,
+                    updated=now,
+                )
+                .returning(m.jobs.c.id)
+            ).scalar_one()
+
+    def get_job(self, job_id: int) -> Job:
+        with self._read() as conn:
+            return _job(
+                self._one(conn, sa.select(m.jobs).where(m.jobs.c.id == job_id), "job", job_id)
+            )
+
+    def list_jobs(self, project_id: int | None = None, status: str | None = None) -> list[Job]:
+        j = m.jobs
+        stmt = sa.select(j).order_by(j.c.id)
+        if project_id is not None:
+            stmt = stmt.where(j.c.project_id == project_id)
+        if status is not None:
+            _check_choice("status", status, JOB_STATUSES)
+            stmt = stmt.where(j.c.status == status)
+        with self._read() as conn:
+            return [_job(r) for r in conn.execute(stmt)]
+
+    def claim_next_job(
+        self,
+        worker_id: str,
+        lease_seconds: float = 600,
+        now: datetime | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> Job | None:
+        now = _resolve_now(now)
+        until = _lease_until(now, lease_seconds)
+        j = m.jobs
+        claimable = sa.or_(
+            j.c.status == "queued", sa.and_(j.c.status == "running", j.c.leased_until < now)
+        )
+        stmt = sa.select(j.c.id).where(claimable).order_by(j.c.id)
+        if kinds is not None:
+            stmt = stmt.where(j.c.kind.in_(list(kinds)))
+        with self._write() as conn:
+            job_id = conn.execute(self._lock_first(stmt)).scalar()
+            if job_id is None:
+                return None
+            row = conn.execute(
+                sa.update(j)
+                .where(j.c.id == job_id)
+                .values(
+                    status="running",
+                    worker_id=worker_id,
+                    leased_until=until,
+                    attempts=j.c.attempts + 1,
+                    updated=now,
+                )
+                .returning(*j.c)
+            ).one()
+            return _job(row)
+
+    def finish_job(
+        self,
+        job_id: int,
+        worker_id: str,
+        error: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        now = _resolve_now(now)
+        j = m.jobs
+        with self._write() as conn:
+            n = conn.execute(
+                sa.update(j)
+                .where(j.c.id == job_id, j.c.status == "running", j.c.worker_id == worker_id)
+                .values(
+                    status="failed" if error is not None else "done",
+                    error=error,
+                    leased_until=None,
+                    updated=now,
+                )
+            ).rowcount
+            if n == 0:
+                job = _job(self._one(conn, sa.select(j).where(j.c.id == job_id), "job", job_id))
+                raise LeaseError(
+                    f"job {job_id} is {job.status} and not held by worker {worker_id!r}; "
+                    "claim it with claim_next_job first."
+                )

@@ -1,0 +1,689 @@
+"""The store contract as a pytest suite, shipped with labelwise.
+
+Every test here takes a ``store`` fixture (a fresh, empty, migrated store) and must pass for
+every backend. To check a backend, define ``store`` in a ``conftest.py`` and import the tests::
+
+    # tests/storage/test_contract.py
+    from labelwise.testing.store import *  # noqa: F403
+
+    # tests/storage/conftest.py
+    @pytest.fixture
+    def store():
+        yield MyStore(...)
+
+labelwise's own suite parametrises ``store`` over memory, SQLite and PostgreSQL. The helpers
+:func:`sqlite_store` and :func:`postgres_schema_store` build migrated SQL stores for fixtures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from labelwise.errors import LabelMismatchError, LabelwiseError, UnsupportedTaskError
+from labelwise.storage.base import (
+    AlreadyExistsError,
+    BaseStore,
+    LeaseError,
+    NewItem,
+    NotFound,
+    dataset_hash,
+)
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def sqlite_store(path: str | Path) -> Iterator[BaseStore]:
+    """A migrated :class:`SqlStore` on a SQLite file; disposed on exit."""
+    from labelwise.storage.sql import SqlStore
+
+    store = SqlStore(f"sqlite:///{path}", upgrade=True)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def postgres_schema_store(
+    url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+) -> Iterator[BaseStore]:
+    """A migrated :class:`SqlStore` in a new schema with a random name; dropped on exit."""
+    import sqlalchemy as sa
+
+    from labelwise.storage.sql import SqlStore, normalize_database_url
+
+    schema = f"lw_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(normalize_database_url(url), poolclass=sa.NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    store = SqlStore(url, connect_args={"options": f"-csearch_path={schema}"}, upgrade=True)
+    try:
+        yield store
+    finally:
+        store.close()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+def _project(store: BaseStore, name: str = "p", classes=("neg", "pos"), **kw) -> int:
+    return store.create_project(name, "multiclass", list(classes), **kw)
+
+
+def _items(store: BaseStore, pid: int, n: int, prefix: str = "x") -> list[int]:
+    store.create_items(pid, [NewItem(f"{prefix}{i}", {"text": f"t{i}"}) for i in range(n)])
+    return [store.find_item(pid, f"{prefix}{i}").id for i in range(n)]
+
+
+def _queue(store: BaseStore, n: int, **kw) -> tuple[int, int, list[int]]:
+    """A project with ``n`` queued tasks; returns (project_id, round_id, task_ids)."""
+    pid = _project(store)
+    ids = _items(store, pid, n)
+    rid = store.create_round(pid, "entropy", now=T0)
+    return pid, rid, store.create_tasks(rid, ids, now=T0, **kw)
+
+
+# --------------------------------------------------------------------------- projects
+
+
+def test_project_round_trip(store):
+    pid = store.create_project(
+        "spam",
+        "binary",
+        ["ham", "spam"],
+        strategy="margin",
+        strategy_params={"m": 3},
+        batch_size=25,
+        stopping={"rule": "stabilizing", "window": 3},
+        label_cost=2.5,
+        show_predictions=True,
+    )
+    assert isinstance(pid, int)
+    p = store.get_project(pid)
+    assert (p.id, p.name, p.task_type, p.classes) == (pid, "spam", "binary", ("ham", "spam"))
+    assert (p.strategy, p.strategy_params, p.batch_size) == ("margin", {"m": 3}, 25)
+    assert p.stopping == {"rule": "stabilizing", "window": 3}
+    assert (p.label_cost, p.show_predictions, p.cold_start_strategy) == (2.5, True, "random")
+    assert p.created.tzinfo is not None
+    assert store.find_project("spam") == p
+    assert store.find_project("nope") is None
+    assert store.list_projects() == [p]
+
+
+def test_project_results_are_frozen(store):
+    p = store.get_project(_project(store))
+    with pytest.raises(AttributeError):
+        p.name = "other"
+
+
+def test_project_name_is_unique(store):
+    _project(store, "p")
+    with pytest.raises(AlreadyExistsError, match="'p' already exists"):
+        _project(store, "p")
+
+
+def test_get_missing_raises_not_found_naming_entity_and_id(store):
+    with pytest.raises(KeyError):
+        store.get_project(999)
+    with pytest.raises(NotFound, match="project 999 not found"):
+        store.get_project(999)
+    for getter, entity in [
+        (store.get_item, "item"),
+        (store.get_round, "round"),
+        (store.get_task, "task"),
+        (store.get_annotation, "annotation"),
+        (store.get_annotator, "annotator"),
+        (store.get_model_version, "model version"),
+        (store.get_dataset_version, "dataset version"),
+        (store.get_job, "job"),
+    ]:
+        with pytest.raises(NotFound, match=f"{entity} 42 not found"):
+            getter(42)
+
+
+def test_project_unknown_task_type(store):
+    with pytest.raises(UnsupportedTaskError, match="unknown task type"):
+        store.create_project("p", "regression", ["a"])
+
+
+def test_project_binary_needs_two_classes(store):
+    with pytest.raises(LabelwiseError, match="exactly 2 classes"):
+        store.create_project("p", "binary", ["a", "b", "c"])
+
+
+def test_project_bad_batch_size(store):
+    with pytest.raises(LabelwiseError, match="batch_size"):
+        _project(store, batch_size=0)
+
+
+def test_update_project(store):
+    pid = _project(store)
+    p = store.update_project(pid, strategy="margin", batch_size=5, stopping={"max_labels": 100})
+    assert (p.strategy, p.batch_size, p.stopping) == ("margin", 5, {"max_labels": 100})
+    assert store.get_project(pid) == p
+    with pytest.raises(LabelwiseError, match="cannot update"):
+        store.update_project(pid, name="renamed")
+    with pytest.raises(NotFound):
+        store.update_project(999, batch_size=3)
+
+
+# --------------------------------------------------------------------------- annotators
+
+
+def test_annotator_round_trip_and_membership(store):
+    pid, other = _project(store, "a"), _project(store, "b")
+    aid = store.create_annotator("ann", token_hash="h1", role="admin", skills=["med", "legal"])
+    a = store.get_annotator(aid)
+    assert (a.name, a.token_hash, a.role, a.skills, a.projects) == (
+        "ann", "h1", "admin", ("med", "legal"), ()
+    )  # fmt: skip
+    assert store.find_annotator("ann") == a
+    assert store.find_annotator_by_token("h1") == a
+    assert store.find_annotator("x") is None and store.find_annotator_by_token("x") is None
+    store.add_member(other, aid)
+    store.add_member(pid, aid)
+    store.add_member(pid, aid)  # idempotent
+    assert store.get_annotator(aid).projects == tuple(sorted([pid, other]))
+    assert [x.id for x in store.list_annotators(pid)] == [aid]
+    store.remove_member(pid, aid)
+    store.remove_member(pid, aid)  # no error
+    assert store.get_annotator(aid).projects == (other,)
+    assert store.list_annotators(pid) == []
+    assert [x.id for x in store.list_annotators()] == [aid]
+
+
+def test_annotator_name_is_unique(store):
+    store.create_annotator("ann")
+    with pytest.raises(AlreadyExistsError):
+        store.create_annotator("ann")
+
+
+def test_annotator_bad_role(store):
+    with pytest.raises(LabelwiseError, match="role must be one of"):
+        store.create_annotator("ann", role="owner")
+
+
+def test_add_member_unknown_ids(store):
+    pid = _project(store)
+    with pytest.raises(NotFound, match="annotator"):
+        store.add_member(pid, 999)
+
+
+# --------------------------------------------------------------------------- items
+
+
+def test_item_round_trip(store):
+    pid = _project(store)
+    payload = {"text": "héllo ✓", "nested": {"a": [1, 2.5, None]}}
+    iid = store.create_item(
+        pid, "e1", payload, metadata={"source": "f.csv", "tags": ["x"]},
+        features_path="/f.npy", features_row=7,
+    )  # fmt: skip
+    it = store.get_item(iid)
+    assert (it.project_id, it.external_id, it.payload) == (pid, "e1", payload)
+    assert (it.metadata, it.features_path, it.features_row) == (
+        {"source": "f.csv", "tags": ["x"]}, "/f.npy", 7,
+    )  # fmt: skip
+    assert (it.status, it.label) == ("unlabeled", None)
+    assert store.find_item(pid, "e1") == it
+    assert store.find_item(pid, "e2") is None
+
+
+def test_item_external_id_unique_per_project(store):
+    a, b = _project(store, "a"), _project(store, "b")
+    store.create_item(a, "e1", {"text": "x"})
+    store.create_item(b, "e1", {"text": "x"})  # other project: fine
+    with pytest.raises(AlreadyExistsError, match="'e1' already exists"):
+        store.create_item(a, "e1", {"text": "y"})
+
+
+def test_create_items_skips_existing(store):
+    pid = _project(store)
+    assert store.create_items(pid, [NewItem(str(i), {"text": "t"}) for i in range(5)]) == 5
+    # 3, 4 exist; 5, 6 are new; the repeated 6 is skipped: 2 created
+    again = [NewItem(str(i), {"text": "t"}) for i in (3, 4, 5, 6, 6)]
+    assert store.create_items(pid, again) == 2
+    assert store.count_items(pid) == 7
+    assert store.create_items(pid, []) == 0
+
+
+def test_create_items_with_labels_and_bad_label_inserts_nothing(store):
+    pid = _project(store)
+    n = store.create_items(pid, [NewItem("a", {"text": "t"}, label="pos"), NewItem("b", {})])
+    assert n == 2
+    assert store.list_labeled(pid) == [(store.find_item(pid, "a").id, "pos")]
+    with pytest.raises(LabelMismatchError, match="'maybe' is not a class"):
+        store.create_items(pid, [NewItem("c", {}), NewItem("d", {}, label="maybe")])
+    assert store.find_item(pid, "c") is None
+
+
+def test_counts_and_listing(store):
+    pid = _project(store)
+    ids = _items(store, pid, 6)
+    store.set_item_label(ids[1], "pos")
+    store.set_item_label(ids[4], "neg")
+    rid = store.create_round(pid, "entropy")
+    store.create_tasks(rid, [ids[0]])
+    assert store.count_items(pid) == 6
+    assert store.count_items(pid, "labeled") == 2
+    assert store.count_items(pid, "queued") == 1
+    assert store.list_unlabeled_item_ids(pid) == [ids[2], ids[3], ids[5]]
+    assert store.list_labeled(pid) == [(ids[1], "pos"), (ids[4], "neg")]
+    assert [i.id for i in store.list_items(pid, limit=2, offset=1)] == ids[1:3]
+    assert [i.id for i in store.list_items(pid, status="labeled")] == [ids[1], ids[4]]
+    other = _project(store, "other")
+    assert store.count_items(other) == 0 and store.list_labeled(other) == []
+
+
+def test_count_items_bad_status(store):
+    with pytest.raises(LabelwiseError, match="status must be one of"):
+        store.count_items(_project(store), "done")
+
+
+def test_multilabel_labels_are_sorted_lists(store):
+    pid = store.create_project("ml", "multilabel", ["a", "b", "c"])
+    iid = store.create_item(pid, "e", {"text": "t"})
+    store.set_item_label(iid, ["c", "a", "c"])
+    assert store.list_labeled(pid) == [(iid, ["a", "c"])]
+    with pytest.raises(LabelMismatchError, match="list of class names"):
+        store.set_item_label(iid, "a")
+    with pytest.raises(LabelMismatchError, match="not classes"):
+        store.set_item_label(iid, ["a", "z"])
+
+
+# --------------------------------------------------------------------------- rounds
+
+
+def test_rounds_are_numbered_per_project(store):
+    a, b = _project(store, "a"), _project(store, "b")
+    r1 = store.create_round(a, "random", now=T0)
+    r2 = store.create_round(a, "entropy")
+    rb = store.create_round(b, "entropy")
+    assert [r.number for r in store.list_rounds(a)] == [1, 2]
+    assert store.get_round(rb).number == 1
+    assert store.get_round(r1).created == T0
+    assert store.get_round(r2).closed is None
+    store.close_round(r2, now=T0)
+    store.close_round(r2, now=T0 + timedelta(days=1))  # closing twice keeps the first time
+    assert store.get_round(r2).closed == T0
+    with pytest.raises(NotFound):
+        store.create_round(999, "random")
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+def test_create_tasks_queues_items(store):
+    pid = _project(store)
+    ids = _items(store, pid, 3)
+    rid = store.create_round(pid, "entropy")
+    tids = store.create_tasks(rid, ids[:2], priorities=[0.5, 0.7], routing_tags=["med", None])
+    assert len(tids) == 2
+    t = store.get_task(tids[0])
+    assert (t.project_id, t.round_id, t.item_id, t.status) == (pid, rid, ids[0], "queued")
+    assert (t.priority, t.routing_tag, t.lease_owner, t.lease_expires) == (0.5, "med", None, None)
+    assert store.get_task(tids[1]).item_id == ids[1]
+    assert store.list_unlabeled_item_ids(pid) == [ids[2]]
+    assert [x.id for x in store.list_tasks(pid, round_id=rid, status="queued")] == tids
+    assert store.queue_depth(pid) == 2
+
+
+def test_create_tasks_rejects_items_of_other_projects(store):
+    a, b = _project(store, "a"), _project(store, "b")
+    foreign = _items(store, b, 1)
+    rid = store.create_round(a, "entropy")
+    with pytest.raises(LabelwiseError, match="belongs to project"):
+        store.create_tasks(rid, foreign)
+    assert store.list_tasks(a) == []
+
+
+def test_create_tasks_length_mismatch(store):
+    pid = _project(store)
+    ids = _items(store, pid, 2)
+    rid = store.create_round(pid, "entropy")
+    with pytest.raises(LabelwiseError, match="one entry per item"):
+        store.create_tasks(rid, ids, priorities=[1.0])
+
+
+def test_create_tasks_unknown_item(store):
+    pid = _project(store)
+    rid = store.create_round(pid, "entropy")
+    with pytest.raises(NotFound, match="item 999"):
+        store.create_tasks(rid, [999])
+
+
+def test_claim_orders_by_priority_then_id(store):
+    pid, _, tids = _queue(store, 4, priorities=[0.1, 0.9, 0.9, 0.5])
+    ann = store.create_annotator("a")
+    got = [store.claim_next_task(pid, ann, now=T0).id for _ in range(4)]
+    # priority 0.9 (ids 1 and 2, lower id first), then 0.5, then 0.1
+    assert got == [tids[1], tids[2], tids[3], tids[0]]
+    assert store.claim_next_task(pid, ann, now=T0) is None
+
+
+def test_claim_sets_lease(store):
+    pid, _, tids = _queue(store, 1)
+    ann = store.create_annotator("a")
+    t = store.claim_next_task(pid, ann, lease_seconds=60, now=T0)
+    assert (t.id, t.status, t.lease_owner) == (tids[0], "leased", ann)
+    assert t.lease_expires == T0 + timedelta(seconds=60)
+    assert store.get_task(t.id) == t
+    assert store.queue_depth(pid, now=T0) == 0
+    assert store.list_tasks(pid, lease_owner=ann) == [t]
+
+
+def test_claim_prefers_routing_tag_matching_skills(store):
+    pid, _, tids = _queue(store, 3, priorities=[0.9, 0.1, 0.5], routing_tags=[None, "med", "legal"])
+    doctor = store.create_annotator("doc", skills=["med"])
+    anyone = store.create_annotator("any")
+    assert store.claim_next_task(pid, doctor, now=T0).id == tids[1]  # skill match beats priority
+    assert store.claim_next_task(pid, anyone, now=T0).id == tids[0]  # then any task by priority
+    assert store.claim_next_task(pid, doctor, now=T0).id == tids[2]
+
+
+def test_expired_lease_is_claimable_again(store):
+    pid, _, tids = _queue(store, 1)
+    a, b = store.create_annotator("a"), store.create_annotator("b")
+    store.claim_next_task(pid, a, lease_seconds=60, now=T0)
+    assert store.claim_next_task(pid, b, now=T0 + timedelta(seconds=59)) is None
+    assert store.queue_depth(pid, now=T0 + timedelta(seconds=61)) == 1
+    t = store.claim_next_task(pid, b, lease_seconds=60, now=T0 + timedelta(seconds=61))
+    assert (t.id, t.lease_owner) == (tids[0], b)
+    with pytest.raises(LeaseError):  # a's lease is gone
+        store.create_annotation(tids[0], a, "pos", now=T0 + timedelta(seconds=62))
+
+
+def test_claim_in_other_project_or_empty(store):
+    pid, _, _ = _queue(store, 1)
+    other = _project(store, "other")
+    ann = store.create_annotator("a")
+    assert store.claim_next_task(other, ann) is None
+    with pytest.raises(NotFound, match="annotator 999"):
+        store.claim_next_task(pid, 999)
+
+
+def test_claim_bad_lease_seconds(store):
+    pid, _, _ = _queue(store, 1)
+    ann = store.create_annotator("a")
+    with pytest.raises(LabelwiseError, match="lease_seconds"):
+        store.claim_next_task(pid, ann, lease_seconds=0)
+
+
+def test_naive_now_is_rejected(store):
+    pid, _, _ = _queue(store, 1)
+    ann = store.create_annotator("a")
+    with pytest.raises(LabelwiseError, match="naive"):
+        store.claim_next_task(pid, ann, now=datetime(2026, 1, 1))
+
+
+def test_annotation_completes_task_and_labels_item(store):
+    pid, _, _ = _queue(store, 2)
+    ann = store.create_annotator("a")
+    t = store.claim_next_task(pid, ann, now=T0)
+    aid = store.create_annotation(t.id, ann, "pos", duration_s=3.5, now=T0 + timedelta(seconds=5))
+    a = store.get_annotation(aid)
+    assert (a.task_id, a.item_id, a.annotator_id, a.label, a.duration_s) == (
+        t.id, t.item_id, ann, "pos", 3.5,
+    )  # fmt: skip
+    assert a.created == T0 + timedelta(seconds=5)
+    assert store.get_task(t.id).status == "done"
+    assert store.get_item(t.item_id).status == "labeled"
+    assert store.list_labeled(pid) == [(t.item_id, "pos")]
+    assert store.list_annotations(pid) == [a]
+    assert store.list_annotations(pid, item_id=t.item_id, annotator_id=ann) == [a]
+    assert store.queue_depth(pid, now=T0) == 1
+    with pytest.raises(LeaseError):  # done: cannot be answered twice
+        store.create_annotation(t.id, ann, "neg", now=T0)
+
+
+def test_annotation_refuses_other_annotators_task(store):
+    pid, _, _ = _queue(store, 1)
+    a, b = store.create_annotator("a"), store.create_annotator("b")
+    t = store.claim_next_task(pid, a, now=T0)
+    with pytest.raises(LeaseError, match="not leased by annotator"):
+        store.create_annotation(t.id, b, "pos", now=T0)
+    assert store.get_task(t.id).status == "leased"
+    assert store.list_annotations(pid) == []
+
+
+def test_annotation_refuses_expired_lease(store):
+    pid, _, _ = _queue(store, 1)
+    a = store.create_annotator("a")
+    t = store.claim_next_task(pid, a, lease_seconds=10, now=T0)
+    with pytest.raises(LeaseError, match="expired"):
+        store.create_annotation(t.id, a, "pos", now=T0 + timedelta(seconds=11))
+
+
+def test_annotation_refuses_unclaimed_task(store):
+    _, _, tids = _queue(store, 1)
+    a = store.create_annotator("a")
+    with pytest.raises(LeaseError, match="claim"):
+        store.create_annotation(tids[0], a, "pos")
+
+
+def test_annotation_bad_label_changes_nothing(store):
+    pid, _, _ = _queue(store, 1)
+    a = store.create_annotator("a")
+    t = store.claim_next_task(pid, a, now=T0)
+    with pytest.raises(LabelMismatchError):
+        store.create_annotation(t.id, a, "maybe", now=T0)
+    assert store.get_task(t.id).status == "leased"
+    assert store.list_annotations(pid) == []
+
+
+def test_unresolved_annotations_for_consensus(store):
+    pid = _project(store)
+    (iid,) = _items(store, pid, 1)
+    rid = store.create_round(pid, "entropy")
+    store.create_tasks(rid, [iid])
+    store.create_tasks(rid, [iid])  # a second opinion on the same item
+    a, b = store.create_annotator("a"), store.create_annotator("b")
+    ta = store.claim_next_task(pid, a, now=T0)
+    store.create_annotation(ta.id, a, "pos", resolve=False, now=T0)
+    assert store.claim_next_task(pid, a, now=T0) is None  # never twice the same item
+    tb = store.claim_next_task(pid, b, now=T0)
+    assert tb.item_id == iid and tb.id != ta.id
+    store.create_annotation(tb.id, b, "neg", resolve=False, now=T0)
+    assert store.get_item(iid).status == "queued"
+    assert [x.label for x in store.list_annotations(pid, item_id=iid)] == ["pos", "neg"]
+    store.set_item_label(iid, "pos")
+    assert store.list_labeled(pid) == [(iid, "pos")]
+
+
+def test_skip_and_release(store):
+    pid, _, tids = _queue(store, 2, priorities=[1.0, 0.0])
+    a, b = store.create_annotator("a"), store.create_annotator("b")
+    t = store.claim_next_task(pid, a, now=T0)
+    with pytest.raises(LeaseError):
+        store.skip_task(t.id, b, now=T0)
+    store.skip_task(t.id, a, now=T0)
+    assert store.get_task(t.id).status == "skipped"
+    assert store.get_item(t.item_id).status == "skipped"
+    t2 = store.claim_next_task(pid, a, now=T0)
+    assert t2.id == tids[1]
+    with pytest.raises(LeaseError):
+        store.release_task(t2.id, b)
+    store.release_task(t2.id, a)
+    back = store.get_task(t2.id)
+    assert (back.status, back.lease_owner, back.lease_expires) == ("queued", None, None)
+    assert store.claim_next_task(pid, b, now=T0).id == t2.id
+
+
+def test_annotator_throughput_window(store):
+    pid, _, _ = _queue(store, 5)
+    a, b = store.create_annotator("a"), store.create_annotator("b")
+    # a labels at T0+0s, +10s, +20s; b at +30s, +40s
+    for i, who in enumerate([a, a, a, b, b]):
+        now = T0 + timedelta(seconds=10 * i)
+        t = store.claim_next_task(pid, who, now=now)
+        store.create_annotation(t.id, who, "pos", now=now)
+    assert store.annotator_throughput(pid, T0, T0 + timedelta(minutes=1)) == {a: 3, b: 2}
+    # [10s, 40s) holds a's +10s, +20s and b's +30s
+    window = store.annotator_throughput(pid, T0 + timedelta(seconds=10), T0 + timedelta(seconds=40))
+    assert window == {a: 2, b: 1}
+    assert store.annotator_throughput(pid, T0 - timedelta(hours=1), T0) == {}
+
+
+# --------------------------------------------------------------------------- model versions
+
+
+def test_model_versions(store):
+    pid = _project(store)
+    assert store.find_latest_model_version(pid) is None
+    rid = store.create_round(pid, "entropy")
+    m1 = store.create_model_version(pid, round_id=rid, metrics={"f1": 0.5}, now=T0)
+    m2 = store.create_model_version(
+        pid, metrics={"f1": 0.7}, calibration={"method": "temperature", "t": 1.3},
+        artifact_path="models/2.joblib",
+    )  # fmt: skip
+    v1 = store.get_model_version(m1)
+    assert (v1.project_id, v1.round_id, v1.metrics, v1.created) == (pid, rid, {"f1": 0.5}, T0)
+    assert [v.id for v in store.list_model_versions(pid)] == [m1, m2]
+    latest = store.find_latest_model_version(pid)
+    assert (latest.id, latest.calibration["t"]) == (m2, 1.3)
+    assert latest.artifact_path == "models/2.joblib"
+
+
+# --------------------------------------------------------------------------- dataset versions
+
+
+def test_dataset_version_hash_and_snapshot(store):
+    pid = _project(store)
+    store.create_items(
+        pid, [NewItem("b", {}, label="neg"), NewItem("a", {}, label="pos"), NewItem("c", {})]
+    )
+    did = store.create_dataset_version(pid, now=T0)
+    v = store.get_dataset_version(did)
+    # sorted pairs, canonical JSON labels: 'a\t"pos"\n' + 'b\t"neg"\n'
+    expected = hashlib.sha256(b'a\t"pos"\nb\t"neg"\n').hexdigest()
+    assert (v.content_hash, v.n_labels, v.created) == (expected, 2, T0)
+    assert dataset_hash([("b", "neg"), ("a", "pos")]) == expected
+    assert store.list_dataset_rows(did) == [("a", "pos"), ("b", "neg")]
+    assert store.create_dataset_version(pid) == did  # same content, same version
+    store.set_item_label(store.find_item(pid, "c").id, "pos")
+    store.set_item_label(store.find_item(pid, "a").id, "neg")
+    did2 = store.create_dataset_version(pid)
+    assert did2 != did and store.get_dataset_version(did2).n_labels == 3
+    assert store.list_dataset_rows(did) == [("a", "pos"), ("b", "neg")]  # immutable
+    assert store.list_dataset_rows(did2) == [("a", "neg"), ("b", "neg"), ("c", "pos")]
+    assert [x.id for x in store.list_dataset_versions(pid)] == [did, did2]
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def test_jobs_fifo_lease_and_finish(store):
+    pid = _project(store)
+    j1 = store.create_job("retrain", pid, {"round": 1}, now=T0)
+    j2 = store.create_job("select", pid, now=T0)
+    job = store.get_job(j1)
+    assert (job.kind, job.project_id, job.status, job.payload, job.attempts) == (
+        "retrain", pid, "queued", {"round": 1}, 0,
+    )  # fmt: skip
+    c1 = store.claim_next_job("w1", lease_seconds=30, now=T0)
+    assert (c1.id, c1.status, c1.worker_id, c1.attempts) == (j1, "running", "w1", 1)
+    assert c1.leased_until == T0 + timedelta(seconds=30)
+    c2 = store.claim_next_job("w2", now=T0)
+    assert c2.id == j2
+    assert store.claim_next_job("w3", now=T0) is None
+    with pytest.raises(LeaseError, match="not held by worker"):
+        store.finish_job(j2, "w1")
+    store.finish_job(j2, "w2", now=T0)
+    assert store.get_job(j2).status == "done"
+    # w1 died: its lease expires and another worker retries the job
+    retry = store.claim_next_job("w3", now=T0 + timedelta(seconds=31))
+    assert (retry.id, retry.worker_id, retry.attempts) == (j1, "w3", 2)
+    store.finish_job(j1, "w3", error="boom")
+    failed = store.get_job(j1)
+    assert (failed.status, failed.error) == ("failed", "boom")
+    assert [j.id for j in store.list_jobs(pid, status="done")] == [j2]
+    assert [j.id for j in store.list_jobs()] == [j1, j2]
+
+
+def test_claim_job_by_kind(store):
+    store.create_job("retrain")
+    sel = store.create_job("select")
+    assert store.claim_next_job("w", kinds=["select"]).id == sel
+    assert store.claim_next_job("w", kinds=["select"]) is None
+
+
+def test_job_bad_kind(store):
+    with pytest.raises(LabelwiseError, match="kind must be one of"):
+        store.create_job("train")
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def _hammer(n_threads: int, work) -> list:
+    barrier = threading.Barrier(n_threads)
+    results: list = []
+    errors: list = []
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            got = work(i)
+            with lock:
+                results.extend(got)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    return results
+
+
+def test_concurrent_claims_never_share_a_task(store):
+    n_tasks, n_threads = 120, 50
+    pid, _, tids = _queue(store, n_tasks)
+    annotators = [store.create_annotator(f"a{i}") for i in range(n_threads)]
+
+    def work(i: int) -> list[int]:
+        got = []
+        while (t := store.claim_next_task(pid, annotators[i])) is not None:
+            assert t.lease_owner == annotators[i]
+            got.append(t.id)
+        return got
+
+    claimed = _hammer(n_threads, work)
+    assert len(claimed) == len(set(claimed)) == n_tasks
+    assert sorted(claimed) == sorted(tids)
+    assert store.queue_depth(pid) == 0
+
+
+def test_concurrent_job_claims_never_share_a_job(store):
+    jobs = [store.create_job("retrain") for _ in range(40)]
+
+    def work(i: int) -> list[int]:
+        got = []
+        while (j := store.claim_next_job(f"w{i}")) is not None:
+            got.append(j.id)
+        return got
+
+    claimed = _hammer(20, work)
+    assert sorted(claimed) == jobs
+
+
+__all__ = [  # the tests, for ``from labelwise.testing.store import *``
+    "postgres_schema_store",
+    "sqlite_store",
+    *sorted(name for name in list(globals()) if name.startswith("test_")),
+]
