@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
 from labelwise.calibration import (
     CalibratedModel,
@@ -24,6 +25,13 @@ from labelwise.errors import (
 #   0.95 right, 0.85 wrong, 0.75 right, 0.65 right, 0.55 wrong.
 TINY_PROBA = np.array([[0.95, 0.05], [0.85, 0.15], [0.25, 0.75], [0.35, 0.65], [0.55, 0.45]])
 TINY_Y = np.array([0, 1, 1, 1, 1])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    # Tiny fits: multi-threaded BLAS only adds contention (20x slower on a busy 2-core box).
+    with threadpool_limits(1):
+        yield
 
 
 def test_ece_hand_computed():
