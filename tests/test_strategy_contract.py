@@ -85,22 +85,22 @@ def test_run_check_unknown_name():
 
 @pytest.mark.parametrize("task_type", ["multiclass", "binary", "multilabel"])
 def test_make_candidates_is_full(task_type):
-    c = make_candidates(task_type, n=50)
-    assert c.n == 50
-    assert c.X.shape[0] == 50 + c.X_labeled.shape[0]
+    c = make_candidates(task_type)  # n=150, shared with the checks (cached)
+    assert c.n == 150
+    assert c.X.shape[0] == 150 + c.X_labeled.shape[0]
     # candidate positions differ from pool positions
-    assert (c.row_idx != np.arange(50)).any()
-    np.testing.assert_array_equal(c.pool_positions(np.arange(50)), c.row_idx)
+    assert (c.row_idx != np.arange(150)).any()
+    np.testing.assert_array_equal(c.pool_positions(np.arange(150)), c.row_idx)
     assert c.model is not None and len(c.committee) >= 2
     assert c.embeddings.shape[0] == c.X.shape[0]
     assert c.metadata["source"].dtype.kind == "U"
     assert c.metadata["length"].dtype.kind == "f"
     proba = c.proba()
-    assert proba.shape[0] == 50
+    assert proba.shape[0] == 150
     if task_type == "multilabel":
         assert proba.shape[1] == 3 and c.y_labeled.shape[1] == 3
     else:
         assert proba.shape[1] == (2 if task_type == "binary" else 10)
     # every call returns fresh copies
     c.X[:] = 0
-    assert make_candidates(task_type, n=50).X.any()
+    assert make_candidates(task_type).X.any()
