@@ -364,3 +364,21 @@ def test_active_learner_bad_inputs(digits):
         learner.teach(X_pool[:3], y_pool[:2])
     with pytest.raises(BatchSizeError):
         learner.query(X_pool[:3], n_instances=4)
+
+
+def test_multilabel_session(digits):
+    from sklearn.multioutput import MultiOutputClassifier
+
+    X_pool, _, y_pool, _ = digits
+    # Two labels per image: "is even", "is > 4".
+    Y = np.column_stack([y_pool % 2 == 0, y_pool > 4]).astype(int)
+    s = Session(MultiOutputClassifier(lr()), X_pool, task_type="multilabel", random_state=0)
+    q = s.query(20)
+    s.teach(q, Y[q.idx])
+    assert s.is_fitted
+    q = s.query(5)
+    assert q.strategy == "entropy" and not np.isin(q.idx, s.labeled_idx).any()
+    with pytest.raises(LabelMismatchError, match="0/1"):
+        s.teach(q, Y[q.idx] * 2)
+    with pytest.raises(LabelMismatchError, match="shape"):
+        s.teach(q, Y[q.idx][:, :1])
