@@ -12,6 +12,7 @@ from labelwise.strategies import (  # noqa: F401  (imported to register)
     uncertainty,
 )
 from labelwise.strategies.base import DEFAULT_CHUNK_SIZE, Candidates, Query, ScoreStrategy, Strategy
+from labelwise.strategies.committee import Committee
 from labelwise.strategies.registry import (
     StrategyInfo,
     get_strategy,
@@ -30,6 +31,7 @@ from labelwise.strategies.uncertainty import (
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "Candidates",
+    "Committee",
     "EntropySampling",
     "LeastConfidence",
     "MarginSampling",

@@ -421,7 +421,7 @@ def _resolve_committee(
     if len(members) < 2:
         raise MissingInputError(
             f"query-by-committee needs at least 2 members; got {len(members)}. Build one with "
-            "labelwise.strategies.committee.Committee(estimator, n_members=5).fit(X, y)."
+            "labelwise.strategies.Committee(estimator, n_members=5).fit(X, y)."
         )
     for m in members:
         check_fitted(m)
