@@ -60,3 +60,7 @@ class UnknownDatasetError(LabelwiseError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class UnreachableTargetError(LabelwiseError):
+    """An evaluation target is above what the model trained on all the data reaches."""
