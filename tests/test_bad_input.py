@@ -237,3 +237,35 @@ def test_strategy_on_unsupported_task():
     task = next(t for t in ("binary", "multiclass", "multilabel") if t not in strategy.task_types)
     with pytest.raises(UnsupportedTaskError, match="labelwise strategies"):
         strategy.select(make_candidates(task), 2)
+
+
+def test_duck_typed_model_without_sklearn_base_works():
+    """Anything with fit / predict_proba / classes_ works (DESIGN §2), no BaseEstimator needed."""
+    import numpy as np
+
+    from labelwise.strategies import Candidates, get_strategy
+
+    class Duck:
+        classes_ = np.array([0, 1])
+
+        def fit(self, X, y):
+            return self
+
+        def predict_proba(self, X):
+            p = np.asarray(X)[:, :1]
+            return np.hstack([1 - p, p])
+
+    X = np.array([[0.9], [0.5], [0.1], [0.6]])
+    q = get_strategy("entropy").select(Candidates(X=X, model=Duck()), 2, random_state=0)
+    # entropies: 0.5 is the maximum, then 0.6, so positions 1 then 3
+    assert q.idx.tolist() == [1, 3]
+
+    class UnfittedDuck(Duck):
+        classes_ = None
+
+    import pytest
+
+    from labelwise.errors import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        get_strategy("entropy").select(Candidates(X=X, model=UnfittedDuck()), 2)

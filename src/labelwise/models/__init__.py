@@ -57,8 +57,13 @@ def check_fitted(model: Any) -> Any:
         raise NotFittedError(
             f"{type(model).__name__} is not fitted; call fit() on labelled data first."
         ) from None
-    except TypeError:
-        pass  # not a scikit-learn estimator; trust duck typing
+    except (TypeError, AttributeError):
+        # Not a scikit-learn estimator (no get_params / __sklearn_tags__): duck typing says a
+        # fitted classifier has classes_.
+        if getattr(model, "classes_", None) is None:
+            raise NotFittedError(
+                f"{type(model).__name__} has no classes_; fit it before selecting."
+            ) from None
     return model
 
 
