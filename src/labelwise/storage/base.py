@@ -489,11 +489,16 @@ class BaseStore(ABC):
         return item.id
 
     @abstractmethod
-    def create_items(self, project_id: int, items: Iterable[NewItem]) -> int:
+    def create_items(
+        self, project_id: int, items: Iterable[NewItem], *, batch_size: int = 5000
+    ) -> int:
         """Insert items, skipping external ids that already exist; return how many were created.
 
-        Items with a ``label`` are stored as ``labeled`` (labels are checked against the project's
-        classes). One call is one transaction; importers call it once per batch.
+        ``items`` may be a lazy iterator: SQL stores consume it ``batch_size`` items at a time
+        (bounded memory) inside ONE transaction, so an exception raised by the iterator or a
+        bad label (:class:`~labelwise.errors.LabelMismatchError`) inserts nothing. Repeated
+        external ids (already stored, or earlier in ``items``) are skipped: the first one wins.
+        Items with a ``label`` are stored as ``labeled``.
         """
 
     @abstractmethod

@@ -198,7 +198,9 @@ class InMemoryStore(BaseStore):
             self._members.discard((project_id, annotator_id))
 
     # ---- items
-    def create_items(self, project_id: int, items: Iterable[NewItem]) -> int:
+    def create_items(
+        self, project_id: int, items: Iterable[NewItem], *, batch_size: int = 5000
+    ) -> int:
         with self._lock:
             project = self.get_project(project_id)
             staged: dict[str, Item] = {}

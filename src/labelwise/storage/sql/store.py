@@ -249,6 +249,29 @@ class SqlStore(BaseStore):
         """``INSERT`` for this dialect, so callers can add ``on_conflict_do_nothing``."""
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
+    def _insert_items(self, conn: sa.Connection, project_id: int, rows: list[dict]) -> int:
+        """Bulk ``INSERT ... ON CONFLICT DO NOTHING``; returns how many rows were new.
+
+        SQLite's ``executemany`` sums ``rowcount`` over the batch (skipped rows count 0).
+        psycopg reports no usable ``rowcount`` for batched inserts and ``RETURNING`` makes them
+        several times slower, so PostgreSQL counts the batch's existing ids first instead.
+        """
+        stmt = self._insert(m.items).on_conflict_do_nothing(
+            index_elements=["project_id", "external_id"]
+        )
+        if self.dialect == "sqlite":
+            return conn.execute(stmt, rows).rowcount
+        ids = list({r["external_id"] for r in rows})
+        existing = 0
+        for chunk in _chunks(ids):
+            existing += conn.execute(
+                sa.select(sa.func.count())
+                .select_from(m.items)
+                .where(m.items.c.project_id == project_id, m.items.c.external_id.in_(chunk))
+            ).scalar_one()
+        conn.execute(stmt, rows)
+        return len(ids) - existing
+
     def _lock_first(self, stmt: sa.Select[Any]) -> sa.Select[Any]:
         """Limit to one row, skipping rows other transactions hold (PostgreSQL)."""
         stmt = stmt.limit(1)
@@ -444,35 +467,33 @@ class SqlStore(BaseStore):
             )
 
     # ---- items
-    def create_items(self, project_id: int, items: Iterable[NewItem]) -> int:
+    def create_items(
+        self, project_id: int, items: Iterable[NewItem], *, batch_size: int = 5000
+    ) -> int:
         with self._read() as conn:
             project = self._get_project(conn, project_id)
         now = utcnow()
-        rows = []
-        for it in items:  # validate everything before the transaction starts
-            label = None if it.label is None else check_label(project, it.label)
-            rows.append(
-                {
-                    "project_id": project_id,
-                    "external_id": str(it.external_id),
-                    "payload": dict(it.payload),
-                    "meta": dict(it.metadata),
-                    "features_path": it.features_path,
-                    "features_row": it.features_row,
-                    "status": "unlabeled" if label is None else "labeled",
-                    "label": label,
-                    "created": now,
-                }
-            )
-        if not rows:
-            return 0
-        stmt = (
-            self._insert(m.items)
-            .on_conflict_do_nothing(index_elements=["project_id", "external_id"])
-            .returning(m.items.c.id)
-        )
-        with self._write() as conn:
-            return len(conn.execute(stmt, rows).all())
+        n_created = 0
+        with self._write() as conn:  # one transaction: an error anywhere inserts nothing
+            for batch in _batched(items, batch_size):
+                rows = []
+                for it in batch:
+                    label = None if it.label is None else check_label(project, it.label)
+                    rows.append(
+                        {
+                            "project_id": project_id,
+                            "external_id": str(it.external_id),
+                            "payload": dict(it.payload),
+                            "meta": dict(it.metadata),
+                            "features_path": it.features_path,
+                            "features_row": it.features_row,
+                            "status": "unlabeled" if label is None else "labeled",
+                            "label": label,
+                            "created": now,
+                        }
+                    )
+                n_created += self._insert_items(conn, project_id, rows)
+        return n_created
 
     def get_item(self, item_id: int) -> Item:
         with self._read() as conn:

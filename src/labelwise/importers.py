@@ -1,0 +1,367 @@
+"""Import items into a project from CSV, JSON Lines, Parquet or a folder of images.
+
+Imports stream: rows are parsed and validated lazily and inserted ``batch_size`` at a time
+(``INSERT ... ON CONFLICT DO NOTHING``) inside one transaction, so memory stays bounded for
+millions of rows and a file with one bad row imports nothing: it raises
+:class:`ImportValidationError` naming the line and the field, and the transaction rolls back.
+Re-importing the same file is harmless: items whose external id already exists in the project
+are skipped (and counted in ``n_skipped``), as are repeated ids within one file (the first one
+wins).
+
+Row layout
+----------
+- ``id_field`` (default ``"id"``): the external id; ``None`` numbers rows 1, 2, ... instead.
+- ``text_field`` (default ``"text"``): text items get ``payload={"text": ...}`` and the other
+  columns go to ``metadata``; ``None`` makes tabular items whose payload is the whole row.
+- ``label_field`` (default ``None``): an optional label column; empty means unlabeled. For
+  multilabel projects a CSV cell holds ``a|b``, JSONL/Parquet a list. For image folders,
+  ``label_field="folder"`` takes each image's parent folder name as its label.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import decimal
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labelwise.errors import LabelMismatchError, LabelwiseError
+from labelwise.storage.base import BaseStore, NewItem, Project, check_label
+from labelwise.tasks import TaskType
+
+__all__ = [
+    "FORMATS",
+    "IMAGE_EXTENSIONS",
+    "ImportResult",
+    "ImportValidationError",
+    "detect_format",
+    "import_items",
+    "iter_new_items",
+]
+
+FORMATS = ("csv", "jsonl", "parquet", "images")
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
+_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+class ImportValidationError(LabelwiseError):
+    """A row of an import file is invalid; nothing was imported.
+
+    Attributes ``line`` (1-based line of the file; for Parquet the 1-based row, for image
+    folders ``None``) and ``field`` (the offending column, or ``None``) locate the problem.
+    """
+
+    def __init__(self, message: str, *, line: int | None = None, field: str | None = None):
+        where = "" if line is None else f"line {line}: "
+        where += "" if field is None else f"field {field!r}: "
+        super().__init__(where + message + " Nothing was imported; fix the file and retry.")
+        self.line = line
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What an import did: rows read, items created, rows skipped (existing external ids)."""
+
+    n_read: int
+    n_created: int
+    n_skipped: int
+
+
+def detect_format(path: str | os.PathLike[str]) -> str:
+    """``"images"`` for a folder, else the format its suffix names (csv, jsonl, parquet)."""
+    p = Path(path)
+    if p.is_dir():
+        return "images"
+    fmt = _SUFFIXES.get(p.suffix.lower())
+    if fmt is None:
+        raise LabelwiseError(
+            f"cannot tell the format of {p.name!r} from its suffix; pass format= one of {FORMATS}."
+        )
+    return fmt
+
+
+# ---- readers: yield (line, row dict) one at a time
+
+
+def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        for row in reader:
+            if None in row:  # more cells than header columns
+                raise ImportValidationError(
+                    f"{len(row) - 1 + len(row[None])} cells but the header has "  # type: ignore[call-overload]
+                    f"{len(reader.fieldnames or [])} columns.",
+                    line=reader.line_num,
+                )
+            yield reader.line_num, row
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8-sig") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ImportValidationError(f"invalid JSON ({e.msg}).", line=line_no) from None
+            if not isinstance(row, dict):
+                raise ImportValidationError(
+                    f"expected a JSON object per line, got {type(row).__name__}.", line=line_no
+                )
+            yield line_no, row
+
+
+def _read_parquet(path: Path, batch_size: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    row_no = 0
+    with pq.ParquetFile(path) as pf:
+        for batch in pf.iter_batches(batch_size=batch_size):
+            for row in batch.to_pylist():
+                row_no += 1
+                yield row_no, row
+
+
+def _iter_images(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                yield Path(dirpath) / name
+
+
+# ---- rows -> NewItem
+
+
+def _jsonable(v: Any) -> Any:
+    if v is None or isinstance(v, str | int | float | bool):
+        return v
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, _dt.datetime | _dt.date | _dt.time):
+        return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="replace")
+    return str(v)
+
+
+def _coerce_cell(v: str) -> Any:
+    """CSV cells are strings; give tabular payloads numbers where the cell is one."""
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def _is_empty(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def _parse_label(project: Project, raw: Any, line: int | None, field: str, csv_cell: bool) -> Any:
+    if project.task_type == TaskType.MULTILABEL and csv_cell:
+        raw = [p.strip() for p in str(raw).split("|") if p.strip()]
+    elif project.task_type != TaskType.MULTILABEL and not isinstance(raw, str):
+        raw = str(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else raw
+    try:
+        return check_label(project, raw)
+    except LabelMismatchError as e:
+        raise ImportValidationError(str(e), line=line, field=field) from None
+
+
+def _row_to_item(
+    project: Project,
+    line: int,
+    index: int,
+    row: dict[str, Any],
+    *,
+    source: str,
+    text_field: str | None,
+    id_field: str | None,
+    label_field: str | None,
+    csv_cells: bool,
+) -> NewItem:
+    if id_field is None:
+        external_id = str(index)
+    else:
+        raw_id = row.get(id_field)
+        if _is_empty(raw_id) or isinstance(raw_id, dict | list):
+            what = "missing" if id_field not in row else "empty or not a scalar"
+            raise ImportValidationError(
+                f"the id is {what}; every row needs a unique id (or pass id_field=None "
+                "to number rows).",
+                line=line,
+                field=id_field,
+            )
+        external_id = str(raw_id)
+    label = None
+    if label_field is not None and not _is_empty(row.get(label_field)):
+        label = _parse_label(project, row[label_field], line, label_field, csv_cells)
+    skip = {id_field, label_field}
+    if text_field is not None:
+        text = row.get(text_field)
+        if _is_empty(text) or not isinstance(text, str):
+            what = "missing" if text_field not in row else "empty or not a string"
+            raise ImportValidationError(
+                f"the text is {what}; pass text_field= the column that holds the text, or "
+                "text_field=None for tabular rows.",
+                line=line,
+                field=text_field,
+            )
+        payload = {"text": text}
+        skip.add(text_field)
+        extra = {k: v if csv_cells else _jsonable(v) for k, v in row.items() if k not in skip}
+        metadata = {"source": source, **({"fields": extra} if extra else {})}
+    else:
+        payload = {
+            k: _coerce_cell(v) if csv_cells else _jsonable(v)
+            for k, v in row.items()
+            if k not in skip
+        }
+        metadata = {"source": source}
+    return NewItem(external_id=external_id, payload=payload, metadata=metadata, label=label)
+
+
+def iter_new_items(
+    project: Project,
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    *,
+    text_field: str | None = "text",
+    id_field: str | None = "id",
+    label_field: str | None = None,
+    batch_size: int = 10_000,
+) -> Iterator[NewItem]:
+    """Parse and validate ``path`` lazily, one :class:`NewItem` per row.
+
+    Raises :class:`ImportValidationError` at the first bad row.
+    """
+    p = Path(path)
+    fmt = detect_format(p) if format is None else format
+    if fmt not in FORMATS:
+        raise LabelwiseError(f"unknown import format {fmt!r}; use one of {FORMATS}.")
+    if not p.exists():
+        raise LabelwiseError(f"{p} does not exist; check the path.")
+    if fmt == "images":
+        if not p.is_dir():
+            raise LabelwiseError(f"format 'images' needs a folder; {p} is a file.")
+        root = p.resolve()
+        for img in _iter_images(root):
+            rel = img.relative_to(root)
+            label = None
+            if label_field == "folder" and len(rel.parts) > 1:
+                label = _parse_label(project, rel.parts[-2], None, str(rel), csv_cell=False)
+            yield NewItem(
+                external_id=rel.as_posix(),
+                payload={"image": str(img)},
+                metadata={"source": root.name},
+                label=label,
+            )
+        return
+    rows: Iterator[tuple[int, dict[str, Any]]]
+    if fmt == "csv":
+        rows = _read_csv(p)
+    elif fmt == "jsonl":
+        rows = _read_jsonl(p)
+    else:
+        rows = _read_parquet(p, batch_size)
+    for index, (line, row) in enumerate(rows, start=1):
+        yield _row_to_item(
+            project,
+            line,
+            index,
+            row,
+            source=p.name,
+            text_field=text_field,
+            id_field=id_field,
+            label_field=label_field,
+            csv_cells=fmt == "csv",
+        )
+
+
+def import_items(
+    store: BaseStore,
+    project_id: int,
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    *,
+    text_field: str | None = "text",
+    id_field: str | None = "id",
+    label_field: str | None = None,
+    batch_size: int = 10_000,
+    progress: Callable[[int], object] | None = None,
+) -> ImportResult:
+    """Import items from a file or an image folder into a project.
+
+    Parameters
+    ----------
+    store : BaseStore
+    project_id : int
+    path : path-like
+        A ``.csv``/``.tsv``, ``.jsonl``/``.ndjson``, ``.parquet`` file or a folder of images.
+    format : {"csv", "jsonl", "parquet", "images"}, optional
+        Guessed from ``path`` when omitted.
+    text_field, id_field, label_field : str or None
+        Column names; see the module docstring.
+    batch_size : int, default=10_000
+        Rows per insert (and per Parquet read); bounds memory.
+    progress : callable, optional
+        Called as ``progress(n_read)`` every ``batch_size`` rows and once at the end.
+
+    Returns
+    -------
+    ImportResult
+
+    Raises
+    ------
+    ImportValidationError
+        On the first bad row (line and field in the message); nothing is imported.
+    LabelwiseError
+        For an unknown format, a missing path or a bad ``batch_size``.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise LabelwiseError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    project = store.get_project(project_id)
+    items = iter_new_items(
+        project,
+        path,
+        format,
+        text_field=text_field,
+        id_field=id_field,
+        label_field=label_field,
+        batch_size=batch_size,
+    )
+    n_read = 0
+
+    def counted() -> Iterator[NewItem]:
+        nonlocal n_read
+        for item in items:
+            yield item
+            n_read += 1
+            if progress is not None and n_read % batch_size == 0:
+                progress(n_read)
+
+    n_created = store.create_items(project_id, counted(), batch_size=batch_size)
+    if progress is not None and n_read % batch_size:
+        progress(n_read)
+    return ImportResult(n_read=n_read, n_created=n_created, n_skipped=n_read - n_created)

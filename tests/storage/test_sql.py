@@ -1,0 +1,93 @@
+"""SQL-backend specifics: migrations, SQLite pragmas and transactions, dialect branches."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from labelwise.errors import LabelwiseError
+from labelwise.storage import InMemoryStore, open_store
+from labelwise.storage.sql import SqlStore, alembic_config, normalize_database_url
+from labelwise.storage.sql import models as m
+
+
+def test_migrations_run_once_and_match_the_models(tmp_path):
+    store = SqlStore(f"sqlite:///{tmp_path}/a/b/lw.db")  # parent folders are created
+    assert store.current_revision() is None
+    store.upgrade()
+    store.upgrade()  # idempotent
+    assert store.current_revision() == "0001"
+    cfg = alembic_config(store.url)
+    command.check(cfg)  # raises if models.py and the migrations disagree
+    store.close()
+
+
+def test_migrations_downgrade_to_base(tmp_path):
+    store = SqlStore(f"sqlite:///{tmp_path}/lw.db", upgrade=True)
+    command.downgrade(alembic_config(store.url), "base")
+    with store._engine.connect() as conn:
+        assert sa.inspect(conn).get_table_names() == ["alembic_version"]
+    store.close()
+
+
+def test_sqlite_pragmas(sqlite):
+    with sqlite._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+
+
+def test_sqlite_writes_begin_immediate_and_reads_do_not(sqlite):
+    seen: list[str] = []
+
+    @sa.event.listens_for(sqlite._engine, "before_cursor_execute")
+    def log(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    sqlite.create_project("p")
+    assert seen[0] == "BEGIN IMMEDIATE"
+    seen.clear()
+    sqlite.list_projects()
+    assert seen[0] == "BEGIN"
+
+
+def test_sqlite_foreign_keys_are_enforced(sqlite):
+    with sqlite._engine.connect() as conn:
+        try:
+            conn.execute(
+                sa.insert(m.rounds).values(
+                    project_id=999, number=1, strategy="x", created=sa.func.current_timestamp()
+                )
+            )
+        except sa.exc.IntegrityError:
+            return
+    raise AssertionError("inserting a round for a missing project should fail")
+
+
+def test_claim_query_skips_locked_rows_on_postgresql(sqlite, postgres):
+    pick = sa.select(m.tasks.c.id)
+    lite = sqlite._lock_first(pick).compile(dialect=sqlite_dialect.dialect())
+    assert "FOR UPDATE" not in str(lite)  # BEGIN IMMEDIATE already excludes other writers
+    pg = postgres._lock_first(pick).compile(dialect=postgresql.dialect())
+    assert str(pg).endswith("FOR UPDATE SKIP LOCKED")
+
+
+def test_normalize_database_url():
+    assert normalize_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_unsupported_database():
+    with pytest.raises(LabelwiseError, match="unsupported database"):
+        SqlStore("mysql://u@h/db")
+
+
+def test_open_store(tmp_path):
+    assert isinstance(open_store("memory://"), InMemoryStore)
+    store = open_store(f"sqlite:///{tmp_path}/lw.db", upgrade=True)
+    assert isinstance(store, SqlStore) and store.current_revision() == "0001"
+    store.close()
