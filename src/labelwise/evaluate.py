@@ -736,6 +736,7 @@ def evaluate(
                 progress(done, total)
 
     config = {
+        "n_pool": sim.n_pool,
         "initial_size": initial_size,
         "batch_size": batch_size,
         "n_rounds": rounds,

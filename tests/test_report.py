@@ -1,0 +1,75 @@
+"""Tests for labelwise.report: an end-to-end report on real data, written atomically."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+
+import pytest
+
+import labelwise.report as report
+from labelwise.evaluate import evaluate
+from labelwise.report import PLOTS, write_report
+from labelwise.stopping import Plateau
+
+
+@pytest.fixture(scope="module")
+def ev():
+    return evaluate(
+        "breast_cancer",
+        ["margin", "kcenter"],
+        seeds=2,
+        n_rounds=3,
+        initial_size=10,
+        batch_size=10,
+        thresholds=(0.9, 0.95),
+        n_boot=100,
+        stopping=[Plateau(epsilon=1.0, patience=1)],
+        label_cost=0.5,
+        setup_cost=10.0,
+    )
+
+
+def test_report_end_to_end(ev, tmp_path):
+    out = tmp_path / "reports" / "bc"
+    page = write_report(ev, out)
+    assert page == out / "report.html"
+    html = page.read_text(encoding="utf-8")
+    assert '<table id="ratio-table">' in html and '<table id="business-table">' in html
+    assert '<table id="stopping-table">' in html
+    for s in ("margin", "kcenter", "random"):
+        assert f"<td>{s}</td>" in html
+    # every plot is embedded, and exists as a valid PNG beside the page
+    assert html.count("data:image/png;base64,") == len(PLOTS)
+    for name in PLOTS:
+        png = (out / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert base64.b64encode(png).decode() in html
+    with open(out / "points.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 * 2 * 4  # strategies x seeds x (rounds + 1)
+    assert {r["strategy"] for r in rows} == {"margin", "kcenter", "random"}
+    data = json.loads((out / "results.json").read_text())  # strict JSON: no NaN / Infinity
+    assert data["strategies"] == ["margin", "kcenter", "random"]
+    assert len(data["runs"]["margin"][0]["points"]) == 4
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
+
+
+def test_report_replaces_an_existing_one(ev, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    write_report(ev, out)
+    assert (out / "report.html").exists() and not (out / "stale.txt").exists()
+
+
+def test_failure_leaves_no_half_written_report(ev, tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report, "_write_points", boom)
+    out = tmp_path / "r"
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_report(ev, out)
+    assert list(tmp_path.iterdir()) == []  # neither the report nor its temp directory
