@@ -73,3 +73,51 @@ def test_failure_leaves_no_half_written_report(ev, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         write_report(ev, out)
     assert list(tmp_path.iterdir()) == []  # neither the report nor its temp directory
+
+
+def test_cli_evaluate_writes_the_report(tmp_path):
+    from typer.testing import CliRunner
+
+    from labelwise.cli import app
+
+    out = tmp_path / "bc"
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--dataset",
+            "breast_cancer",
+            "--strategies",
+            "margin,random",
+            "--seeds",
+            "2",
+            "--rounds",
+            "2",
+            "--batch-size",
+            "10",
+            "--initial-size",
+            "10",
+            "--label-cost",
+            "0.5",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["report"] == str(out / "report.html") and (out / "report.html").exists()
+    assert {row["strategy"] for row in data["summary"]} == {"margin", "random"}
+
+
+def test_cli_evaluate_bad_input_exits_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from labelwise.cli import app
+
+    out = tmp_path / "x"
+    result = CliRunner().invoke(
+        app, ["evaluate", "--dataset", "nope", "--seeds", "1", "--out", str(out)]
+    )
+    assert result.exit_code == 2 and "unknown data set" in result.output
+    assert not out.exists()

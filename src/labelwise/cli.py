@@ -135,5 +135,160 @@ def strategies(as_json: bool = JSON_OPTION) -> None:
         console().print(_format_strategies(infos))
 
 
+def _format_evaluation(ev: Any, page: Any) -> Table:
+    top = max(ev.thresholds)
+    table = Table(
+        title=f"{ev.data_name}: labels to {top:.0%} of full-data {ev.metric} "
+        f"({ev.full_quality:.4g}), {len(ev.seeds)} seeds",
+        title_justify="left",
+        caption=f"report: {page}",
+        caption_justify="left",
+    )
+    for col in ("strategy", "labels", "seeds reached", "ratio vs random", "95% CI", "AUC"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for s in ev.strategies:
+        r = ev.ratio(s, top)
+        known = r["bound"] != "n/a"
+        table.add_row(
+            s,
+            f"{r['labels_mean']:.0f}" if r["reached"] else "never",
+            f"{r['reached']}/{r['n_seeds']}",
+            f"{r['bound']}{r['ratio']:.2f}" if known else "n/a",
+            f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if known else "-",
+            f"{ev.auc[s][0]:.4f}",
+        )
+    return table
+
+
+def _split_csv(value: str, cast: Any = str) -> list[Any]:
+    try:
+        return [cast(v.strip()) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise LabelwiseError(f"expected a comma-separated list; got {value!r}.") from None
+
+
+@app.command()
+def evaluate(
+    dataset: str = typer.Option(..., "--dataset", help="Data set name (see labelwise.datasets)."),
+    strategies: str = typer.Option(
+        "entropy,margin,kcenter,random", "--strategies", help="Comma-separated strategy names."
+    ),
+    seeds: int = typer.Option(10, "--seeds", help="Runs per strategy (seeds 0..n-1)."),
+    out: str = typer.Option(None, "--out", help="Report directory [default: reports/DATASET]."),
+    initial_size: int = typer.Option(20, "--initial-size", help="Random initial labels."),
+    batch_size: int = typer.Option(20, "--batch-size", help="Labels per round."),
+    rounds: int = typer.Option(10, "--rounds", help="Rounds after the initial set."),
+    thresholds: str = typer.Option(
+        "0.8,0.9,0.95", "--thresholds", help="Targets as fractions of full-data quality."
+    ),
+    label_cost: float = typer.Option(1.0, "--label-cost", help="Cost of one annotation."),
+    setup_cost: float = typer.Option(0.0, "--setup-cost", help="One-off cost, for the ROI."),
+    noise: float = typer.Option(0.0, "--noise", help="Annotator flip rate in [0, 1]."),
+    consensus: int = typer.Option(
+        0, "--consensus", help="Annotations per hard item (0: no consensus; e.g. 3)."
+    ),
+    consensus_fraction: float = typer.Option(
+        0.2, "--consensus-fraction", help="Share of each batch that gets consensus."
+    ),
+    consensus_method: str = typer.Option(
+        "majority", "--consensus-method", help="majority or dawid_skene."
+    ),
+    latency: int = typer.Option(0, "--latency", help="Rounds of labeling latency."),
+    jobs: int = typer.Option(1, "--jobs", help="Parallel runs (joblib)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Simulate strategies x seeds on a data set and write an HTML label-efficiency report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from labelwise.evaluate import evaluate as run_evaluation
+    from labelwise.report import write_report
+    from labelwise.simulate import Consensus, NoiseModel
+
+    with _errors():
+        kwargs = {
+            "seeds": seeds,
+            "thresholds": _split_csv(thresholds, float),
+            "initial_size": initial_size,
+            "batch_size": batch_size,
+            "n_rounds": rounds,
+            "noise": NoiseModel(flip_rate=noise) if noise else None,
+            "consensus": Consensus(
+                k=consensus, fraction=consensus_fraction, method=consensus_method
+            )
+            if consensus
+            else None,
+            "latency_rounds": latency,
+            "label_cost": label_cost,
+            "setup_cost": setup_cost,
+            "n_jobs": jobs,
+        }
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console(stderr=True),
+            transient=True,
+            disable=as_json,
+        ) as bar:
+            task = bar.add_task(f"{dataset}: rounds x seeds x strategies", total=None)
+            ev = run_evaluation(
+                dataset,
+                _split_csv(strategies),
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                **kwargs,
+            )
+        page = write_report(ev, out or f"reports/{dataset}")
+    if as_json:
+        _print_json({"report": str(page), "full_quality": ev.full_quality, "summary": ev.summary})
+    else:
+        console().print(_format_evaluation(ev, page))
+
+
+def _format_demo(result) -> Table:
+    table = Table(
+        title=f"learning curve on {result.dataset}: test accuracy, mean of {result.seeds} seeds",
+        title_justify="left",
+    )
+    table.add_column("labels", justify="right")
+    table.add_column(result.baseline, justify="right")
+    table.add_column(result.strategy, justify="right")
+    table.add_column("gain", justify="right")
+    for row in result.rows:
+        a, b = row.quality[result.baseline], row.quality[result.strategy]
+        mark = " ◀" if row.n_labeled == result.labels_to_match else ""
+        table.add_row(str(row.n_labeled), f"{a:.3f}", f"{b:.3f}{mark}", f"{b - a:+.3f}")
+    return table
+
+
+@app.command()
+def demo(
+    strategy: str = typer.Option("margin", help="Strategy to compare with random sampling."),
+    dataset: str = typer.Option("digits", help="A bundled real data set."),
+    seeds: int = typer.Option(3, min=1, help="Repetitions to average."),
+    rounds: int = typer.Option(15, min=1, help="Rounds after the initial random labels."),
+    batch_size: int = typer.Option(20, min=1, help="Labels per round."),
+) -> None:
+    """Replay active learning on real data and print the learning curve against random."""
+    from rich.progress import Progress
+
+    from labelwise.demo import format_summary, learning_curve_demo
+
+    with _errors(), Progress(console=console(stderr=True), transient=True) as progress:
+        bar = progress.add_task("simulating rounds", total=seeds * 2 * (rounds + 1))
+        result = learning_curve_demo(
+            strategy,
+            dataset=dataset,
+            seeds=seeds,
+            n_rounds=rounds,
+            batch_size=batch_size,
+            on_round=lambda name, r: progress.update(
+                bar, advance=1, description=f"simulating {name}, round {r}"
+            ),
+        )
+    console().print(_format_demo(result))
+    console().print(format_summary(result))
+
+
 if __name__ == "__main__":  # python -m labelwise.cli
     app()
