@@ -32,6 +32,7 @@ from labelwise.strategies.combine import (
     cost_weighted_scores,
     density_weighted_scores,
     expected_cost_weight,
+    inverse_row_norms,
     mean_cosine_similarity,
     mean_unit_vector,
     split_batch,
@@ -494,3 +495,32 @@ def test_permuting_the_pool_permutes_the_selection(name, digits):
     a = s.select(cand, 10, random_state=0)
     b = s.select(shuffled, 10, random_state=0)
     np.testing.assert_array_equal(perm[b.idx], a.idx)
+
+
+def test_inverse_row_norms_and_mean_unit_vector_by_hand():
+    # |[3, 4]| = 5 -> 0.2; zero row -> 0; unit rows of [2, 0], [0, 3]: [1, 0], [0, 1] -> mean 0.5
+    np.testing.assert_allclose(inverse_row_norms(np.array([[3.0, 4.0], [0.0, 0.0]])), [0.2, 0])
+    np.testing.assert_allclose(mean_unit_vector(np.array([[2.0, 0.0], [0.0, 3.0]])), [0.5, 0.5])
+
+
+def test_information_density_on_a_subset_with_gaps(digits):
+    # candidates every row but each third one: scored on contiguous slices with a selection;
+    # must equal the same rows gathered into their own array
+    cand, _ = digits
+    rows = np.flatnonzero(np.arange(cand.X.shape[0]) % 3 != 0)
+    sliced = Candidates(X=cand.X, model=cand.model, row_idx=rows, chunk_size=100)
+    gathered = Candidates(X=cand.X[rows], model=cand.model, chunk_size=100)
+    a = InformationDensity().select(sliced, 10, random_state=0)
+    b = InformationDensity().select(gathered, 10, random_state=0)
+    np.testing.assert_array_equal(a.idx, b.idx)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["uncertainty_mix", "class_balanced"])
+def test_margin_base_scores_are_reported_as_the_base_gives_them(name):
+    # rows 0 and 1 are predicted class 0 and 1; margins -(0.6 - 0.4) = -0.2, -(0.9 - 0.1) = -0.8
+    cand = proba_candidates([[0.6, 0.4], [0.1, 0.9]])
+    # (uncertainty_mix: ceil(0.7 * 2) = 2 uncertain picks; class_balanced: one per class)
+    q = get_strategy(name, base="margin").select(cand, 2, random_state=0)
+    np.testing.assert_array_equal(q.idx, [0, 1])
+    np.testing.assert_allclose(q.scores, [-0.2, -0.8])
