@@ -600,6 +600,21 @@ class BaseStore(ABC):
     def queue_depth(self, project_id: int, now: datetime | None = None) -> int:
         """How many tasks are claimable now (queued or with an expired lease)."""
 
+    @abstractmethod
+    def update_tasks(
+        self,
+        task_ids: Sequence[int],
+        *,
+        priorities: Sequence[float],
+        routing_tags: Sequence[str | None] | None = None,
+    ) -> int:
+        """Re-score tasks that are still ``queued`` (never claimed, or released).
+
+        Sets each task's ``priority`` (and ``routing_tag`` when ``routing_tags`` is given), e.g.
+        after a retrain re-scored the items of older rounds. Tasks that are leased, done or
+        skipped are left alone; returns how many tasks were updated.
+        """
+
     # ---- annotations
     @abstractmethod
     def create_annotation(
@@ -714,6 +729,20 @@ class BaseStore(ABC):
     ) -> None:
         """Mark a running job ``done`` (or ``failed`` with ``error``); :class:`LeaseError` if
         ``worker_id`` does not hold it."""
+
+    @abstractmethod
+    def retry_job(
+        self,
+        job_id: int,
+        worker_id: str,
+        error: str,
+        now: datetime | None = None,
+    ) -> None:
+        """Put a running job back in the queue after a failed attempt.
+
+        The job becomes ``queued`` again with no owner, keeps its ``attempts`` count and records
+        ``error`` (the last failure); :class:`LeaseError` if ``worker_id`` does not hold it.
+        """
 
     # ---- lifecycle
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -429,6 +429,25 @@ class InMemoryStore(BaseStore):
                 if t.project_id == project_id and self._claimable(t, now)
             )
 
+    def update_tasks(
+        self,
+        task_ids: Sequence[int],
+        *,
+        priorities: Sequence[float],
+        routing_tags: Sequence[str | None] | None = None,
+    ) -> int:
+        rows = _tasks_args(task_ids, priorities, routing_tags)
+        n = 0
+        with self._lock:
+            for tid, priority, tag in rows:
+                t = self._tasks.get(tid)
+                if t is None or t.status != "queued":
+                    continue
+                new_tag = t.routing_tag if routing_tags is None else tag
+                self._tasks[tid] = replace(t, priority=priority, routing_tag=new_tag)
+                n += 1
+        return n
+
     # ---- annotations
     def create_annotation(
         self,
@@ -635,4 +654,23 @@ class InMemoryStore(BaseStore):
                 error=error,
                 leased_until=None,
                 updated=now,
+            )
+
+    def retry_job(
+        self,
+        job_id: int,
+        worker_id: str,
+        error: str,
+        now: datetime | None = None,
+    ) -> None:
+        now = _resolve_now(now)
+        with self._lock:
+            j = _get(self._jobs, "job", job_id)
+            if j.status != "running" or j.worker_id != worker_id:
+                raise LeaseError(
+                    f"job {job_id} is {j.status} and not held by worker {worker_id!r}; "
+                    "claim it with claim_next_job first."
+                )
+            self._jobs[job_id] = replace(
+                j, status="queued", worker_id=None, leased_until=None, error=error, updated=now
             )

@@ -428,6 +428,27 @@ def test_naive_now_is_rejected(store):
         store.claim_next_task(pid, ann, now=datetime(2026, 1, 1))
 
 
+def test_update_tasks_rescores_only_queued_tasks(store):
+    pid, _, tids = _queue(store, 3)
+    aid = store.create_annotator("ann")
+    claimed = store.claim_next_task(pid, aid, now=T0)
+    n = store.update_tasks(tids, priorities=[5.0, 6.0, 7.0], routing_tags=["a", "b", "c"])
+    assert n == 2  # the claimed task keeps its score
+    after = {t.id: (t.priority, t.routing_tag) for t in store.list_tasks(pid)}
+    before = store.get_task(claimed.id)
+    assert after[claimed.id] == (before.priority, before.routing_tag)
+    others = [t for t in tids if t != claimed.id]
+    assert sorted(after[t][0] for t in others) == sorted(
+        p for t, p in zip(tids, [5.0, 6.0, 7.0], strict=True) if t != claimed.id
+    )
+    # without routing_tags only the priority changes
+    assert store.update_tasks(others, priorities=[1.0, 2.0]) == 2
+    assert [store.get_task(t).priority for t in others] == [1.0, 2.0]
+    assert store.get_task(others[0]).routing_tag == after[others[0]][1]
+    with pytest.raises(LabelwiseError, match="one entry per item"):
+        store.update_tasks(others, priorities=[1.0])
+
+
 def test_annotation_completes_task_and_labels_item(store):
     pid, _, _ = _queue(store, 2)
     ann = store.create_annotator("a")
@@ -610,6 +631,25 @@ def test_jobs_fifo_lease_and_finish(store):
     assert (failed.status, failed.error) == ("failed", "boom")
     assert [j.id for j in store.list_jobs(pid, status="done")] == [j2]
     assert [j.id for j in store.list_jobs()] == [j1, j2]
+
+
+def test_retry_job_requeues_and_keeps_attempts(store):
+    pid = _project(store)
+    jid = store.create_job("retrain", pid, now=T0)
+    store.claim_next_job("w1", now=T0)
+    with pytest.raises(LeaseError, match="not held by worker"):
+        store.retry_job(jid, "w2", error="x")
+    store.retry_job(jid, "w1", error="ValueError: boom", now=T0)
+    job = store.get_job(jid)
+    assert (job.status, job.worker_id, job.leased_until, job.attempts, job.error) == (
+        "queued", None, None, 1, "ValueError: boom",
+    )  # fmt: skip
+    again = store.claim_next_job("w2", now=T0)
+    assert (again.id, again.attempts) == (jid, 2)
+    store.finish_job(jid, "w2", now=T0)
+    with pytest.raises(LeaseError):
+        store.retry_job(jid, "w2", error="late")
+    assert store.get_job(jid).status == "done"
 
 
 def test_claim_job_by_kind(store):

@@ -765,6 +765,37 @@ class SqlStore(BaseStore):
         with self._read() as conn:
             return conn.execute(stmt).scalar_one()
 
+    def update_tasks(
+        self,
+        task_ids: Sequence[int],
+        *,
+        priorities: Sequence[float],
+        routing_tags: Sequence[str | None] | None = None,
+    ) -> int:
+        rows = _tasks_args(task_ids, priorities, routing_tags)
+        if not rows:
+            return 0
+        t = m.tasks
+        values: dict[str, Any] = {"priority": sa.bindparam("p")}
+        if routing_tags is not None:
+            values["routing_tag"] = sa.bindparam("tag")
+        stmt = (
+            sa.update(t)
+            .where(t.c.id == sa.bindparam("tid"), t.c.status == "queued")
+            .values(**values)
+        )
+        params = [{"tid": tid, "p": p, "tag": tag} for tid, p, tag in rows]
+        with self._write() as conn:
+            queued = 0
+            for chunk in _chunks([r[0] for r in rows]):
+                queued += conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(t)
+                    .where(t.c.id.in_(chunk), t.c.status == "queued")
+                ).scalar_one()
+            conn.execute(stmt, params)
+            return queued
+
     # ---- annotations
     def create_annotation(
         self,
@@ -1052,6 +1083,30 @@ class SqlStore(BaseStore):
                     error=error,
                     leased_until=None,
                     updated=now,
+                )
+            ).rowcount
+            if n == 0:
+                job = _job(self._one(conn, sa.select(j).where(j.c.id == job_id), "job", job_id))
+                raise LeaseError(
+                    f"job {job_id} is {job.status} and not held by worker {worker_id!r}; "
+                    "claim it with claim_next_job first."
+                )
+
+    def retry_job(
+        self,
+        job_id: int,
+        worker_id: str,
+        error: str,
+        now: datetime | None = None,
+    ) -> None:
+        now = _resolve_now(now)
+        j = m.jobs
+        with self._write() as conn:
+            n = conn.execute(
+                sa.update(j)
+                .where(j.c.id == job_id, j.c.status == "running", j.c.worker_id == worker_id)
+                .values(
+                    status="queued", worker_id=None, leased_until=None, error=error, updated=now
                 )
             ).rowcount
             if n == 0:
