@@ -1,0 +1,160 @@
+"""The FastAPI application: ``create_app(settings, store)``.
+
+Nothing is created at import time. ``create_app`` opens the store named by
+``settings.database_url`` (running migrations when ``settings.auto_upgrade``) unless a store is
+passed in, and its lifespan starts the in-process retraining worker (``settings.worker ==
+"inline"``, the default) and stops it on shutdown. Run it with::
+
+    uvicorn --factory labelwise.service.app:create_app
+
+The first admin: pass ``admin_token=`` or set ``LABELWISE_ADMIN_TOKEN``; an admin holding that
+token is created on start-up when none exists. Admins then create users with
+``POST /api/annotators``.
+
+Errors are JSON ``{"detail": "..."}`` with a message that says what to fix: unknown ids are 404,
+lease conflicts and duplicates 409, invalid input 422 (:class:`~labelwise.errors.LabelwiseError`
+and request validation), a missing or bad token 401, an annotator on an admin route 403.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from labelwise.errors import LabelwiseError
+from labelwise.settings import Settings
+from labelwise.storage.base import AlreadyExistsError, BaseStore, LeaseError, NotFound
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+_TAGS = [
+    {"name": "projects", "description": "Labeling projects and their active-learning settings."},
+    {"name": "items", "description": "The item pool: import and browse."},
+    {"name": "rounds", "description": "Selection rounds: each queues the next batch to label."},
+    {"name": "tasks", "description": "Claim, label, skip: what annotators do."},
+    {"name": "annotators", "description": "Users, roles, tokens and project membership."},
+    {"name": "exports", "description": "Immutable dataset versions and their export."},
+    {"name": "progress", "description": "Progress, model versions and background jobs."},
+    {"name": "health", "description": "Liveness."},
+]
+
+
+def _ensure_admin(store: BaseStore, token: str) -> None:
+    from labelwise.service.deps import create_user, hash_token
+
+    if store.find_annotator_by_token(hash_token(token)) is not None:
+        return
+    name, n = "admin", 1
+    while store.find_annotator(name) is not None:
+        n += 1
+        name = f"admin-{n}"
+    create_user(store, name, role="admin", token=token)
+
+
+def _in_process_worker(settings: Settings) -> bool:
+    return bool(getattr(settings, "run_worker_in_process", settings.worker == "inline"))
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _error(code: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=code)
+
+
+def create_app(
+    settings: Settings | None = None,
+    store: BaseStore | None = None,
+    *,
+    admin_token: str | None = None,
+) -> FastAPI:
+    """Build the labelwise API.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Read from the environment (``LABELWISE_*``) when omitted.
+    store : BaseStore, optional
+        Opened from ``settings.database_url`` when omitted (and closed on shutdown); a store
+        passed in is left open.
+    admin_token : str, optional
+        Make sure an admin with this token exists (default: ``LABELWISE_ADMIN_TOKEN``).
+    """
+    from labelwise.service.routes import api_router
+
+    settings = Settings() if settings is None else settings
+    owns_store = store is None
+    if store is None:
+        from labelwise.storage import open_store
+
+        store = open_store(settings.database_url, upgrade=settings.auto_upgrade)
+    admin_token = admin_token or os.environ.get("LABELWISE_ADMIN_TOKEN") or None
+    if admin_token:
+        _ensure_admin(store, admin_token)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if _in_process_worker(settings):
+            from labelwise.service.worker import Worker
+
+            worker = Worker(store, settings).start_in_thread()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                thread, stop = worker
+                stop.set()
+                thread.join(timeout=30)
+            if owns_store:
+                store.close()
+
+    from labelwise import __version__
+
+    app = FastAPI(
+        title="labelwise",
+        version=__version__,
+        summary="Active learning in production: pick what to label, queue it, retrain.",
+        openapi_tags=_TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return _error(status.HTTP_404_NOT_FOUND, str(exc))
+
+    @app.exception_handler(LabelwiseError)
+    async def _labelwise_error(request: Request, exc: LabelwiseError) -> JSONResponse:
+        code = (
+            status.HTTP_409_CONFLICT
+            if isinstance(exc, LeaseError | AlreadyExistsError)
+            else status.HTTP_422_UNPROCESSABLE_CONTENT
+        )
+        return _error(code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        body: dict[str, Any] = {"detail": _validation_message(exc)}
+        body["errors"] = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+        return JSONResponse(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+    app.include_router(api_router)
+    return app

@@ -1,0 +1,126 @@
+"""FastAPI dependencies: the store, the settings, and bearer-token authentication.
+
+Every request but ``/healthz`` carries ``Authorization: Bearer <token>``. Tokens are random
+(:func:`new_token`) and stored only as their SHA-256 (:func:`hash_token`) in the annotator
+table, so a leaked database does not leak credentials. Two roles:
+
+- ``admin``: every route, every project;
+- ``annotator``: reads and labels the projects they are a member of; any other project is a 404
+  (not a 403), so annotators cannot probe which projects exist. Admin-only routes are a 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from labelwise.service.schemas import MAX_ID
+from labelwise.settings import Settings
+from labelwise.storage.base import Annotator, BaseStore, NotFound, Project
+
+__all__ = [
+    "Admin",
+    "CurrentUser",
+    "ProjectId",
+    "SettingsDep",
+    "StoreDep",
+    "create_user",
+    "get_settings",
+    "get_store",
+    "hash_token",
+    "new_token",
+    "require_admin",
+    "require_user",
+    "visible_project",
+]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from POST /api/annotators.")
+
+
+def hash_token(token: str) -> str:
+    """The SHA-256 hex digest under which a token is stored."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh random API token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def create_user(
+    store: BaseStore,
+    name: str,
+    *,
+    role: str = "annotator",
+    skills: tuple[str, ...] | list[str] = (),
+    token: str | None = None,
+) -> tuple[int, str]:
+    """Create an annotator or admin with a new (or the given) token; returns ``(id, token)``.
+
+    The token is returned once and stored hashed. This is also how the first admin is made
+    (``create_app(admin_token=...)`` or ``LABELWISE_ADMIN_TOKEN``).
+    """
+    token = new_token() if token is None else token
+    aid = store.create_annotator(name, token_hash=hash_token(token), role=role, skills=skills)
+    return aid, token
+
+
+def get_store(request: Request) -> BaseStore:
+    return request.app.state.store
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+StoreDep = Annotated[BaseStore, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def require_user(
+    store: StoreDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Annotator:
+    """The caller, from the bearer token; 401 when it is missing or unknown."""
+    if credentials is None or not credentials.credentials:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing token; send 'Authorization: Bearer <token>' (tokens come from "
+            "POST /api/annotators).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    user = store.find_annotator_by_token(hash_token(credentials.credentials))
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid token; ask an admin for a new one.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[Annotator, Depends(require_user)]
+
+
+def require_admin(user: CurrentUser) -> Annotator:
+    """The caller if they are an admin; 403 otherwise."""
+    if user.role != "admin":
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"this needs the admin role; {user.name!r} is an annotator."
+        )
+    return user
+
+
+Admin = Annotated[Annotator, Depends(require_admin)]
+ProjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="Project id.")]
+
+
+def visible_project(store: BaseStore, user: Annotator, project_id: int) -> Project:
+    """The project if ``user`` may see it; :class:`NotFound` (a 404) otherwise."""
+    if user.role != "admin" and project_id not in user.projects:
+        raise NotFound("project", project_id)
+    return store.get_project(project_id)

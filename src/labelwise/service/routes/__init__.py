@@ -1,0 +1,21 @@
+"""HTTP routes, one module per resource. Each route is parse -> one library call -> format."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from labelwise.service.routes import (
+    annotators,
+    exports,
+    health,
+    items,
+    progress,
+    projects,
+    tasks,
+)
+
+__all__ = ["api_router"]
+
+api_router = APIRouter()
+for _module in (projects, items, tasks, annotators, exports, progress, health):
+    api_router.include_router(_module.router)

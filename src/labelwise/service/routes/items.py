@@ -1,0 +1,199 @@
+"""Items: import a file (CSV, JSON Lines, Parquet) or a JSON list, and browse the pool.
+
+An import is one transaction: a bad row is a 422 naming the line and the field, and nothing is
+imported. Re-importing is harmless; existing external ids are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, status
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from labelwise.errors import LabelMismatchError, LabelwiseError
+from labelwise.importers import ImportResult, ImportValidationError, import_items
+from labelwise.service.deps import (
+    Admin,
+    CurrentUser,
+    ProjectId,
+    SettingsDep,
+    StoreDep,
+    visible_project,
+)
+from labelwise.service.schemas import ImportResultPublic, ItemPublic, ItemsImport
+from labelwise.storage.base import BaseStore, NewItem, Project, check_label
+
+router = APIRouter(prefix="/api", tags=["items"])
+
+_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
+_IMPORT_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "application/json": {"schema": {"$ref": "#/components/schemas/ItemsImport"}},
+        },
+    }
+}
+_IMPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such project."},
+    422: {"description": "A bad row (line and field named); nothing was imported."},
+}
+
+
+def _inline_items(project: Project, body: ItemsImport) -> Iterator[NewItem]:
+    for line, it in enumerate(body.items, start=1):
+        label = None
+        if it.label is not None:
+            try:
+                label = check_label(project, it.label)
+            except LabelMismatchError as e:
+                raise ImportValidationError(str(e), line=line, field="label") from None
+        yield NewItem(it.external_id, it.payload, it.metadata, label=label)
+
+
+def _import_json(store: BaseStore, project_id: int, body: ItemsImport) -> ImportResult:
+    project = store.get_project(project_id)
+    n_created = store.create_items(project_id, _inline_items(project, body))
+    n_read = len(body.items)
+    return ImportResult(n_read=n_read, n_created=n_created, n_skipped=n_read - n_created)
+
+
+@router.post(
+    "/projects/{project_id}/items",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add items given inline as JSON",
+    responses=_IMPORT_RESPONSES,
+)
+def add_items(
+    project_id: ProjectId, body: ItemsImport, store: StoreDep, admin: Admin
+) -> ImportResultPublic:
+    """Add items given in the body; items with a ``label`` are stored as labeled."""
+    return ImportResultPublic.model_validate(_import_json(store, project_id, body))
+
+
+@router.post(
+    "/projects/{project_id}/items:import",
+    status_code=status.HTTP_201_CREATED,
+    summary="Import items from a file upload or a JSON body",
+    openapi_extra=_IMPORT_DOC,
+    responses=_IMPORT_RESPONSES,
+)
+async def import_project_items(
+    project_id: ProjectId,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    admin: Admin,
+    format: Annotated[
+        Literal["csv", "jsonl", "parquet"] | None,
+        Query(description="File format; guessed from the file name when omitted."),
+    ] = None,
+    text_field: Annotated[
+        str, Query(max_length=200, description="Text column; empty for tabular rows.")
+    ] = "text",
+    id_field: Annotated[
+        str, Query(max_length=200, description="External id column; empty to number rows.")
+    ] = "id",
+    label_field: Annotated[
+        str, Query(max_length=200, description="Optional label column; empty for none.")
+    ] = "",
+) -> ImportResultPublic:
+    """Upload a CSV, JSON Lines or Parquet file as the multipart field ``file``, or send a
+    JSON body ``{"items": [...]}``. Streams into one transaction: a bad row is a 422 naming
+    the line and the field, and nothing is imported."""
+    from starlette.concurrency import run_in_threadpool
+
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("application/json"):
+        try:
+            body = ItemsImport.model_validate_json(await request.body())
+        except ValidationError as e:
+            from fastapi.exceptions import RequestValidationError
+
+            raise RequestValidationError(e.errors(include_url=False)) from None
+        result = await run_in_threadpool(_import_json, store, project_id, body)
+        return ImportResultPublic.model_validate(result)
+    if not ctype.startswith("multipart/form-data"):
+        raise LabelwiseError(
+            f"unsupported content type {ctype or 'none'!r}; upload a file as multipart/form-data "
+            "field 'file', or send application/json {'items': [...]}."
+        )
+    await run_in_threadpool(store.get_project, project_id)  # 404 before reading the upload
+    async with request.form(max_files=1, max_fields=10) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise LabelwiseError("no file uploaded; send it as multipart field 'file'.")
+        fmt = format or _guess_format(upload.filename)
+        with tempfile.TemporaryDirectory(prefix="labelwise-import-") as tmp:
+            path = FilePath(tmp) / _upload_name(upload.filename, fmt)
+            with path.open("wb") as out:
+                await run_in_threadpool(shutil.copyfileobj, upload.file, out, 1 << 20)
+            result = await run_in_threadpool(
+                lambda: import_items(
+                    store,
+                    project_id,
+                    path,
+                    fmt,
+                    text_field=text_field or None,
+                    id_field=id_field or None,
+                    label_field=label_field or None,
+                    batch_size=settings.import_batch_size,
+                )
+            )
+    return ImportResultPublic.model_validate(result)
+
+
+def _upload_name(filename: str | None, fmt: str) -> str:
+    """The uploaded file's own name when its suffix fits (items remember it as their source)."""
+    name = FilePath(filename or "").name
+    suffix = FilePath(name).suffix.lower()
+    if suffix == _SUFFIX[fmt] or (fmt == "csv" and suffix == ".tsv"):
+        return name
+    return f"upload{_SUFFIX[fmt]}"
+
+
+def _guess_format(filename: str | None) -> str:
+    suffix = FilePath(filename or "").suffix.lower()
+    for fmt, suffixes in {
+        "csv": (".csv", ".tsv"),
+        "jsonl": (".jsonl", ".ndjson"),
+        "parquet": (".parquet", ".pq"),
+    }.items():
+        if suffix in suffixes:
+            return fmt
+    raise LabelwiseError(
+        f"cannot tell the format of {filename!r}; name the file .csv, .jsonl or .parquet, or pass "
+        "?format=csv|jsonl|parquet."
+    )
+
+
+@router.get(
+    "/projects/{project_id}/items",
+    summary="List items",
+    responses={404: {"description": "No such project (or not yours)."}},
+)
+def list_items(
+    project_id: ProjectId,
+    store: StoreDep,
+    user: CurrentUser,
+    status: Literal["unlabeled", "queued", "labeled", "skipped"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> list[ItemPublic]:
+    """Items ordered by id, optionally filtered by status, paged with ``limit``/``offset``."""
+    visible_project(store, user, project_id)
+    items = store.list_items(project_id, status=status, limit=limit, offset=offset)
+    return [ItemPublic.model_validate(it) for it in items]

@@ -1,0 +1,427 @@
+"""Pydantic v2 schemas of the HTTP API: ``XCreate`` / ``XUpdate`` for input, ``XPublic`` for output.
+
+Inputs forbid unknown fields (``extra="forbid"``), so a typo is a 422 naming the field rather
+than a silently ignored setting. Outputs are built from the store's frozen dataclasses with
+``XPublic.model_validate(obj)`` (``from_attributes=True``); secrets (token hashes) never appear
+in an output schema.
+
+Strategy names and parameters and stopping rules are checked against the library here, at the
+boundary, so a project that was accepted can always start a round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from labelwise.errors import LabelwiseError
+from labelwise.tasks import TaskType
+
+__all__ = [
+    "MAX_ID",
+    "AnnotationCreate",
+    "AnnotationPublic",
+    "AnnotatorCreate",
+    "AnnotatorCreated",
+    "AnnotatorPublic",
+    "ClaimedTask",
+    "DatasetVersionPublic",
+    "Health",
+    "ImportResultPublic",
+    "ItemCreate",
+    "ItemPublic",
+    "ItemsImport",
+    "JobPublic",
+    "MemberAdd",
+    "ModelVersionPublic",
+    "Prediction",
+    "ProgressPublic",
+    "ProjectCreate",
+    "ProjectPublic",
+    "ProjectUpdate",
+    "RoundPublic",
+    "TaskPublic",
+    "check_stopping",
+    "check_strategy",
+]
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on every backend
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
+Tag = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+Role = Literal["admin", "annotator"]
+TaskTypeName = Literal["multiclass", "binary", "multilabel"]
+# strategy_params keys read by the retraining job rather than by the strategy itself
+RESERVED_STRATEGY_PARAMS = frozenset({"model"})
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+def check_strategy(
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    task_type: str | None = None,
+    *,
+    cold_start: bool = False,
+) -> None:
+    """Check that ``name`` is registered, accepts ``params`` and suits ``task_type``.
+
+    Raises
+    ------
+    ValueError
+        With a message that lists the valid strategy names or says what is wrong.
+    """
+    from labelwise.strategies import get_strategy
+    from labelwise.strategies.registry import get_strategy_class
+
+    try:
+        cls = get_strategy_class(name)
+    except LabelwiseError as e:
+        raise ValueError(str(e)) from None
+    if cold_start and not cls.cold_start:
+        from labelwise.strategies.registry import list_strategies
+
+        valid = ", ".join(s.name for s in list_strategies() if s.cold_start)
+        raise ValueError(
+            f"strategy {name!r} needs a fitted model and cannot start cold; use one of: {valid}"
+        )
+    if task_type is not None and TaskType(task_type) not in cls.task_types:
+        supported = ", ".join(sorted(t.value for t in cls.task_types))
+        raise ValueError(f"strategy {name!r} does not support {task_type!r} tasks; it supports: "
+                         f"{supported}")  # fmt: skip
+    kwargs = {k: v for k, v in (params or {}).items() if k not in RESERVED_STRATEGY_PARAMS}
+    try:
+        get_strategy(name, **kwargs)
+    except (LabelwiseError, TypeError, OverflowError) as e:
+        raise ValueError(f"bad strategy_params for {name!r}: {e}") from None
+
+
+def check_stopping(config: Mapping[str, Any] | None) -> None:
+    """Check a stopping rule with :func:`labelwise.stopping.from_config` (empty = never stop)."""
+    if not config:
+        return
+    from labelwise.stopping import from_config
+
+    try:
+        from_config(config)
+    except (LabelwiseError, TypeError, OverflowError) as e:
+        raise ValueError(f"bad stopping rule: {e}") from None
+
+
+# --------------------------------------------------------------------------- projects
+
+_PROJECT_EXAMPLE = {
+    "name": "digits",
+    "task_type": "multiclass",
+    "classes": ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+    "strategy": "entropy",
+    "strategy_params": {},
+    "cold_start_strategy": "random",
+    "batch_size": 20,
+    "stopping": {"any": [{"target": 0.95}, {"max_labels": 500}]},
+    "label_cost": 0.08,
+    "show_predictions": True,
+}
+
+
+class ProjectCreate(_In):
+    """A new labeling project."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_PROJECT_EXAMPLE]})
+
+    name: Name
+    task_type: TaskTypeName = "multiclass"
+    classes: list[Tag] = Field(default_factory=list, max_length=10_000)
+    strategy: str = Field("entropy", description="A registered strategy (GET /api/strategies).")
+    strategy_params: dict[str, Any] = Field(default_factory=dict)
+    cold_start_strategy: str = Field("random", description="Used until a model exists.")
+    batch_size: int = Field(10, ge=1, le=100_000, description="Items per round.")
+    stopping: dict[str, Any] = Field(
+        default_factory=dict, description="Stopping rule, e.g. {'max_labels': 500}; {} = never."
+    )
+    label_cost: float = Field(1.0, ge=0, allow_inf_nan=False, description="Cost of one label.")
+    show_predictions: bool = Field(False, description="Show the model's guess to annotators.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ProjectCreate:
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes must be unique; got {self.classes!r}")
+        if self.task_type == "binary" and self.classes and len(self.classes) != 2:
+            raise ValueError(f"a binary project needs exactly 2 classes; got {self.classes!r}")
+        check_strategy(self.strategy, self.strategy_params, self.task_type)
+        check_strategy(self.cold_start_strategy, None, self.task_type, cold_start=True)
+        check_stopping(self.stopping)
+        return self
+
+
+class ProjectUpdate(_In):
+    """Fields of a project that can change (all optional; name and task type cannot)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"batch_size": 50, "strategy": "margin"}]}
+    )
+
+    classes: list[Tag] | None = Field(None, max_length=10_000)
+    strategy: str | None = None
+    strategy_params: dict[str, Any] | None = None
+    cold_start_strategy: str | None = None
+    batch_size: int | None = Field(None, ge=1, le=100_000)
+    stopping: dict[str, Any] | None = None
+    label_cost: float | None = Field(None, ge=0, allow_inf_nan=False)
+    show_predictions: bool | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ProjectUpdate:
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes must be unique; got {self.classes!r}")
+        if self.strategy is not None:
+            check_strategy(self.strategy, self.strategy_params)
+        if self.cold_start_strategy is not None:
+            check_strategy(self.cold_start_strategy, None, cold_start=True)
+        check_stopping(self.stopping)
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields that were set (``None`` means "leave as it is")."""
+        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+
+
+class ProjectPublic(_Out):
+    id: int
+    name: str
+    task_type: str
+    classes: list[str]
+    strategy: str
+    strategy_params: dict[str, Any]
+    cold_start_strategy: str
+    batch_size: int
+    stopping: dict[str, Any]
+    label_cost: float
+    show_predictions: bool
+    created: datetime
+
+
+# --------------------------------------------------------------------------- items
+
+
+class ItemCreate(_In):
+    """One item given inline (JSON import)."""
+
+    external_id: Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00]+$")]
+    payload: dict[str, Any] = Field(
+        description="What the annotator sees: {'text': ...}, {'image': ...} or tabular fields."
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    label: Any = Field(None, description="A known label (validation split, seed labels).")
+
+
+class ItemsImport(_In):
+    """Items given inline in a JSON body."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {"external_id": "a1", "payload": {"text": "great product"}},
+                        {"external_id": "a2", "payload": {"text": "broke"}, "label": "neg"},
+                    ]
+                }
+            ]
+        },
+    )
+
+    items: list[ItemCreate] = Field(min_length=1, max_length=100_000)
+
+
+class ItemPublic(_Out):
+    id: int
+    project_id: int
+    external_id: str
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+    status: str
+    label: Any
+    created: datetime
+
+
+class ImportResultPublic(_Out):
+    """What an import did: rows read, items created, rows skipped (existing external ids)."""
+
+    n_read: int
+    n_created: int
+    n_skipped: int
+
+
+# --------------------------------------------------------------------------- rounds, tasks
+
+
+class RoundPublic(_Out):
+    id: int
+    project_id: int
+    number: int
+    strategy: str
+    created: datetime
+    closed: datetime | None
+
+
+class TaskPublic(_Out):
+    id: int
+    project_id: int
+    round_id: int
+    item_id: int
+    status: str
+    lease_owner: int | None
+    lease_expires: datetime | None
+    priority: float
+    routing_tag: str | None
+    created: datetime
+
+
+class Prediction(BaseModel):
+    """The current model's guess for an item (shown when the project says so)."""
+
+    label: Any
+    confidence: float | None = None
+
+
+class ClaimedTask(BaseModel):
+    """A task leased to the caller, with what to label and, optionally, the model's guess."""
+
+    task: TaskPublic
+    item: ItemPublic
+    classes: list[str]
+    prediction: Prediction | None = None
+
+
+class AnnotationCreate(_In):
+    """A label for a leased task."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"label": "pos", "duration_s": 3.2}]}
+    )
+
+    label: Any = Field(description="A class name; for multilabel projects a list of them.")
+    duration_s: float | None = Field(None, ge=0, le=1e7, allow_inf_nan=False)
+
+
+class AnnotationPublic(_Out):
+    id: int
+    task_id: int | None
+    item_id: int
+    annotator_id: int | None
+    label: Any
+    created: datetime
+    duration_s: float | None
+
+
+# --------------------------------------------------------------------------- annotators
+
+
+class AnnotatorCreate(_In):
+    """A new user; the response carries the API token, shown once."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "ana", "role": "annotator", "skills": ["de"], "projects": [1]}]
+        },
+    )
+
+    name: Name
+    role: Role = "annotator"
+    skills: list[Tag] = Field(default_factory=list, max_length=1000)
+    projects: list[Id] = Field(default_factory=list, max_length=10_000)
+
+
+class AnnotatorPublic(_Out):
+    id: int
+    name: str
+    role: str
+    skills: list[str]
+    projects: list[int]
+    created: datetime
+
+
+class AnnotatorCreated(AnnotatorPublic):
+    token: str = Field(description="The bearer token; it is stored hashed and shown only now.")
+
+
+class MemberAdd(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"annotator_id": 2}]})
+
+    annotator_id: Id
+
+
+# --------------------------------------------------------------------------- versions, jobs
+
+
+class ModelVersionPublic(_Out):
+    id: int
+    project_id: int
+    round_id: int | None
+    metrics: dict[str, Any]
+    calibration: dict[str, Any]
+    created: datetime
+
+
+class DatasetVersionPublic(_Out):
+    id: int
+    project_id: int
+    content_hash: str
+    n_labels: int
+    created: datetime
+
+
+class JobPublic(_Out):
+    id: int
+    kind: str
+    project_id: int | None
+    status: str
+    payload: dict[str, Any]
+    attempts: int
+    worker_id: str | None
+    leased_until: datetime | None
+    error: str | None
+    created: datetime
+    updated: datetime
+
+
+# --------------------------------------------------------------------------- progress, health
+
+
+class ProgressPublic(BaseModel):
+    """Where a project stands (:func:`labelwise.service.progress.project_progress`).
+
+    The fields are those of the library's ``Progress`` dataclass, passed through as JSON.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    project_id: int
+
+    @classmethod
+    def from_progress(cls, progress: Any) -> ProgressPublic:
+        from dataclasses import asdict
+
+        from fastapi.encoders import jsonable_encoder
+
+        return cls.model_validate(jsonable_encoder(asdict(progress)))
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
