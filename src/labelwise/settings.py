@@ -51,6 +51,22 @@ class Settings(BaseSettings):
         "`labelwise worker`.",
     )
     worker_poll_seconds: float = Field(default=1.0, gt=0, description="Idle worker poll interval.")
+    job_max_attempts: int = Field(
+        default=3, ge=1, description="Tries of a failing job before it is left 'failed'."
+    )
+    retrain_every: int = Field(
+        default=0,
+        ge=0,
+        description="Also retrain after this many new labels, mid-round (0: only when a "
+        "round's batch is complete).",
+    )
+    random_fraction: float = Field(
+        default=0.1,
+        ge=0.0,
+        lt=1.0,
+        description="Share of each batch drawn uniformly at random from a fixed random subset "
+        "of the pool; their labels measure the random-sampling baseline.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
 

@@ -1,0 +1,153 @@
+"""The background worker: claims durable jobs from the store and runs them.
+
+Jobs are rows (:meth:`~labelwise.storage.base.BaseStore.create_job`), so nothing lives only in a
+worker's memory: a worker killed mid-job leaves its job ``running`` under a lease that expires
+(``settings.job_lease_seconds``), and then any worker claims it again (``attempts`` + 1). The
+handlers (:func:`~labelwise.service.rounds.run_retrain` and, for ``select`` jobs,
+:func:`~labelwise.service.rounds.start_round`) are written to be re-run from the start.
+
+A handler that raises puts the job back in the queue (:meth:`BaseStore.retry_job`, the error
+recorded) until ``settings.job_max_attempts`` attempts were made; then the job is ``failed`` with
+the last error. A job whose lease expired that many times (its workers kept dying) is failed
+when next claimed.
+
+Run it in the API process (:meth:`Worker.start_in_thread`, the default) or as its own process
+(``labelwise worker`` calls :meth:`Worker.run_forever`); several workers may share a store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from labelwise.storage.base import BaseStore, Job, LeaseError
+
+__all__ = ["Handler", "Worker", "default_handlers"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[BaseStore, Job, Any], object]
+
+
+def _retrain(store: BaseStore, job: Job, settings: Any) -> object:
+    from labelwise.service.rounds import run_retrain
+
+    return run_retrain(store, job, settings=settings)
+
+
+def _select(store: BaseStore, job: Job, settings: Any) -> object:
+    from labelwise.errors import LabelwiseError
+    from labelwise.service.rounds import start_round
+
+    if job.project_id is None:
+        raise LabelwiseError(f"select job {job.id} has no project_id; queue it for a project.")
+    return start_round(store, job.project_id, settings=settings)
+
+
+def default_handlers() -> dict[str, Handler]:
+    """``{"retrain": run_retrain, "select": start_round}`` as ``handler(store, job, settings)``."""
+    return {"retrain": _retrain, "select": _select}
+
+
+class Worker:
+    """Claims jobs one at a time and runs them.
+
+    Parameters
+    ----------
+    store : BaseStore
+    settings : Settings
+        ``job_lease_seconds``, ``job_max_attempts``, ``worker_poll_seconds`` and what the
+        handlers read.
+    worker_id : str, optional
+        Lease owner name; defaults to ``host:pid:random``.
+    handlers : mapping of str to callable, optional
+        Job kind -> ``handler(store, job, settings)``; defaults to :func:`default_handlers`.
+    """
+
+    def __init__(
+        self,
+        store: BaseStore,
+        settings: Any,
+        worker_id: str | None = None,
+        handlers: Mapping[str, Handler] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.handlers = dict(default_handlers() if handlers is None else handlers)
+
+    def run_once(self, now: datetime | None = None) -> Job | None:
+        """Claim the next job, run it and record the outcome; ``None`` when the queue is empty.
+
+        Returns the job as stored afterwards (``done``, ``failed``, or ``queued`` again for a
+        retry).
+        """
+        s = self.settings
+        job = self.store.claim_next_job(
+            self.worker_id, lease_seconds=s.job_lease_seconds, now=now, kinds=list(self.handlers)
+        )
+        if job is None:
+            return None
+        if job.attempts > s.job_max_attempts:  # earlier workers died holding it
+            why = job.error or "its worker stopped before finishing (lease expired)"
+            self._finish(job, f"gave up after {job.attempts - 1} attempts; last: {why}", now)
+            return self.store.get_job(job.id)
+        log.info("worker %s: running %s job %d (attempt %d)", self.worker_id, job.kind, job.id,
+                 job.attempts)  # fmt: skip
+        try:
+            self.handlers[job.kind](self.store, job, s)
+        except Exception as e:  # any failure is recorded on the job, the worker goes on
+            error = f"{type(e).__name__}: {e}"
+            log.exception("worker %s: job %d failed", self.worker_id, job.id)
+            if job.attempts < s.job_max_attempts:
+                try:
+                    self.store.retry_job(job.id, self.worker_id, error, now=now)
+                except LeaseError:
+                    log.warning("job %d: lease lost before retry could be recorded", job.id)
+            else:
+                self._finish(job, error, now)
+        else:
+            self._finish(job, None, now)
+        return self.store.get_job(job.id)
+
+    def _finish(self, job: Job, error: str | None, now: datetime | None) -> None:
+        try:
+            self.store.finish_job(job.id, self.worker_id, error=error, now=now)
+        except LeaseError:  # our lease expired and another worker took the job over
+            log.warning("job %d: lease lost to another worker; leaving it to them", job.id)
+
+    def run_forever(
+        self, stop_event: threading.Event | None = None, poll_interval: float | None = None
+    ) -> None:
+        """Run jobs until ``stop_event`` is set, sleeping ``poll_interval`` seconds (default
+        ``settings.worker_poll_seconds``) when there is nothing to do."""
+        stop_event = threading.Event() if stop_event is None else stop_event
+        poll = self.settings.worker_poll_seconds if poll_interval is None else poll_interval
+        while not stop_event.is_set():
+            try:
+                job = self.run_once()
+            except Exception:  # the store is unreachable: wait and retry
+                log.exception("worker %s: cannot claim jobs", self.worker_id)
+                job = None
+            if job is None:
+                stop_event.wait(poll)
+
+    def start_in_thread(
+        self, poll_interval: float | None = None
+    ) -> tuple[threading.Thread, threading.Event]:
+        """Run :meth:`run_forever` in a daemon thread; set the event and join to stop it."""
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self.run_forever,
+            args=(stop, poll_interval),
+            name=f"labelwise-worker-{self.worker_id}",
+            daemon=True,
+        )
+        thread.start()
+        return thread, stop
