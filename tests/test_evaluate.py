@@ -224,3 +224,29 @@ def test_bad_seeds():
         evaluate("breast_cancer", ["margin"], seeds=0)
     with pytest.raises(LabelwiseError, match="distinct"):
         evaluate("breast_cancer", ["margin"], seeds=[1, 1])
+
+
+# ------------------------------------------------------------------------------ peer adapters
+
+
+def test_peers_are_not_registered_at_import(monkeypatch):
+    import labelwise.peers as peers
+    from labelwise.strategies import strategy_names
+
+    assert not any(cls.name in strategy_names() for cls in peers.PEERS)
+    monkeypatch.setattr(peers, "available_peers", lambda: dict.fromkeys(peers.PEER_PACKAGES, False))
+    assert peers.register_peers() == []
+    assert not any(cls.name in strategy_names() for cls in peers.PEERS)
+
+
+def test_modal_adapter_matches_labelwise_margin():
+    pytest.importorskip("modAL")
+    from labelwise.peers import ModalUncertainty
+    from labelwise.simulate import simulate
+
+    # modAL's margin sampling and labelwise's pick the same first batch on the same model (later
+    # rounds may part on near-ties: labelwise scores in float32)
+    ours = simulate("digits", "margin", n_rounds=2, batch_size=10, random_state=0)
+    theirs = simulate("digits", ModalUncertainty(), n_rounds=2, batch_size=10, random_state=0)
+    assert set(ours.points[1].selected) == set(theirs.points[1].selected)
+    assert abs(ours.quality[-1] - theirs.quality[-1]) < 0.05

@@ -603,7 +603,7 @@ def _run_one(data, strategy, seed, kwargs, threads):
 
     with threadpool_limits(limits=threads):
         points = list(iter_simulate(data, strategy, random_state=seed, **kwargs))
-    return strategy, seed, points
+    return strategy.name, seed, points
 
 
 def evaluate(
@@ -677,11 +677,11 @@ def evaluate(
     if not names:
         raise LabelwiseError("give at least one strategy, e.g. ('entropy', 'margin').")
     params = dict(strategy_params or {})
-    for name in names:
-        get_strategy(name, **dict(params.get(name, {})))  # unknown names fail here, before work
     if BASELINE in names:
         names.remove(BASELINE)
     names.append(BASELINE)
+    # built here, so unknown names fail before any work and workers need no registry
+    built = {name: get_strategy(name, **dict(params.get(name, {}))) for name in names}
     seed_list = _resolve_seeds(seeds)
     model = default_model() if model is None else model
     rounds = _plan_rounds(sim.n_pool, initial_size, batch_size, n_rounds, label_budget)
@@ -712,9 +712,7 @@ def evaluate(
         with threadpool_limits(limits=threads_per_job):
             for s, seed in jobs:
                 pts = []
-                for p in iter_simulate(
-                    sim, s, random_state=seed, strategy_params=params.get(s), **kwargs
-                ):
+                for p in iter_simulate(sim, built[s], random_state=seed, **kwargs):
                     pts.append(p)
                     done += 1
                     if progress is not None:
@@ -725,10 +723,7 @@ def evaluate(
 
         run = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
         for s, seed, pts in run(
-            delayed(_run_one)(
-                sim, s, seed, {**kwargs, "strategy_params": params.get(s)}, threads_per_job
-            )
-            for s, seed in jobs
+            delayed(_run_one)(sim, built[s], seed, kwargs, threads_per_job) for s, seed in jobs
         ):
             collected[(s, seed)] = pts
             done += len(pts)

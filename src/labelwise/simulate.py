@@ -750,6 +750,7 @@ class _Snapshot:
     model: Any
     committee: Any
     labeled: np.ndarray
+    y_labeled: np.ndarray
     round: int
 
 
@@ -884,7 +885,7 @@ def iter_simulate(
         t0 = time.perf_counter()
         fitted, committee = _fit_round(model, sim.X_train, lab, y_lab, strat, committee_size, rng)
         fit_seconds = time.perf_counter() - t0
-        history.append(_Snapshot(fitted, committee, lab, r))
+        history.append(_Snapshot(fitted, committee, lab, y_lab, r))
         del history[: max(0, len(history) - latency_rounds - 1)]
 
         metrics = heldout_metrics(fitted, sim)
@@ -940,7 +941,7 @@ def _select_batch(strat, random_strategy, snap, sim, unl, k, task, rng, pool_sam
         model=snap.model if has_model else None,
         row_idx=unl,
         X_labeled=_rows(sim.X_train, snap.labeled),
-        y_labeled=None,
+        y_labeled=snap.y_labeled,
         committee=None if snap.committee is None else snap.committee.members_,
         metadata=sim.metadata or None,
         task_type=task,
