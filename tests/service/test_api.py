@@ -470,3 +470,216 @@ def test_jobs_and_model_versions_lists(client, api_store):
     versions = client.get(f"/api/projects/{pid}/model-versions").json()
     assert [(v["id"], v["metrics"]) for v in versions] == [(mid, {"accuracy": 0.9})]
     assert np.isclose(versions[0]["metrics"]["accuracy"], 0.9)
+
+
+# --------------------------------------------------------------------------- rounds and tasks
+
+
+def _queued_project(client, n_items=6, batch_size=4, **kw):
+    """A project with ``n_items`` text items and a first round of ``batch_size`` tasks, and two
+    member annotators; returns (project, round, ana_token, bob_token)."""
+    p = _project(client, batch_size=batch_size, **kw)
+    texts = ["good", "bad", "great", "awful", "fine", "poor", "nice", "worse"]
+    items = [
+        {"external_id": f"t{i}", "payload": {"text": f"{texts[i % 8]} item number {i}"}}
+        for i in range(n_items)
+    ]
+    assert client.post(f"/api/projects/{p['id']}/items", json={"items": items}).status_code == 201
+    r = client.post(f"/api/projects/{p['id']}/rounds")
+    assert r.status_code == 201, r.text
+    ana = _user(client, "ana", projects=[p["id"]])["token"]
+    bob = _user(client, "bob", projects=[p["id"]])["token"]
+    return p, r.json(), ana, bob
+
+
+def test_start_round_queues_a_batch(pg_client):
+    client = pg_client
+    p, rnd, _, _ = _queued_project(client)
+    assert (rnd["project_id"], rnd["number"], rnd["closed"]) == (p["id"], 1, None)
+    assert client.get(f"/api/projects/{p['id']}/rounds").json() == [rnd]
+    queued = client.get(f"/api/projects/{p['id']}/items", params={"status": "queued"}).json()
+    assert len(queued) == 4  # batch_size
+
+
+def test_claim_submit_skip(pg_client):
+    client = pg_client
+    p, rnd, ana, bob = _queued_project(client)
+    r = client.post(f"/api/projects/{p['id']}/tasks/next", headers=_auth(ana))
+    assert r.status_code == 200, r.text
+    claimed = r.json()
+    task = claimed["task"]
+    assert (task["status"], task["round_id"]) == ("leased", rnd["id"])
+    assert claimed["item"]["id"] == task["item_id"]
+    assert claimed["item"]["payload"]["text"]
+    assert claimed["classes"] == ["neg", "pos"] and claimed["prediction"] is None
+    other = client.post(f"/api/projects/{p['id']}/tasks/next", headers=_auth(bob)).json()
+    assert other["task"]["id"] != task["id"]
+    # bob cannot answer ana's task
+    answer = f"/api/tasks/{task['id']}/annotations"
+    r = client.post(answer, json={"label": "pos"}, headers=_auth(bob))
+    assert "not leased by annotator" in _detail(r, 409)
+    # a bad label names the classes and stores nothing
+    r = client.post(answer, json={"label": "meh"}, headers=_auth(ana))
+    assert "['neg', 'pos']" in _detail(r, 422)
+    r = client.post(
+        f"/api/tasks/{task['id']}/annotations",
+        json={"label": "pos", "duration_s": 2.5},
+        headers=_auth(ana),
+    )
+    assert r.status_code == 201, r.text
+    ann = r.json()
+    assert (ann["task_id"], ann["label"], ann["duration_s"]) == (task["id"], "pos", 2.5)
+    items = client.get(f"/api/projects/{p['id']}/items").json()
+    item = next(it for it in items if it["id"] == task["item_id"])
+    assert (item["status"], item["label"]) == ("labeled", "pos")
+    # answering twice: the lease is gone
+    r = client.post(answer, json={"label": "neg"}, headers=_auth(ana))
+    assert _detail(r, 409)
+    # skip
+    r = client.post(f"/api/tasks/{other['task']['id']}/skip", headers=_auth(bob))
+    assert r.status_code == 200 and r.json()["status"] == "skipped"
+    assert _detail(client.post(f"/api/tasks/{other['task']['id']}/skip", headers=_auth(bob)), 409)
+    assert client.get(f"/api/tasks/{task['id']}", headers=_auth(ana)).json()["status"] == "done"
+
+
+def test_claim_until_empty_then_204_and_retrain_job(client):
+    p, _, ana, _ = _queued_project(client, n_items=3, batch_size=3)
+    seen = []
+    claim = f"/api/projects/{p['id']}/tasks/next"
+    while (r := client.post(claim, headers=_auth(ana))).status_code == 200:
+        t = r.json()["task"]
+        seen.append(t["id"])
+        label = ["neg", "pos"][len(seen) % 2]
+        r = client.post(
+            f"/api/tasks/{t['id']}/annotations", json={"label": label}, headers=_auth(ana)
+        )
+        assert r.status_code == 201, r.text
+    assert r.status_code == 204 and r.content == b""
+    assert len(seen) == len(set(seen)) == 3
+    jobs = client.get("/api/jobs", params={"project_id": p["id"]}).json()
+    assert [(j["kind"], j["status"]) for j in jobs] == [("retrain", "queued")]  # batch complete
+    # the pool is exhausted: no next round, and the answer says why
+    assert "no unlabeled items" in _detail(client.post(f"/api/projects/{p['id']}/rounds"), 409)
+
+
+def test_task_access_rules(client):
+    p, _, ana, _ = _queued_project(client)
+    outsider = _user(client, "zoe")["token"]
+    task = client.post(f"/api/projects/{p['id']}/tasks/next", headers=_auth(ana)).json()["task"]
+    for method, path, body in [
+        ("get", f"/api/tasks/{task['id']}", None),
+        ("post", f"/api/tasks/{task['id']}/annotations", {"label": "pos"}),
+        ("post", f"/api/tasks/{task['id']}/skip", None),
+    ]:
+        r = client.request(method, path, json=body, headers=_auth(outsider))
+        assert _detail(r, 404) == f"project {p['id']} not found"
+    assert _detail(client.get("/api/tasks/999"), 404) == "task 999 not found"
+    r = client.post("/api/tasks/999/annotations", json={"label": "pos"})
+    assert _detail(r, 404) == "task 999 not found"
+    r = client.post(f"/api/tasks/{task['id']}/annotations", json={"label": "pos", "x": 1})
+    assert "x: Extra inputs are not permitted" in _detail(r, 422)
+    r = client.post(f"/api/tasks/{task['id']}/annotations", json={"label": "pos", "duration_s": -1})
+    assert "duration_s" in _detail(r, 422)
+
+
+def test_rounds_of_unknown_project_is_404(client):
+    assert _detail(client.post("/api/projects/5/rounds"), 404) == "project 5 not found"
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def _digits_items(n_pool=200, n_val=150):
+    """Real data: sklearn's 8x8 digits as tabular payloads; a labelled validation split."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    order = np.random.RandomState(0).permutation(len(y))[: n_pool + n_val]
+    items, truth = [], {}
+    for rank, i in enumerate(order):
+        ext = f"d{i:04d}"
+        truth[ext] = str(y[i])
+        item = {"external_id": ext, "payload": {f"px{j}": float(v) for j, v in enumerate(X[i])}}
+        if rank >= n_pool:
+            item |= {"label": str(y[i]), "metadata": {"split": "validation"}}
+        items.append(item)
+    return items, truth
+
+
+def _wait_for(fn, timeout=90.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (value := fn()) is not None:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for the in-process worker")
+
+
+@pytest.mark.timeout(240)
+def test_full_loop_with_in_process_worker(api_store, tmp_path):
+    settings = Settings(
+        worker="inline", worker_poll_seconds=0.1, data_dir=tmp_path / "data", random_fraction=0.1
+    )
+    with TestClient(create_app(settings, api_store, admin_token=ADMIN)) as client:
+        client.headers["Authorization"] = f"Bearer {ADMIN}"
+        p = _project(
+            client, "digits", classes=[str(d) for d in range(10)], batch_size=30,
+            label_cost=0.5, show_predictions=True,
+        )  # fmt: skip
+        pid = p["id"]
+        items, truth = _digits_items()
+        r = client.post(f"/api/projects/{pid}/items:import", json={"items": items})
+        assert r.json() == {"n_read": 350, "n_created": 350, "n_skipped": 0}
+        tokens = [_user(client, f"ann{i}", projects=[pid])["token"] for i in range(3)]
+        r1 = client.post(f"/api/projects/{pid}/rounds")
+        assert r1.status_code == 201 and r1.json()["number"] == 1
+
+        # annotators claim round-robin and answer with the true labels
+        n = 0
+        while True:
+            tok = tokens[n % 3]
+            r = client.post(f"/api/projects/{pid}/tasks/next", headers=_auth(tok))
+            if r.status_code == 204:
+                break
+            claimed = r.json()
+            assert claimed["task"]["round_id"] == r1.json()["id"]
+            label = truth[claimed["item"]["external_id"]]
+            r = client.post(
+                f"/api/tasks/{claimed['task']['id']}/annotations",
+                json={"label": label, "duration_s": 1.0},
+                headers=_auth(tok),
+            )
+            assert r.status_code == 201, r.text
+            n += 1
+        assert n == 30
+
+        # the in-process worker retrains and opens round 2
+        rounds = _wait_for(
+            lambda: rs if len(rs := client.get(f"/api/projects/{pid}/rounds").json()) > 1 else None
+        )
+        assert [r["number"] for r in rounds] == [1, 2] and rounds[0]["closed"] is not None
+        jobs = client.get("/api/jobs", params={"project_id": pid}).json()
+        assert [(j["kind"], j["status"]) for j in jobs] == [("retrain", "done")]
+        versions = client.get(f"/api/projects/{pid}/model-versions").json()
+        assert len(versions) == 1 and versions[0]["metrics"]["accuracy"] > 0.3  # chance: 0.1
+
+        # round 2 is claimable and shows the model's guess
+        r = client.post(f"/api/projects/{pid}/tasks/next", headers=_auth(tokens[0]))
+        assert r.status_code == 200 and r.json()["task"]["round_id"] == rounds[1]["id"]
+        assert r.json()["prediction"]["label"] in p["classes"]
+
+        progress = client.get(f"/api/projects/{pid}/progress", headers=_auth(tokens[1])).json()
+        assert (progress["n_annotations"], progress["cost"]) == (30, 15.0)  # 30 labels x 0.5
+        assert progress["n_items"] == 350 and progress["n_labeled"] == 180  # 150 val + 30
+        assert progress["learning_curve"][0][1] == versions[0]["metrics"]["accuracy"]
+
+        # the retrain snapshotted the labels; export them
+        dsv = client.get(f"/api/projects/{pid}/dataset-versions").json()
+        assert len(dsv) == 1 and dsv[0]["n_labels"] == 180
+        r = client.get(f"/api/dataset-versions/{dsv[0]['id']}/export", params={"format": "csv"})
+        rows = list(csv.DictReader(io.StringIO(r.text)))
+        assert len(rows) == 180 and all(truth[row["id"]] == row["label"] for row in rows)
+        r = client.get(f"/api/dataset-versions/{dsv[0]['id']}/export", params={"format": "jsonl"})
+        assert [json.loads(x)["id"] for x in r.text.splitlines()] == [row["id"] for row in rows]

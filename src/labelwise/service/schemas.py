@@ -404,22 +404,36 @@ class JobPublic(_Out):
 
 
 class ProgressPublic(BaseModel):
-    """Where a project stands (:func:`labelwise.service.progress.project_progress`).
-
-    The fields are those of the library's ``Progress`` dataclass, passed through as JSON.
-    """
-
-    model_config = ConfigDict(extra="allow")
+    """Where a project stands (:func:`labelwise.service.progress.project_progress`)."""
 
     project_id: int
+    n_items: int
+    n_labeled: int
+    n_unlabeled: int
+    n_annotations: int = Field(description="Labels given by annotators (what was paid for).")
+    rounds: int
+    open_rounds: int
+    queue_depth: int = Field(description="Tasks claimable now.")
+    learning_curve: list[tuple[int, float]] = Field(description="(n_labels, accuracy) per model.")
+    random_curve: list[tuple[int, float]] = Field(
+        description="(n_random_labels, accuracy) of the model fitted on random labels only."
+    )
+    random_accuracy_estimate: float | None
+    throughput: dict[int, float] = Field(description="Labels per hour per annotator id, 24 h.")
+    cost: float = Field(description="n_annotations x label_cost.")
+    accuracy: float | None
+    ece: float | None
+    target: float | None
+    projected_labels_to_target: int | None
+    labels_saved: float | None
+    money_saved: float | None
+    stopping_status: str = Field(description="'stop now: <reason>' or 'continue: <reason>'.")
 
     @classmethod
     def from_progress(cls, progress: Any) -> ProgressPublic:
         from dataclasses import asdict
 
-        from fastapi.encoders import jsonable_encoder
-
-        return cls.model_validate(jsonable_encoder(asdict(progress)))
+        return cls.model_validate(asdict(progress))
 
 
 class Health(BaseModel):

@@ -6,6 +6,7 @@ imported. Re-importing is harmless; existing external ids are skipped and counte
 
 from __future__ import annotations
 
+import csv
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -142,18 +143,33 @@ async def import_project_items(
             with path.open("wb") as out:
                 await run_in_threadpool(shutil.copyfileobj, upload.file, out, 1 << 20)
             result = await run_in_threadpool(
-                lambda: import_items(
-                    store,
-                    project_id,
-                    path,
-                    fmt,
-                    text_field=text_field or None,
-                    id_field=id_field or None,
-                    label_field=label_field or None,
-                    batch_size=settings.import_batch_size,
-                )
+                _import_file,
+                store,
+                project_id,
+                path,
+                fmt,
+                text_field=text_field or None,
+                id_field=id_field or None,
+                label_field=label_field or None,
+                batch_size=settings.import_batch_size,
             )
     return ImportResultPublic.model_validate(result)
+
+
+def _import_file(store: BaseStore, project_id: int, path: FilePath, fmt: str, **kw: Any) -> Any:
+    """:func:`import_items`, with unreadable files (not UTF-8, not Parquet) reported as 422."""
+    import pyarrow as pa
+
+    try:
+        return import_items(store, project_id, path, fmt, **kw)
+    except UnicodeDecodeError as e:
+        raise ImportValidationError(
+            f"the file is not UTF-8 text ({e.reason} at byte {e.start}); is it really {fmt}?"
+        ) from None
+    except csv.Error as e:
+        raise ImportValidationError(f"unreadable CSV ({e}).") from None
+    except (pa.ArrowException, OSError) as e:
+        raise ImportValidationError(f"unreadable {fmt} file ({e}).") from None
 
 
 def _upload_name(filename: str | None, fmt: str) -> str:

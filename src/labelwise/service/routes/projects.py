@@ -47,7 +47,10 @@ def update_project(
 ) -> ProjectPublic:
     """Change the strategy, batch size, stopping rule, label cost, classes or display options;
     the next round uses the new settings."""
-    return ProjectPublic.model_validate(store.update_project(project_id, **body.changes()))
+    changes = body.changes()
+    if not changes:
+        return ProjectPublic.model_validate(store.get_project(project_id))
+    return ProjectPublic.model_validate(store.update_project(project_id, **changes))
 
 
 @router.get("/strategies", summary="List selection strategies")

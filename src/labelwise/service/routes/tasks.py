@@ -28,7 +28,7 @@ from labelwise.service.schemas import (
     RoundPublic,
     TaskPublic,
 )
-from labelwise.storage.base import Annotator, BaseStore, Item, Project, Task
+from labelwise.storage.base import Annotator, BaseStore, Project, Task
 
 router = APIRouter(prefix="/api")
 TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="Task id.")]
@@ -57,10 +57,9 @@ def start_round(
 
     rnd = rounds.start_round(store, project_id, settings=settings)
     if rnd is None:
+        why = rounds.why_no_round(store, project_id) or "nothing to select"
         raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"no round started for project {project_id}: the pool has no unlabeled items left "
-            "or the stopping rule says stop (see GET /api/projects/{id}/progress).",
+            status.HTTP_409_CONFLICT, f"no round started for project {project_id}: {why}."
         )
     return RoundPublic.model_validate(rnd)
 
@@ -73,12 +72,14 @@ def list_rounds(project_id: ProjectId, store: StoreDep, user: CurrentUser) -> li
     return [RoundPublic.model_validate(r) for r in store.list_rounds(project_id)]
 
 
-def _prediction(store: BaseStore, project: Project, task: Task, item: Item) -> Prediction | None:
-    if not project.show_predictions or store.find_latest_model_version(project.id) is None:
+def _prediction(store: BaseStore, project: Project, task: Task) -> Prediction | None:
+    """The model's guess for the task's item: the class predicted when the task was queued or
+    last re-scored (its routing tag), once the project has a model."""
+    if not project.show_predictions or task.routing_tag not in project.classes:
         return None
-    if task.routing_tag is None:
-        return None
-    return Prediction(label=task.routing_tag, confidence=None)
+    if store.find_latest_model_version(project.id) is None:
+        return None  # cold start: the routing tag is the item's own tag, not a prediction
+    return Prediction(label=task.routing_tag)
 
 
 @router.post(
@@ -103,7 +104,7 @@ def claim_next(
         task=TaskPublic.model_validate(task),
         item=ItemPublic.model_validate(item),
         classes=list(project.classes),
-        prediction=_prediction(store, project, task, item),
+        prediction=_prediction(store, project, task),
     )
 
 
