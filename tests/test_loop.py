@@ -382,3 +382,47 @@ def test_multilabel_session(digits):
         s.teach(q, Y[q.idx] * 2)
     with pytest.raises(LabelMismatchError, match="shape"):
         s.teach(q, Y[q.idx][:, :1])
+
+
+def test_session_accepts_a_committee_instance_and_refits_it():
+    """Committee is a scikit-learn estimator, so Session can clone it every round."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    from labelwise.loop import Session
+    from labelwise.strategies import Committee
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    session = Session(
+        LogisticRegression(max_iter=200),
+        X,
+        strategy="qbc_vote_entropy",
+        committee=Committee(LogisticRegression(max_iter=200), n_members=3, random_state=0),
+        random_state=0,
+    )
+    for _ in range(3):
+        q = session.query(30)
+        session.teach(q, y[q.idx])
+    assert session.n_labeled == 90
+    assert session.history[-1].strategy == "qbc_vote_entropy"
+
+
+def test_active_learner_queries_multilabel_pools():
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    from labelwise.loop import ActiveLearner
+
+    X, y = load_digits(return_X_y=True)
+    Y = np.column_stack([y % 2 == 0, y >= 5]).astype(int)
+    learner = ActiveLearner(
+        OneVsRestClassifier(LogisticRegression(max_iter=200)),
+        "entropy",
+        X_training=X[:50],
+        y_training=Y[:50],
+        random_state=0,
+    )
+    idx, rows = learner.query(X[50:], n_instances=5)
+    assert len(set(idx.tolist())) == 5 and rows.shape == (5, 64)

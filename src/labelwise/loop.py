@@ -320,6 +320,11 @@ class Session:
             X_labeled=X_lab,
             y_labeled=self._y,
             embeddings=self.embeddings,
+            embeddings_labeled=(
+                None
+                if self.embeddings is None or self.n_labeled == 0
+                else np.asarray(self.embeddings[self._idx])
+            ),
             metadata=self.metadata,
             committee=self._members,
             task_type=self.task_type,
@@ -612,7 +617,12 @@ class ActiveLearner:
         """
         X_pool = _check_pool(X_pool)
         strategy = self.strategy if self._fitted else self.cold_start
-        cands = Candidates(X=X_pool, model=self.estimator if self._fitted else None)
+        task = TaskType.MULTILABEL if getattr(self.y_training, "ndim", 1) == 2 else None
+        cands = Candidates(
+            X=X_pool,
+            model=self.estimator if self._fitted else None,
+            task_type=task or TaskType.MULTICLASS,
+        )
         q = strategy.select(cands, n_instances, random_state=self._rng)
         return q.idx, _rows(X_pool, q.idx)
 

@@ -352,3 +352,20 @@ def test_model_based_diversity_needs_a_model(name):
 def test_kcenter_needs_no_model():
     q = get_strategy("kcenter").select(Candidates(X=np.eye(4)), 2, random_state=0)
     assert np.unique(q.idx).shape[0] == 2
+
+
+def test_kcenter_uses_labelled_embeddings_as_existing_centres():
+    from labelwise.strategies import Candidates, get_strategy
+
+    # 1-D embeddings 0, 1, 2, 10; the labelled item sits at 10, so the farthest point from the
+    # existing centre is 0 (distance 10), then 2 is nearer to 10 than 0? no: after 0, distances
+    # are 1 -> 1, 2 -> 2, so 2 comes next.
+    emb = np.array([[0.0], [1.0], [2.0], [10.0]])
+    cands = Candidates(
+        X=np.zeros((4, 3)),
+        row_idx=np.array([0, 1, 2]),
+        embeddings=emb,
+        embeddings_labeled=np.array([[10.0]]),
+    )
+    q = get_strategy("kcenter").select(cands, 2, random_state=0)
+    assert q.idx.tolist() == [0, 2]

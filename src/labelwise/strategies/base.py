@@ -67,6 +67,8 @@ class Candidates:
     embeddings : ndarray of shape (n_pool, n_dims), optional
         Representation for diversity and cold start (e.g. sentence embeddings); defaults to
         ``X`` when absent.
+    embeddings_labeled : ndarray of shape (n_labeled, n_dims), optional
+        The same representation of the labelled rows (k-center uses them as existing centres).
     metadata : mapping of str to ndarray of shape (n_pool,), optional
         Per-item metadata (source, length, keyword flags) for stratified cold start.
     committee : sequence of fitted classifiers, optional
@@ -85,6 +87,7 @@ class Candidates:
     X_labeled: Any = None
     y_labeled: np.ndarray | None = None
     embeddings: Any = None
+    embeddings_labeled: Any = None
     metadata: Mapping[str, np.ndarray] | None = None
     committee: Sequence[Any] | None = None
     task_type: TaskType | str = TaskType.MULTICLASS
@@ -178,6 +181,7 @@ class Candidates:
             X_labeled=self.X_labeled,
             y_labeled=self.y_labeled,
             embeddings=self.embeddings,
+            embeddings_labeled=self.embeddings_labeled,
             metadata=self.metadata,
             committee=self.committee,
             task_type=self.task_type,

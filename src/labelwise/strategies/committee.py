@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import check_random_state
 
 from labelwise.errors import LabelwiseError, MissingInputError, NotFittedError
@@ -195,7 +195,7 @@ def _has_class_vector(model: Any) -> bool:
     return classes is not None and not isinstance(classes, list) and np.ndim(classes) == 1
 
 
-class Committee:
+class Committee(ClassifierMixin, BaseEstimator):
     """Builds and holds the members of a query-by-committee ensemble.
 
     Parameters

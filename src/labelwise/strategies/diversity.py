@@ -452,7 +452,7 @@ class KCenterGreedy(_Diversity):
     def _centers(self, candidates: Candidates) -> Any:
         if candidates.embeddings is None:
             return candidates.X_labeled
-        return getattr(candidates, "embeddings_labeled", None)
+        return candidates.embeddings_labeled
 
     def _select(self, candidates, k, rng):
         m = _prefilter_size(self.prefilter, k, candidates.n)
@@ -482,7 +482,7 @@ class ClusterUncertainty(_Diversity):
     """
 
     name = "kmeans_uncertainty"
-    description = "k-means on the top 10k uncertain candidates; the most uncertain per cluster."
+    description = "k-means on the 10·k most uncertain candidates; the most uncertain per cluster."
 
     def _select(self, candidates, k, rng):
         m = _prefilter_size(self.prefilter, k, candidates.n)
