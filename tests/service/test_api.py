@@ -396,6 +396,26 @@ def test_import_into_unknown_project_is_404(client):
     assert _detail(r, 404) == "project 42 not found"
 
 
+def test_nul_characters_are_422_on_every_backend(pg_client):
+    # PostgreSQL cannot store U+0000 in text or JSON: rejected up front (JSON bodies) or when
+    # the database refuses it (files), never a 500, and nothing is written
+    client = pg_client
+    pid = _project(client)["id"]
+    r = client.post(
+        f"/api/projects/{pid}/items", json={"items": [{"external_id": "a", "payload": {"t": "\0"}}]}
+    )
+    assert "NUL" in _detail(r, 422)
+    r = client.post(
+        f"/api/projects/{pid}/items:import", files={"file": ("n.csv", b"id,text\n1,a\0\n")}
+    )
+    assert r.status_code in (201, 422), r.text  # SQLite stores NUL; PostgreSQL refuses it
+    if r.status_code == 422:
+        assert client.get(f"/api/projects/{pid}/items").json() == []
+    assert "NUL" in _detail(
+        client.post("/api/projects", json={"name": "x", "stopping": {"\0": 1}}), 422
+    )
+
+
 # --------------------------------------------------------------------------- annotators
 
 

@@ -150,6 +150,18 @@ def create_app(
         )
         return _error(code, str(exc))
 
+    from sqlalchemy.exc import DataError
+
+    @app.exception_handler(DataError)
+    async def _bad_data(request: Request, exc: DataError) -> JSONResponse:
+        # e.g. a NUL character or an out-of-range number inside an uploaded file: the
+        # transaction rolled back, nothing was written
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+        return _error(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"the database rejected a value ({reason}); nothing was written. Fix the input.",
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         body: dict[str, Any] = {"detail": _validation_message(exc)}

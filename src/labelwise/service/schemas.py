@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from labelwise.errors import LabelwiseError
 from labelwise.tasks import TaskType
@@ -67,6 +67,26 @@ class _Out(BaseModel):
 
 
 # --------------------------------------------------------------------------- validation helpers
+
+
+def _no_nul(value: Any) -> Any:
+    """Reject NUL characters anywhere in a JSON value (PostgreSQL cannot store them)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                raise ValueError("text may not contain NUL (\\u0000) characters")
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return value
+
+
+Json = Annotated[Any, AfterValidator(_no_nul)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_no_nul)]
 
 
 def check_strategy(
@@ -145,10 +165,10 @@ class ProjectCreate(_In):
     task_type: TaskTypeName = "multiclass"
     classes: list[Tag] = Field(default_factory=list, max_length=10_000)
     strategy: str = Field("entropy", description="A registered strategy (GET /api/strategies).")
-    strategy_params: dict[str, Any] = Field(default_factory=dict)
+    strategy_params: JsonObject = Field(default_factory=dict)
     cold_start_strategy: str = Field("random", description="Used until a model exists.")
     batch_size: int = Field(10, ge=1, le=100_000, description="Items per round.")
-    stopping: dict[str, Any] = Field(
+    stopping: JsonObject = Field(
         default_factory=dict, description="Stopping rule, e.g. {'max_labels': 500}; {} = never."
     )
     label_cost: float = Field(1.0, ge=0, allow_inf_nan=False, description="Cost of one label.")
@@ -175,10 +195,10 @@ class ProjectUpdate(_In):
 
     classes: list[Tag] | None = Field(None, max_length=10_000)
     strategy: str | None = None
-    strategy_params: dict[str, Any] | None = None
+    strategy_params: JsonObject | None = None
     cold_start_strategy: str | None = None
     batch_size: int | None = Field(None, ge=1, le=100_000)
-    stopping: dict[str, Any] | None = None
+    stopping: JsonObject | None = None
     label_cost: float | None = Field(None, ge=0, allow_inf_nan=False)
     show_predictions: bool | None = None
 
@@ -220,11 +240,11 @@ class ItemCreate(_In):
     """One item given inline (JSON import)."""
 
     external_id: Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00]+$")]
-    payload: dict[str, Any] = Field(
+    payload: JsonObject = Field(
         description="What the annotator sees: {'text': ...}, {'image': ...} or tabular fields."
     )
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    label: Any = Field(None, description="A known label (validation split, seed labels).")
+    metadata: JsonObject = Field(default_factory=dict)
+    label: Json = Field(None, description="A known label (validation split, seed labels).")
 
 
 class ItemsImport(_In):
@@ -314,7 +334,7 @@ class AnnotationCreate(_In):
         extra="forbid", json_schema_extra={"examples": [{"label": "pos", "duration_s": 3.2}]}
     )
 
-    label: Any = Field(description="A class name; for multilabel projects a list of them.")
+    label: Json = Field(description="A class name; for multilabel projects a list of them.")
     duration_s: float | None = Field(None, ge=0, le=1e7, allow_inf_nan=False)
 
 
