@@ -290,5 +290,436 @@ def demo(
     console().print(format_summary(result))
 
 
+# ------------------------------------------------------------------------ service commands
+#
+# serve, worker, db upgrade, project create/list/import/export/status, token create. Each opens
+# the store named by --database-url (else LABELWISE_DATABASE_URL / DATABASE_URL, else the
+# embedded SQLite file) and makes one call into labelwise.service.admin or the service.
+
+DATABASE_URL_OPTION = typer.Option(
+    None,
+    "--database-url",
+    help="SQLAlchemy URL [default: $LABELWISE_DATABASE_URL, $DATABASE_URL or "
+    "sqlite:///./.labelwise/labelwise.db].",
+    show_default=False,
+)
+
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+project_app = typer.Typer(
+    help="Projects: create, import items, export labels, status.", no_args_is_help=True
+)
+token_app = typer.Typer(help="API tokens for admins and annotators.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(project_app, name="project")
+app.add_typer(token_app, name="token")
+
+
+@contextlib.contextmanager
+def _service_errors() -> Iterator[None]:
+    """Like :func:`_errors`, plus unknown rows and an unreachable or invalid database."""
+    import sqlalchemy.exc
+
+    from labelwise.storage.base import NotFound
+
+    with _errors():
+        try:
+            yield
+        except NotFound as exc:
+            raise LabelwiseError(f"{exc}.") from None
+        except sqlalchemy.exc.ArgumentError as exc:
+            raise LabelwiseError(f"bad --database-url: {exc}") from None
+        except sqlalchemy.exc.OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            raise LabelwiseError(f"cannot use the database: {reason}") from None
+
+
+def _settings(database_url: str | None = None, **overrides: Any) -> Any:
+    from pydantic import ValidationError
+
+    from labelwise.settings import Settings
+
+    kwargs = {k: v for k, v in overrides.items() if v is not None}
+    if database_url is not None:
+        kwargs["database_url"] = database_url
+    try:
+        return Settings(**kwargs)
+    except ValidationError as e:
+        msg = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        raise LabelwiseError(f"bad settings: {msg}") from None
+
+
+def _open(settings: Any) -> Any:
+    from labelwise.storage import open_store
+
+    return open_store(settings.database_url, upgrade=settings.auto_upgrade)
+
+
+def _safe_url(url: str) -> str:
+    import sqlalchemy as sa
+
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # memory:// and friends
+        return url
+
+
+def _format_serving(base: str, demo: Any = None) -> Text:
+    out = Text()
+    out.append("labelwise is serving at ", style="bold")
+    out.append(base, style="bold green")
+    out.append(f"\n  API docs (OpenAPI): {base}/docs\n  health: {base}/healthz\n")
+    if demo is not None:
+        verb = "created" if demo.created else "found"
+        out.append(
+            f"\ndemo project {demo.project_id} ({verb}): {demo.n_items:,} fine-food reviews, "
+            f"{demo.n_validation:,} of them a labelled validation split\n"
+        )
+        out.append(f"  admin token:     {demo.admin_token}\n")
+        out.append(f"  annotator token: {demo.annotator_token}\n")
+        out.append(
+            f"  next task: curl -X POST -H 'Authorization: Bearer {demo.annotator_token}' "
+            f"{base}/api/projects/{demo.project_id}/tasks/next\n"
+        )
+    out.append("Press Ctrl-C to stop.")
+    return out
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, "--host", help="Interface [default: 127.0.0.1]."),
+    port: int = typer.Option(None, "--port", help="Port [default: 8000]."),
+    database_url: str = DATABASE_URL_OPTION,
+    no_worker: bool = typer.Option(
+        False, "--no-worker", help="Leave retraining jobs to separate `labelwise worker` processes."
+    ),
+    demo: bool = typer.Option(
+        False, "--demo", help="Create (once) and serve the fine-food reviews demo project."
+    ),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve the HTTP API (uvicorn) with an in-process retraining worker unless --no-worker."""
+    import uvicorn
+
+    from labelwise.service.app import create_app
+
+    with _service_errors():
+        settings = _settings(
+            database_url, host=host, port=port, worker="external" if no_worker else None
+        )
+        store = _open(settings)
+        info = None
+        if demo:
+            from labelwise.service.demo_project import setup_demo_project
+
+            with console(stderr=True).status("setting up the demo project"):
+                info = setup_demo_project(store, settings)
+        fastapi_app = create_app(settings, store)
+    base = f"http://{settings.host}:{settings.port}"
+    console().print(_format_serving(base, info))
+    try:
+        uvicorn.run(fastapi_app, host=settings.host, port=settings.port, log_level=log_level)
+    finally:
+        store.close()
+
+
+@app.command()
+def worker(
+    database_url: str = DATABASE_URL_OPTION,
+    poll: float = typer.Option(None, "--poll", help="Idle poll interval in seconds [default: 1]."),
+) -> None:
+    """Run retraining and selection jobs until SIGINT/SIGTERM (the running job finishes first)."""
+    import logging
+    import signal
+    import threading
+
+    from labelwise.service.worker import Worker
+
+    with _service_errors():
+        settings = _settings(database_url, worker_poll_seconds=poll)
+        store = _open(settings)
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        console(stderr=True).print(f"{signal.Signals(signum).name}: stopping after this job")
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    w = Worker(store, settings)
+    console().print(f"worker {w.worker_id} on {_safe_url(settings.database_url)}; Ctrl-C to stop")
+    try:
+        w.run_forever(stop)
+    finally:
+        store.close()
+    console().print(f"worker {w.worker_id} stopped")
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: str = DATABASE_URL_OPTION) -> None:
+    """Create or migrate the database schema to the latest revision (idempotent)."""
+    from labelwise.storage.sql import SqlStore
+
+    with _service_errors():
+        settings = _settings(database_url)
+        if settings.database_url.startswith("memory:"):
+            raise LabelwiseError("memory:// has no schema to upgrade; pass a SQL --database-url.")
+        store = SqlStore(settings.database_url)
+        try:
+            store.upgrade()
+            revision = store.current_revision()
+        finally:
+            store.close()
+    console().print(f"{_safe_url(settings.database_url)} is at revision {revision}")
+
+
+def _format_project(p: Any) -> Text:
+    stop = f", stopping {json.dumps(p.stopping)}" if p.stopping else ""
+    return Text(
+        f"project {p.id} {p.name!r}: {p.task_type}, classes {', '.join(p.classes)}; "
+        f"strategy {p.strategy} (cold start {p.cold_start_strategy}), batch {p.batch_size}, "
+        f"label cost {p.label_cost:g}{stop}"
+    )
+
+
+@project_app.command("create")
+def project_create(
+    name: str = typer.Argument(..., help="Unique project name."),
+    classes: str = typer.Option(..., "--classes", help="Comma-separated class names."),
+    task_type: str = typer.Option(
+        "multiclass", "--task-type", help="multiclass, binary or multilabel."
+    ),
+    strategy: str = typer.Option("entropy", "--strategy", help="See `labelwise strategies`."),
+    strategy_param: list[str] = typer.Option(
+        [], "--strategy-param", help="key=value (value parsed as JSON); repeatable."
+    ),
+    cold_start: str = typer.Option(
+        "random", "--cold-start", help="Strategy used until a model exists."
+    ),
+    batch_size: int = typer.Option(10, "--batch-size", help="Items per round."),
+    label_cost: float = typer.Option(1.0, "--label-cost", help="Cost of one label."),
+    stopping: str = typer.Option(
+        None, "--stopping", help="Stopping rule as JSON, e.g. '{\"target\": 0.9}'."
+    ),
+    show_predictions: bool = typer.Option(
+        False, "--show-predictions", help="Show annotators the model's guess."
+    ),
+    database_url: str = DATABASE_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a labeling project."""
+    from labelwise.service.admin import (
+        create_project_from_options,
+        parse_json_object,
+        parse_strategy_params,
+    )
+
+    with _service_errors():
+        kwargs = {
+            "classes": _split_csv(classes),
+            "task_type": task_type,
+            "strategy": strategy,
+            "strategy_params": parse_strategy_params(strategy_param),
+            "cold_start_strategy": cold_start,
+            "batch_size": batch_size,
+            "label_cost": label_cost,
+            "stopping": parse_json_object(stopping, "--stopping"),
+            "show_predictions": show_predictions,
+        }
+        with _open(_settings(database_url)) as store:
+            project = create_project_from_options(store, name, **kwargs)
+    _print_json(project) if as_json else console().print(_format_project(project))
+
+
+@project_app.command("list")
+def project_list(database_url: str = DATABASE_URL_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """List projects."""
+    with _service_errors(), _open(_settings(database_url)) as store:
+        projects = store.list_projects()
+    if as_json:
+        _print_json(projects)
+        return
+    for p in projects:
+        console().print(_format_project(p))
+
+
+@project_app.command("import")
+def project_import(
+    project: str = typer.Argument(..., help="Project name or id."),
+    file: str = typer.Argument(..., help="CSV/TSV, JSON Lines, Parquet file or image folder."),
+    format: str = typer.Option(None, "--format", help="csv, jsonl, parquet or images."),
+    text_field: str = typer.Option(
+        "text", "--text-field", help="Column with the text; '' for tabular rows."
+    ),
+    id_field: str = typer.Option(
+        "id", "--id-field", help="Column with the external id; '' numbers rows."
+    ),
+    label_field: str = typer.Option(
+        None, "--label-field", help="Optional label column ('folder' for image folders)."
+    ),
+    database_url: str = DATABASE_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Import items (streaming, one transaction: a bad row imports nothing)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from labelwise.importers import import_items
+    from labelwise.service.admin import resolve_project
+
+    with _service_errors():
+        settings = _settings(database_url)
+        with _open(settings) as store:
+            p = resolve_project(store, project)
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("importing into {task.fields[name]}: {task.completed:,} rows read"),
+                TimeElapsedColumn(),
+                console=console(stderr=True),
+                transient=True,
+                disable=as_json,
+            ) as bar:
+                task = bar.add_task("import", total=None, name=p.name)
+                result = import_items(
+                    store,
+                    p.id,
+                    file,
+                    format,
+                    text_field=text_field or None,
+                    id_field=id_field or None,
+                    label_field=label_field or None,
+                    batch_size=settings.import_batch_size,
+                    progress=lambda n: bar.update(task, completed=n),
+                )
+    if as_json:
+        _print_json(result)
+    else:
+        console().print(
+            f"imported {result.n_created:,} items into {p.name!r} ({result.n_read:,} rows read, "
+            f"{result.n_skipped:,} skipped as existing ids)"
+        )
+
+
+@project_app.command("export")
+def project_export(
+    project: str = typer.Argument(..., help="Project name or id."),
+    version: int = typer.Option(
+        None, "--version", help="Dataset version id [default: snapshot the current labels]."
+    ),
+    format: str = typer.Option("csv", "--format", help="csv or jsonl."),
+    out: str = typer.Option(None, "--out", help="Output file [default: stdout]."),
+    database_url: str = DATABASE_URL_OPTION,
+) -> None:
+    """Export a dataset version's labels (id, label) as CSV or JSON Lines."""
+    import sys
+
+    from labelwise.service.admin import export_project, resolve_project
+
+    with _service_errors(), _open(_settings(database_url)) as store:
+        p = resolve_project(store, project)
+        result = export_project(store, p.id, format, out or sys.stdout, version=version)
+    dv = result.dataset_version
+    console(stderr=True).print(
+        f"exported {result.n_rows:,} labels of {p.name!r}, dataset version {dv.id} "
+        f"({dv.content_hash[:12]}){' to ' + result.path if result.path else ''}"
+    )
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _format_status(status: Any) -> list[Any]:
+    p, pr = status.project, status.progress
+    summary = Table(title=f"project {p.id} {p.name!r}", title_justify="left", show_header=False)
+    summary.add_column(style="bold")
+    summary.add_column()
+    jobs = ", ".join(f"{n} {s}" for s, n in sorted(status.jobs.items())) or "none"
+    rows = [
+        ("items", f"{pr.n_items:,} ({pr.n_unlabeled:,} unlabeled)"),
+        ("labels", f"{pr.n_labeled:,} ({pr.n_annotations:,} from annotators)"),
+        ("rounds", f"{pr.rounds} ({pr.open_rounds} open)"),
+        ("queue depth", f"{pr.queue_depth:,}"),
+        ("accuracy", _fmt(pr.accuracy)),
+        ("ECE", _fmt(pr.ece)),
+        ("cost", f"{pr.cost:,.2f}"),
+        ("target", _fmt(pr.target)),
+        ("labels to target", _fmt(pr.projected_labels_to_target, ",d")),
+        ("labels saved vs random", _fmt(pr.labels_saved, ",.0f")),
+        ("money saved vs random", _fmt(pr.money_saved, ",.2f")),
+        ("stopping", pr.stopping_status),
+        ("jobs", jobs),
+    ]
+    if status.last_job_error:
+        rows.append(("last job error", status.last_job_error))
+    for k, v in rows:
+        summary.add_row(k, Text(str(v)))
+    out: list[Any] = [summary]
+    if pr.learning_curve:
+        curve = Table(title="learning curve (validation accuracy)", title_justify="left")
+        curve.add_column("labels", justify="right")
+        curve.add_column("accuracy", justify="right")
+        for n, acc in pr.learning_curve:
+            curve.add_row(f"{n:,}", f"{acc:.3f}")
+        out.append(curve)
+    if pr.random_curve:
+        rnd = Table(title="random-sampling baseline (measured)", title_justify="left")
+        rnd.add_column("random labels", justify="right")
+        rnd.add_column("accuracy", justify="right")
+        for n, acc in pr.random_curve:
+            rnd.add_row(f"{n:,}", f"{acc:.3f}")
+        out.append(rnd)
+    return out
+
+
+@project_app.command("status")
+def project_status(
+    project: str = typer.Argument(..., help="Project name or id."),
+    database_url: str = DATABASE_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Progress: labels, rounds, queue, learning curve, cost, savings vs random, stopping."""
+    from labelwise.service.admin import project_status as status_of
+    from labelwise.service.admin import resolve_project
+
+    with _service_errors():
+        settings = _settings(database_url)
+        with _open(settings) as store:
+            status = status_of(store, resolve_project(store, project).id, settings=settings)
+    if as_json:
+        _print_json(status)
+        return
+    for renderable in _format_status(status):
+        console().print(renderable)
+
+
+@token_app.command("create")
+def token_create(
+    name: str = typer.Argument(..., help="Unique user name."),
+    role: str = typer.Option("annotator", "--role", help="admin or annotator."),
+    project: list[str] = typer.Option(
+        [], "--project", help="Project name or id the user joins; repeatable."
+    ),
+    skills: str = typer.Option("", "--skills", help="Comma-separated routing tags."),
+    database_url: str = DATABASE_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a user and print their API token (shown once, stored hashed)."""
+    from labelwise.service.admin import create_token, resolve_project
+
+    with _service_errors(), _open(_settings(database_url)) as store:
+        pids = [resolve_project(store, p).id for p in project]
+        created = create_token(
+            store, name, role=role, projects=pids, skills=_split_csv(skills) if skills else []
+        )
+    if as_json:
+        _print_json({"annotator": created.annotator, "token": created.token})
+        return
+    a = created.annotator
+    console(stderr=True).print(
+        f"{a.role} {a.name!r} (id {a.id}) created; the token is shown only now:"
+    )
+    typer.echo(created.token)
+
+
 if __name__ == "__main__":  # python -m labelwise.cli
     app()
