@@ -246,11 +246,13 @@ class SkactivemlQBC(_Peer):
 
         X, y, cand, classes = _skactiveml_problem(candidates, self.name)
         seed = rng.randint(2**31 - 1)
+        # scikit-activeml's documented pattern: members wrapped so each knows every class (a
+        # bootstrap that misses a class would otherwise misalign the members' proba columns)
+        codes = np.arange(classes.shape[0])
+        member = SklearnClassifier(clone(candidates.model), classes=codes, random_state=seed)
         ensemble = SklearnClassifier(
-            BaggingClassifier(
-                clone(candidates.model), n_estimators=self.n_members, random_state=seed
-            ),
-            classes=np.arange(classes.shape[0]),
+            BaggingClassifier(member, n_estimators=self.n_members, random_state=seed),
+            classes=codes,
             random_state=seed,
         )
         qs = QueryByCommittee(method=self.method, random_state=seed)
