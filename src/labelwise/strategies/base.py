@@ -297,17 +297,27 @@ class ScoreStrategy(Strategy):
         """Scores ``(n_samples,)`` from ``proba (n_samples, n_classes)``."""
         raise NotImplementedError
 
+    def scorer(self, task_type: TaskType | str) -> Callable[[np.ndarray], np.ndarray]:
+        """The ``proba -> scores`` function for ``task_type``.
+
+        Strategies whose score differs by task type (multi-label variants) override this;
+        the strategy object itself is never mutated, so one instance is safe to share.
+        """
+        return self.score
+
     def score_candidates(self, candidates: Candidates) -> np.ndarray:
         """Scores of all candidates, ``(n_candidates,)`` float32 (for combinations)."""
         self.check_task(candidates.task_type)
         self._check_inputs(candidates)
         out = np.empty(candidates.n, dtype=np.float32)
+        score = self.scorer(candidates.task_type)
         for start, proba in candidates.iter_proba():
-            out[start : start + proba.shape[0]] = self.score(proba)
+            out[start : start + proba.shape[0]] = score(proba)
         return out
 
     def _select(self, candidates, k, rng):
         best = RunningTopK(k, random_state=rng)
+        score = self.scorer(candidates.task_type)
         for start, proba in candidates.iter_proba():
-            best.push(self.score(proba), start)
+            best.push(score(proba), start)
         return best.result()

@@ -308,13 +308,13 @@ def _scorer(base: ScoreStrategy, task_type: TaskType, *, non_negative: bool = Tr
     """``proba -> scores`` of ``base`` for ``task_type``; shifted to be non-negative (for
     products with weights) unless ``non_negative=False``."""
     base.check_task(task_type)
-    base._task = task_type  # the uncertainty strategies pick the multi-label score by it
+    base_score = base.scorer(task_type)
     if not non_negative:
-        return base.score
+        return base_score
     floor = _SCORE_FLOORS.get(base.name, 0.0)
 
     def score(proba: np.ndarray) -> np.ndarray:
-        s = base.score(proba)
+        s = base_score(proba)
         if floor:
             return s - floor
         if s.shape[0] and float(s.min()) < -1e-6:

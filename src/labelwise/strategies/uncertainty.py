@@ -37,18 +37,12 @@ class _Uncertainty(ScoreStrategy):
     _single = staticmethod(S.entropy)
     _multi = staticmethod(S.multilabel_entropy)
 
-    def _select(self, candidates, k, rng):
-        self._task = candidates.task_type
-        return super()._select(candidates, k, rng)
-
-    def score_candidates(self, candidates):
-        self._task = candidates.task_type
-        return super().score_candidates(candidates)
-
     def score(self, proba: np.ndarray) -> np.ndarray:
-        if getattr(self, "_task", TaskType.MULTICLASS) == TaskType.MULTILABEL:
-            return self._multi(proba)
+        """Single-label score of ``proba (n_samples, n_classes)``."""
         return self._single(proba)
+
+    def scorer(self, task_type):
+        return self._multi if TaskType(task_type) == TaskType.MULTILABEL else self._single
 
     def get_params(self):
         return {}
