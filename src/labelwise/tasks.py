@@ -30,6 +30,4 @@ def parse_task_type(value: str | TaskType) -> TaskType:
         return TaskType(value)
     except ValueError:
         valid = ", ".join(t.value for t in TaskType)
-        raise UnsupportedTaskError(
-            f"unknown task type {value!r}; use one of: {valid}"
-        ) from None
+        raise UnsupportedTaskError(f"unknown task type {value!r}; use one of: {valid}") from None
