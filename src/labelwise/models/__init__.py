@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from labelwise.errors import ModelInterfaceError, NotFittedError
 
-__all__ = ["check_model", "check_fitted", "predict_proba", "embed", "model_classes"]
+__all__ = ["check_fitted", "check_model", "embed", "model_classes", "predict_proba"]
 
 
 def check_model(model: Any) -> Any:
