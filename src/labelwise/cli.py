@@ -75,6 +75,8 @@ def _to_jsonable(obj: Any) -> Any:
         return [_to_jsonable(v) for v in obj]
     if hasattr(obj, "tolist"):  # numpy arrays and scalars
         return obj.tolist()
+    if hasattr(obj, "isoformat"):  # datetimes (created, updated)
+        return obj.isoformat()
     return obj
 
 
