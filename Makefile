@@ -14,12 +14,14 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/labelwise demo
+	$(BIN)/labelwise serve --demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/select_speed.py
+	$(BIN)/python benchmarks/service_load.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -417,7 +417,7 @@ def serve(
                 info = setup_demo_project(store, settings)
         fastapi_app = create_app(settings, store)
     base = f"http://{settings.host}:{settings.port}"
-    console().print(_format_serving(base, info))
+    console().print(_format_serving(base, info), soft_wrap=True)  # tokens stay on one line
     try:
         uvicorn.run(fastapi_app, host=settings.host, port=settings.port, log_level=log_level)
     finally:
