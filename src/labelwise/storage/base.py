@@ -423,7 +423,10 @@ class BaseStore(ABC):
 
     @abstractmethod
     def update_project(self, project_id: int, **fields: Any) -> Project:
-        """Change any of ``PROJECT_UPDATABLE`` fields; returns the updated project."""
+        """Change any of ``PROJECT_UPDATABLE`` fields; returns the updated project.
+
+        Without fields nothing is written and the project is returned as it is.
+        """
 
     # ---- annotators
     @abstractmethod

@@ -122,6 +122,8 @@ class InMemoryStore(BaseStore):
 
     def update_project(self, project_id: int, **fields: Any) -> Project:
         _check_update(fields)
+        if not fields:
+            return self.get_project(project_id)
         with self._lock:
             p = _get(self._projects, "project", project_id)
             merged = {k: getattr(p, k) for k in PROJECT_FIELDS}

@@ -179,6 +179,15 @@ def test_update_project(store):
         store.update_project(999, batch_size=3)
 
 
+def test_update_project_without_fields_is_a_no_op(store):
+    pid = _project(store, batch_size=7)
+    before = store.get_project(pid)
+    assert store.update_project(pid) == before
+    assert store.get_project(pid) == before
+    with pytest.raises(NotFound):
+        store.update_project(999)
+
+
 # --------------------------------------------------------------------------- annotators
 
 

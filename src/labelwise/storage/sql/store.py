@@ -368,6 +368,8 @@ class SqlStore(BaseStore):
 
     def update_project(self, project_id: int, **fields: Any) -> Project:
         _check_update(fields)
+        if not fields:  # nothing to change: an empty UPDATE ... SET is invalid SQL
+            return self.get_project(project_id)
         with self._write() as conn:
             p = self._get_project(conn, project_id)
             merged = {k: getattr(p, k) for k in PROJECT_FIELDS}
