@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint format clean
+.PHONY: run test bench lint format clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,12 @@ run: $(STAMP)
 	$(BIN)/labelwise demo
 	$(BIN)/labelwise serve --demo
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The browser tests drive Debian's Chromium (playwright's own download is never used).
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/select_speed.py

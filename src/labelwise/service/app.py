@@ -169,4 +169,8 @@ def create_app(
         return JSONResponse(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
     app.include_router(api_router)
+    from labelwise.service import pages
+
+    app.include_router(pages.router)
+    app.mount("/static", pages.static_files(), name="static")
     return app
