@@ -96,11 +96,48 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 # ---- readers: yield (line, row dict) one at a time
 
 
+def _bad_utf8_line(path: Path) -> tuple[int | None, str]:
+    """The 1-based line of ``path`` holding its first byte that is not UTF-8, and that byte."""
+    with path.open("rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return line_no, f"byte 0x{raw[e.start]:02x} at column {e.start + 1}"
+    return None, "a byte sequence that is not UTF-8"
+
+
+def _not_utf8(path: Path) -> ImportValidationError:
+    line, what = _bad_utf8_line(path)
+    return ImportValidationError(
+        f"the file is not UTF-8 text ({what}); save it as UTF-8 "
+        "(e.g. iconv -f latin1 -t utf-8 in.csv > out.csv).",
+        line=line,
+    )
+
+
 def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        for row in reader:
+        # strict: a quote never closed (or text after a closing quote) is an error, not a cell
+        # that silently swallows the rest of the file
+        reader = csv.DictReader(f, delimiter=delimiter, strict=True)
+        start = 1
+        while True:
+            try:
+                if reader.fieldnames is None:  # reads the header
+                    return
+                start = reader.line_num + 1  # the next record (maybe several lines) starts here
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise _not_utf8(path) from None
+            except csv.Error as e:
+                raise ImportValidationError(
+                    f"malformed CSV ({e}); check the quotes of the record that starts here.",
+                    line=start,
+                ) from None
             if None in row:  # more cells than header columns
                 raise ImportValidationError(
                     f"{len(row) - 1 + len(row[None])} cells but the header has "  # type: ignore[call-overload]
@@ -112,7 +149,14 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8-sig") as f:
-        for line_no, line in enumerate(f, start=1):
+        lines = enumerate(f, start=1)
+        while True:
+            try:
+                line_no, line = next(lines)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise _not_utf8(path) from None
             if not line.strip():
                 continue
             try:
@@ -127,14 +171,25 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _read_parquet(path: Path, batch_size: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     row_no = 0
-    with pq.ParquetFile(path) as pf:
-        for batch in pf.iter_batches(batch_size=batch_size):
-            for row in batch.to_pylist():
-                row_no += 1
-                yield row_no, row
+    try:
+        with pq.ParquetFile(path) as pf:
+            for batch in pf.iter_batches(batch_size=batch_size):
+                rows = batch.to_pylist()
+                for row in rows:
+                    row_no += 1
+                    yield row_no, row
+    except (pa.ArrowException, OSError) as e:
+        # ArrowInvalid (not Parquet, cut-off footer) is a ValueError, corrupt pages an OSError
+        line = None if row_no == 0 else row_no + 1
+        raise ImportValidationError(
+            f"{path.name} is not a readable Parquet file ({e}); write it again "
+            "(pandas.DataFrame.to_parquet, pyarrow.parquet.write_table) or import it as CSV.",
+            line=line,
+        ) from None
 
 
 def _iter_images(root: Path) -> Iterator[Path]:

@@ -195,6 +195,76 @@ def test_parquet_bad_row_in_the_middle(store, tmp_path):
     assert store.count_items(pid) == 0
 
 
+# --------------------------------------------------------------------------- unreadable files
+
+
+def test_csv_not_utf8_names_the_line(store, tmp_path):
+    pid = _project(store)
+    f = tmp_path / "latin1.csv"
+    # "café" in Latin-1 on line 3: byte 0xe9 is not valid UTF-8
+    f.write_bytes(b"id,text\na,fine\nb,caf\xe9\nc,fine\n")
+    with pytest.raises(ImportValidationError, match=r"line 3: .*not UTF-8") as e:
+        import_items(store, pid, f)
+    assert e.value.line == 3
+    assert store.count_items(pid) == 0
+
+
+def test_jsonl_not_utf8_names_the_line(store, tmp_path):
+    pid = _project(store)
+    f = tmp_path / "cp1252.jsonl"
+    f.write_bytes(b'{"id": "a", "text": "t"}\n{"id": "b", "text": "\x93quoted\x94"}\n')
+    with pytest.raises(ImportValidationError, match=r"line 2: .*not UTF-8") as e:
+        import_items(store, pid, f)
+    assert e.value.line == 2
+    assert store.count_items(pid) == 0
+
+
+def test_csv_unterminated_quote_names_the_record(store, tmp_path):
+    pid = _project(store)
+    # the quote opened on line 3 is never closed: the rest of the file would be one cell
+    f = _write(tmp_path / "x.csv", 'id,text\na,fine\nb,"never closed\nc,fine\n')
+    with pytest.raises(ImportValidationError, match="line 3: malformed CSV") as e:
+        import_items(store, pid, f, text_field=None)
+    assert e.value.line == 3
+    assert store.count_items(pid) == 0
+
+
+def test_csv_text_after_closing_quote_is_malformed(store, tmp_path):
+    pid = _project(store)
+    f = _write(tmp_path / "x.csv", 'id,text\na,"quoted"junk\n')
+    with pytest.raises(ImportValidationError, match="line 2: malformed CSV"):
+        import_items(store, pid, f)
+    assert store.count_items(pid) == 0
+
+
+def test_csv_huge_field_is_malformed(store, tmp_path):
+    pid = _project(store)
+    f = tmp_path / "x.csv"
+    f.write_text("id,text\na,t\nb," + "x" * 200_000 + "\n")  # > csv's 131072-char field limit
+    with pytest.raises(ImportValidationError, match=r"line 3: malformed CSV.*field larger"):
+        import_items(store, pid, f)
+    assert store.count_items(pid) == 0
+
+
+def test_file_that_is_not_parquet(store, tmp_path):
+    pid = _project(store)
+    f = _write(tmp_path / "items.parquet", "id,text\na,t\n")  # a CSV with the wrong suffix
+    with pytest.raises(ImportValidationError, match="not a readable Parquet file") as e:
+        import_items(store, pid, f)
+    assert e.value.line is None
+    assert store.count_items(pid) == 0
+
+
+def test_truncated_parquet_file(store, tmp_path):
+    pid = _project(store)
+    f = tmp_path / "items.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["t", "t"]}), f)
+    f.write_bytes(f.read_bytes()[:-20])  # the footer is cut off
+    with pytest.raises(ImportValidationError, match="not a readable Parquet file"):
+        import_items(store, pid, f)
+    assert store.count_items(pid) == 0
+
+
 # --------------------------------------------------------------------------- images
 
 
