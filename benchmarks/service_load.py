@@ -295,10 +295,13 @@ def main() -> int:
             ) as c:
                 c.post(f"/api/projects/{load_pid}/rounds").raise_for_status()
             print(f"load: {args.annotators} annotators for {args.duration:.0f} s", flush=True)
+            load_avg = [os.getloadavg()[0]]
             load = load_phase(base, load_pid, load_tokens, load_truth, args.duration)
             print(load, flush=True)
             print(f"retrain + reselect: pool of {args.pool}", flush=True)
+            load_avg.append(os.getloadavg()[0])
             cycles = retrain_phase(base, pool_pid, pool_token, pool_truth, args.cycles)
+            load_avg.append(os.getloadavg()[0])
             print(cycles, flush=True)
     finally:
         if proc is not None:
@@ -323,7 +326,9 @@ def main() -> int:
         f"{pg_version} and the {args.annotators} client threads; Python "
         f"{platform.python_version()}. One `labelwise serve` process (uvicorn, in-process "
         "worker) on PostgreSQL at 127.0.0.1. Latencies are measured by the clients (HTTP "
-        "round trip included).",
+        "round trip included). 1-minute load average before the load phase, after it and "
+        f"after the retrain phase: {', '.join(f'{x:.1f}' for x in load_avg)} (anything above "
+        f"{cpu} means other processes were competing for the cores).",
         "",
         f"### Claim latency and throughput ({args.annotators} concurrent annotators, one project)",
         "",
