@@ -378,6 +378,9 @@ def _format_serving(base: str, demo: Any = None) -> Text:
         )
         out.append(f"  admin token:     {demo.admin_token}\n")
         out.append(f"  annotator token: {demo.annotator_token}\n")
+        pages = f"{base}/login#next=/projects/{demo.project_id}"
+        out.append(f"  label in the browser: {pages}/label&token={demo.annotator_token}\n")
+        out.append(f"  owner dashboard:      {pages}/dashboard&token={demo.admin_token}\n")
         out.append(
             f"  next task: curl -X POST -H 'Authorization: Bearer {demo.annotator_token}' "
             f"{base}/api/projects/{demo.project_id}/tasks/next\n"

@@ -139,10 +139,20 @@ const LW = (() => {
 })();
 
 // ---------------------------------------------------------------- the login page
+// A link of the form /login#token=...&next=/projects/1/label (printed by `labelwise serve --demo`)
+// logs in at once; the fragment never reaches the server and is removed from the address bar.
 if (document.body.dataset.page === "login") {
   const form = document.getElementById("login-form");
   const input = document.getElementById("token");
   const error = document.getElementById("token-error");
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (fragment.get("token")) {
+    input.value = fragment.get("token");
+    const query = new URLSearchParams(location.search);
+    if (fragment.get("next")) query.set("next", fragment.get("next"));
+    history.replaceState(null, "", "/login" + (query.toString() ? "?" + query : ""));
+    setTimeout(() => form.requestSubmit(), 0);
+  }
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.textContent = "";
