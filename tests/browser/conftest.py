@@ -229,6 +229,22 @@ def helpers():
     import types
 
     return types.SimpleNamespace(
-        login=login, make_server=make_server, wait_for=wait_for, ADMIN=ADMIN,
+        login=login,
+        make_server=make_server,
+        unnamed_controls=unnamed_controls,
+        wait_for=wait_for,
+        ADMIN=ADMIN,
         SCREENSHOTS=SCREENSHOTS,
-    )  # fmt: skip
+    )
+
+
+_UNNAMED_CONTROLS = """() => [...document.querySelectorAll('button, a[href], input, select')]
+  .filter((el) => el.offsetParent !== null && el.type !== 'hidden')
+  .filter((el) => !((el.labels && el.labels.length) || el.getAttribute('aria-label')
+                    || el.textContent.trim()))
+  .map((el) => el.outerHTML.slice(0, 120))"""
+
+
+def unnamed_controls(page) -> list[str]:
+    """Visible controls without an accessible name (no label, aria-label or text)."""
+    return page.evaluate(_UNNAMED_CONTROLS)

@@ -22,6 +22,7 @@ def test_create_project_and_import_through_the_pages(server, new_page, helpers):
     assert "token" not in page.url
     name = page.get_by_label("Name")
     expect(name).to_be_focused()
+    assert helpers.unnamed_controls(page) == []
 
     # empty form: inline messages beside the fields, focus on the first bad one
     page.keyboard.press("Enter")

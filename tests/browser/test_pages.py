@@ -104,6 +104,7 @@ def test_keyboard_labeling_retrains_and_the_curve_gains_a_point(server, new_page
     helpers.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     expect(page.locator("#item-body mark").first).to_be_visible()  # TF-IDF keywords highlighted
     page.screenshot(path=str(helpers.SCREENSHOTS / "labeling.png"))
+    assert helpers.unnamed_controls(page) == []
 
     labelled: list[str] = []
     skipped = undone = None
@@ -140,6 +141,7 @@ def test_keyboard_labeling_retrains_and_the_curve_gains_a_point(server, new_page
     expect(owner.locator("#t-cost")).to_have_text("2.25")  # (20 + 20 + 5 labels) x 0.05
     expect(owner.locator("#versions tbody tr")).to_have_count(3)
     owner.screenshot(path=str(helpers.SCREENSHOTS / "dashboard.png"), full_page=True)
+    assert helpers.unnamed_controls(owner) == []
     with owner.expect_download() as dl:
         owner.get_by_role("button", name=re.compile(r"Export version \d+ as CSV")).first.click()
     assert dl.value.suggested_filename.endswith(".csv")
