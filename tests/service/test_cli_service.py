@@ -75,8 +75,8 @@ def write_csv(path, rows, header=("id", "text", "label")):
 
 def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path):
     url = f"sqlite:///{tmp_path / 'new.db'}"
-    assert "revision 0001" in ok("db", "upgrade", "--database-url", url).output
-    assert "revision 0001" in ok("db", "upgrade", "--database-url", url).output
+    assert "revision 0002" in ok("db", "upgrade", "--database-url", url).output
+    assert "revision 0002" in ok("db", "upgrade", "--database-url", url).output
 
 
 def test_db_upgrade_rejects_memory():

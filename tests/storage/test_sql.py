@@ -19,9 +19,47 @@ def test_migrations_run_once_and_match_the_models(tmp_path):
     assert store.current_revision() is None
     store.upgrade()
     store.upgrade()  # idempotent
-    assert store.current_revision() == "0001"
+    assert store.current_revision() == "0002"
     cfg = alembic_config(store.url)
     command.check(cfg)  # raises if models.py and the migrations disagree
+    store.close()
+
+
+def test_migration_0002_adds_task_confidence_to_existing_tasks(tmp_path):
+    from labelwise.testing.store import T0
+
+    store = SqlStore(f"sqlite:///{tmp_path}/lw.db")
+    store.upgrade("0001")  # a database from before the confidence column
+    with store._engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO projects (name, task_type, classes, strategy, strategy_params, "
+            "cold_start_strategy, batch_size, stopping, label_cost, show_predictions, created) "
+            "VALUES ('p', 'binary', '[\"a\", \"b\"]', 'entropy', '{}', 'random', 10, '{}', "
+            "1.0, 0, '2026-01-01 12:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO items (project_id, external_id, payload, meta, status, created) "
+            "VALUES (1, 'x', '{}', '{}', 'queued', '2026-01-01 12:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO rounds (project_id, number, strategy, created) "
+            "VALUES (1, 1, 'entropy', '2026-01-01 12:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO tasks (project_id, round_id, item_id, status, priority, routing_tag, "
+            "created) VALUES (1, 1, 1, 'queued', 0.5, 'a', '2026-01-01 12:00:00')"
+        )
+    store.upgrade()
+    assert store.current_revision() == "0002"
+    (task,) = store.list_tasks(1)
+    assert (task.priority, task.routing_tag, task.confidence, task.created) == (0.5, "a", None, T0)
+    store.update_tasks([task.id], priorities=[0.7], confidences=[0.8])
+    assert store.get_task(task.id).confidence == 0.8
+    command.downgrade(alembic_config(store.url), "0001")  # and back: the task survives
+    with store._engine.connect() as conn:
+        cols = {c["name"] for c in sa.inspect(conn).get_columns("tasks")}
+        assert "confidence" not in cols
+        assert conn.exec_driver_sql("SELECT priority FROM tasks").scalar() == 0.7
     store.close()
 
 
@@ -89,5 +127,5 @@ def test_unsupported_database():
 def test_open_store(tmp_path):
     assert isinstance(open_store("memory://"), InMemoryStore)
     store = open_store(f"sqlite:///{tmp_path}/lw.db", upgrade=True)
-    assert isinstance(store, SqlStore) and store.current_revision() == "0001"
+    assert isinstance(store, SqlStore) and store.current_revision() == "0002"
     store.close()

@@ -21,6 +21,7 @@ from labelwise.storage.base import (
     Project,
     Round,
     Task,
+    UndoError,
 )
 from labelwise.storage.memory import InMemoryStore
 
@@ -41,6 +42,7 @@ __all__ = [
     "Round",
     "SqlStore",
     "Task",
+    "UndoError",
     "open_store",
 ]
 

@@ -17,6 +17,7 @@ The store keeps ids; the library sees positions. A task's life cycle::
     queued --claim_next_task--> leased --create_annotation--> done
                                    |  \\--skip_task--> skipped
                                    \\--lease expires--> claimable again (still "leased" until then)
+    done --undo_annotation--> leased (by the same annotator, while the round is open)
 
 An item is ``unlabeled`` until a task is created for it (``queued``), ``labeled`` once it has a
 resolved label (from an annotation or an import) and ``skipped`` when its task was skipped.
@@ -54,6 +55,7 @@ __all__ = [
     "Project",
     "Round",
     "Task",
+    "UndoError",
     "check_label",
     "dataset_hash",
     "utcnow",
@@ -87,6 +89,11 @@ class AlreadyExistsError(LabelwiseError):
 
 class LeaseError(LabelwiseError):
     """The task or job is not leased by the caller, or its lease has expired: claim it again."""
+
+
+class UndoError(LabelwiseError):
+    """The annotation cannot be undone: another annotator's, not the caller's most recent one,
+    or its round is closed (a retrain already took its label)."""
 
 
 # --------------------------------------------------------------------------- results
@@ -156,6 +163,7 @@ class Task:
     priority: float
     routing_tag: str | None
     created: datetime
+    confidence: float | None = None  # the model's probability of routing_tag, when predicted
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,18 +377,63 @@ def _tasks_args(
     item_ids: Sequence[int],
     priorities: Sequence[float] | None,
     routing_tags: Sequence[str | None] | None,
-) -> list[tuple[int, float, str | None]]:
+    confidences: Sequence[float | None] | None = None,
+) -> list[tuple[int, float, str | None, float | None]]:
     n = len(item_ids)
     pr = [0.0] * n if priorities is None else [float(p) for p in priorities]
     tags = [None] * n if routing_tags is None else list(routing_tags)
-    if len(pr) != n or len(tags) != n:
+    conf = (
+        [None] * n
+        if confidences is None
+        else [None if c is None else float(c) for c in confidences]
+    )
+    if len(pr) != n or len(tags) != n or len(conf) != n:
         raise LabelwiseError(
-            f"priorities and routing_tags must have one entry per item ({n}); "
-            f"got {len(pr)} and {len(tags)}."
+            f"priorities, routing_tags and confidences must have one entry per item ({n}); "
+            f"got {len(pr)}, {len(tags)} and {len(conf)}."
         )
     if len(set(item_ids)) != n:
         raise LabelwiseError("item_ids must be unique within one create_tasks call.")
-    return [(int(i), p, t) for i, p, t in zip(item_ids, pr, tags, strict=True)]
+    return list(zip([int(i) for i in item_ids], pr, tags, conf, strict=True))
+
+
+def _check_undo(
+    annotation: Annotation,
+    annotator_id: int,
+    latest_id: int | None,
+    task: Task | None,
+    round_closed: datetime | None,
+) -> Task:
+    """Why ``annotator_id`` may not undo ``annotation`` (an :class:`UndoError`), else its task."""
+    aid = annotation.id
+    if annotation.annotator_id != annotator_id:
+        raise UndoError(
+            f"annotation {aid} was made by another annotator; you can only undo your own."
+        )
+    if task is None:
+        raise UndoError(f"annotation {aid} has no task (an import?); there is nothing to reopen.")
+    if latest_id != aid:
+        raise UndoError(
+            f"annotation {aid} is not your most recent one in this project (annotation "
+            f"{latest_id} is); undo that first."
+        )
+    if task.status != "done":
+        raise UndoError(f"task {task.id} of annotation {aid} is {task.status}, not done.")
+    if round_closed is not None:
+        raise UndoError(
+            f"the round of annotation {aid} is closed: a retrained model already learned "
+            "its label, so it can no longer be undone."
+        )
+    return task
+
+
+def _check_statuses(statuses: Sequence[str]) -> list[str]:
+    out = list(statuses)
+    if not out:
+        raise LabelwiseError("statuses must name at least one job status.")
+    for st in out:
+        _check_choice("status", st, JOB_STATUSES)
+    return out
 
 
 # --------------------------------------------------------------------------- contract
@@ -554,12 +607,14 @@ class BaseStore(ABC):
         *,
         priorities: Sequence[float] | None = None,
         routing_tags: Sequence[str | None] | None = None,
+        confidences: Sequence[float | None] | None = None,
         now: datetime | None = None,
     ) -> list[int]:
         """Queue one task per item in the round (items become ``queued``); returns task ids.
 
         ``priorities`` are the strategy's scores (higher is served first); ``routing_tags``
-        route a task to annotators whose skills include the tag.
+        route a task to annotators whose skills include the tag; ``confidences`` are the
+        model's probabilities of the predicted class (the routing tag), ``None`` while cold.
         """
 
     @abstractmethod
@@ -610,12 +665,14 @@ class BaseStore(ABC):
         *,
         priorities: Sequence[float],
         routing_tags: Sequence[str | None] | None = None,
+        confidences: Sequence[float | None] | None = None,
     ) -> int:
         """Re-score tasks that are still ``queued`` (never claimed, or released).
 
-        Sets each task's ``priority`` (and ``routing_tag`` when ``routing_tags`` is given), e.g.
-        after a retrain re-scored the items of older rounds. Tasks that are leased, done or
-        skipped are left alone; returns how many tasks were updated.
+        Sets each task's ``priority`` (and ``routing_tag`` / ``confidence`` when
+        ``routing_tags`` / ``confidences`` are given), e.g. after a retrain re-scored the items
+        of older rounds. Tasks that are leased, done or skipped are left alone; returns how
+        many tasks were updated.
         """
 
     # ---- annotations
@@ -636,6 +693,26 @@ class BaseStore(ABC):
         expired, and :class:`~labelwise.errors.LabelMismatchError` for a label outside the
         project's classes. With ``resolve=True`` (default) the item becomes ``labeled`` with this
         label; pass ``False`` when labels are resolved later by consensus (``set_item_label``).
+        """
+
+    @abstractmethod
+    def undo_annotation(
+        self,
+        annotation_id: int,
+        annotator_id: int,
+        *,
+        lease_seconds: float = 300,
+        now: datetime | None = None,
+    ) -> Task:
+        """Take back the annotator's most recent annotation; returns its task, leased again.
+
+        In one transaction: the annotation is deleted, the task becomes ``leased`` by the
+        annotator with a fresh lease of ``lease_seconds``, and a ``labeled`` item gets the label
+        of its latest remaining annotation, or none (``queued``) when no other is left.
+
+        Raises :class:`UndoError` unless the annotation is the annotator's own, their most
+        recent one in the project, made on a task whose round is still open (once a round is
+        closed a retrained model has learned its labels); :class:`NotFound` for an unknown id.
         """
 
     @abstractmethod
@@ -706,6 +783,23 @@ class BaseStore(ABC):
         """Queue a durable job (``kind`` is ``"retrain"`` or ``"select"``)."""
 
     @abstractmethod
+    def ensure_job(
+        self,
+        kind: str,
+        project_id: int,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        statuses: Sequence[str] = ("queued",),
+        now: datetime | None = None,
+    ) -> tuple[int, bool]:
+        """Queue a job unless the project has one of this kind in ``statuses``, atomically.
+
+        Returns ``(job_id, created)``: the new job's id and ``True``, or the oldest matching
+        job's id and ``False``. Concurrent callers never create two (SQLite: the
+        ``BEGIN IMMEDIATE`` write transaction; PostgreSQL: a row lock on the project).
+        """
+
+    @abstractmethod
     def get_job(self, job_id: int) -> Job: ...
 
     @abstractmethod
@@ -732,6 +826,20 @@ class BaseStore(ABC):
     ) -> None:
         """Mark a running job ``done`` (or ``failed`` with ``error``); :class:`LeaseError` if
         ``worker_id`` does not hold it."""
+
+    @abstractmethod
+    def renew_job_lease(
+        self,
+        job_id: int,
+        worker_id: str,
+        lease_seconds: float,
+        now: datetime | None = None,
+    ) -> Job:
+        """Extend a running job's lease to ``now + lease_seconds`` (a worker's heartbeat).
+
+        :class:`LeaseError` if ``worker_id`` does not hold the job (another worker reclaimed
+        it after the lease expired, or it is finished): the caller should stop working on it.
+        """
 
     @abstractmethod
     def retry_job(

@@ -33,6 +33,8 @@ from labelwise.storage.base import (
     Round,
     Task,
     _check_choice,
+    _check_statuses,
+    _check_undo,
     _check_update,
     _lease_until,
     _project_fields,
@@ -306,13 +308,14 @@ class InMemoryStore(BaseStore):
         *,
         priorities: Sequence[float] | None = None,
         routing_tags: Sequence[str | None] | None = None,
+        confidences: Sequence[float | None] | None = None,
         now: datetime | None = None,
     ) -> list[int]:
-        rows = _tasks_args(item_ids, priorities, routing_tags)
+        rows = _tasks_args(item_ids, priorities, routing_tags, confidences)
         now = _resolve_now(now)
         with self._lock:
             rnd = _get(self._rounds, "round", round_id)
-            for iid, _, _ in rows:
+            for iid, *_ in rows:
                 item = _get(self._items, "item", iid)
                 if item.project_id != rnd.project_id:
                     raise LabelwiseError(
@@ -320,11 +323,12 @@ class InMemoryStore(BaseStore):
                         f"{round_id}'s project {rnd.project_id}."
                     )
             ids = []
-            for iid, priority, tag in rows:
+            for iid, priority, tag, conf in rows:
                 tid = self._next_id("tasks")
                 self._tasks[tid] = Task(
-                    tid, rnd.project_id, round_id, iid, "queued", None, None, priority, tag, now
-                )
+                    tid, rnd.project_id, round_id, iid, "queued", None, None, priority, tag, now,
+                    conf,
+                )  # fmt: skip
                 item = self._items[iid]
                 if item.status == "unlabeled":
                     self._items[iid] = replace(item, status="queued")
@@ -437,16 +441,21 @@ class InMemoryStore(BaseStore):
         *,
         priorities: Sequence[float],
         routing_tags: Sequence[str | None] | None = None,
+        confidences: Sequence[float | None] | None = None,
     ) -> int:
-        rows = _tasks_args(task_ids, priorities, routing_tags)
+        rows = _tasks_args(task_ids, priorities, routing_tags, confidences)
         n = 0
         with self._lock:
-            for tid, priority, tag in rows:
+            for tid, priority, tag, conf in rows:
                 t = self._tasks.get(tid)
                 if t is None or t.status != "queued":
                     continue
-                new_tag = t.routing_tag if routing_tags is None else tag
-                self._tasks[tid] = replace(t, priority=priority, routing_tag=new_tag)
+                self._tasks[tid] = replace(
+                    t,
+                    priority=priority,
+                    routing_tag=t.routing_tag if routing_tags is None else tag,
+                    confidence=t.confidence if confidences is None else conf,
+                )
                 n += 1
         return n
 
@@ -474,6 +483,42 @@ class InMemoryStore(BaseStore):
                 item = self._items[t.item_id]
                 self._items[t.item_id] = replace(item, label=copy.deepcopy(label), status="labeled")
             return aid
+
+    def undo_annotation(
+        self,
+        annotation_id: int,
+        annotator_id: int,
+        *,
+        lease_seconds: float = 300,
+        now: datetime | None = None,
+    ) -> Task:
+        now = _resolve_now(now)
+        until = _lease_until(now, lease_seconds)
+        with self._lock:
+            a = _get(self._annotations, "annotation", annotation_id)
+            project_id = self._items[a.item_id].project_id
+            latest = max(
+                (
+                    x.id
+                    for x in self._annotations.values()
+                    if x.annotator_id == annotator_id
+                    and self._items[x.item_id].project_id == project_id
+                ),
+                default=None,
+            )
+            task = None if a.task_id is None else self._tasks.get(a.task_id)
+            closed = None if task is None else self._rounds[task.round_id].closed
+            task = _check_undo(a, annotator_id, latest, task, closed)
+            del self._annotations[annotation_id]
+            item = self._items[a.item_id]
+            if item.status == "labeled":
+                rest = [x for _, x in sorted(self._annotations.items()) if x.item_id == item.id]
+                label = copy.deepcopy(rest[-1].label) if rest else None
+                status = "labeled" if rest else "queued"
+                self._items[item.id] = replace(item, label=label, status=status)
+            reopened = replace(task, status="leased", lease_owner=annotator_id, lease_expires=until)
+            self._tasks[task.id] = reopened
+            return reopened
 
     def get_annotation(self, annotation_id: int) -> Annotation:
         return copy.deepcopy(_get(self._annotations, "annotation", annotation_id))
@@ -592,6 +637,24 @@ class InMemoryStore(BaseStore):
             )  # fmt: skip
             return jid
 
+    def ensure_job(
+        self,
+        kind: str,
+        project_id: int,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        statuses: Sequence[str] = ("queued",),
+        now: datetime | None = None,
+    ) -> tuple[int, bool]:
+        _check_choice("kind", kind, JOB_KINDS)
+        blocking = _check_statuses(statuses)
+        with self._lock:
+            _get(self._projects, "project", project_id)
+            for jid, j in sorted(self._jobs.items()):
+                if j.project_id == project_id and j.kind == kind and j.status in blocking:
+                    return jid, False
+            return self.create_job(kind, project_id, payload, now=now), True
+
     def get_job(self, job_id: int) -> Job:
         return copy.deepcopy(_get(self._jobs, "job", job_id))
 
@@ -657,6 +720,29 @@ class InMemoryStore(BaseStore):
                 leased_until=None,
                 updated=now,
             )
+
+    def _running(self, job_id: int, worker_id: str) -> Job:
+        j = _get(self._jobs, "job", job_id)
+        if j.status != "running" or j.worker_id != worker_id:
+            raise LeaseError(
+                f"job {job_id} is {j.status} and not held by worker {worker_id!r}; "
+                "claim it with claim_next_job first."
+            )
+        return j
+
+    def renew_job_lease(
+        self,
+        job_id: int,
+        worker_id: str,
+        lease_seconds: float,
+        now: datetime | None = None,
+    ) -> Job:
+        now = _resolve_now(now)
+        until = _lease_until(now, lease_seconds)
+        with self._lock:
+            j = replace(self._running(job_id, worker_id), leased_until=until, updated=now)
+            self._jobs[job_id] = j
+            return copy.deepcopy(j)
 
     def retry_job(
         self,

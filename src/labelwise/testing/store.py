@@ -34,6 +34,7 @@ from labelwise.storage.base import (
     LeaseError,
     NewItem,
     NotFound,
+    UndoError,
     dataset_hash,
 )
 
@@ -344,6 +345,7 @@ def test_create_tasks_queues_items(store):
     assert (t.project_id, t.round_id, t.item_id, t.status) == (pid, rid, ids[0], "queued")
     assert (t.priority, t.routing_tag, t.lease_owner, t.lease_expires) == (0.5, "med", None, None)
     assert store.get_task(tids[1]).item_id == ids[1]
+    assert store.get_task(tids[1]).confidence is None  # no confidences given
     assert store.list_unlabeled_item_ids(pid) == [ids[2]]
     assert [x.id for x in store.list_tasks(pid, round_id=rid, status="queued")] == tids
     assert store.queue_depth(pid) == 2
@@ -458,6 +460,29 @@ def test_update_tasks_rescores_only_queued_tasks(store):
         store.update_tasks(others, priorities=[1.0])
 
 
+def test_task_confidence_is_stored_and_rescored(store):
+    pid = _project(store)
+    ids = _items(store, pid, 3)
+    rid = store.create_round(pid, "entropy")
+    tids = store.create_tasks(
+        rid, ids, priorities=[0.1, 0.2, 0.3], routing_tags=["pos", "neg", None],
+        confidences=[0.75, 0.5, None],
+    )  # fmt: skip
+    assert [store.get_task(t).confidence for t in tids] == [0.75, 0.5, None]
+    aid = store.create_annotator("a")
+    claimed = store.claim_next_task(pid, aid, now=T0)  # tids[2], the highest priority
+    assert (claimed.id, claimed.confidence) == (tids[2], None)
+    # re-scoring sets the confidence of the queued tasks only
+    n = store.update_tasks(tids, priorities=[1.0, 2.0, 3.0], confidences=[0.9, 0.6, 0.99])
+    assert n == 2
+    assert [store.get_task(t).confidence for t in tids] == [0.9, 0.6, None]
+    # without confidences they are left as they are
+    store.update_tasks(tids[:2], priorities=[4.0, 5.0])
+    assert [store.get_task(t).confidence for t in tids[:2]] == [0.9, 0.6]
+    with pytest.raises(LabelwiseError, match="one entry per item"):
+        store.create_tasks(rid, ids, confidences=[0.5])
+
+
 def test_annotation_completes_task_and_labels_item(store):
     pid, _, _ = _queue(store, 2)
     ann = store.create_annotator("a")
@@ -549,6 +574,104 @@ def test_skip_and_release(store):
     back = store.get_task(t2.id)
     assert (back.status, back.lease_owner, back.lease_expires) == ("queued", None, None)
     assert store.claim_next_task(pid, b, now=T0).id == t2.id
+
+
+def _answered(store: BaseStore, n: int = 3):
+    """``n`` queued tasks, annotator ``a`` labels the first two ("pos", then "neg")."""
+    pid, rid, tids = _queue(store, n, priorities=[float(n - i) for i in range(n)])
+    a = store.create_annotator("a")
+    anns = []
+    for i, label in enumerate(["pos", "neg"]):
+        t = store.claim_next_task(pid, a, now=T0)
+        assert t.id == tids[i]
+        anns.append(store.create_annotation(t.id, a, label, now=T0 + timedelta(seconds=i)))
+    return pid, rid, tids, a, anns
+
+
+def test_undo_reopens_the_task_for_its_annotator(store):
+    pid, _, tids, a, (_, last) = _answered(store)
+    later = T0 + timedelta(minutes=1)
+    task = store.undo_annotation(last, a, lease_seconds=60, now=later)
+    assert (task.id, task.status, task.lease_owner) == (tids[1], "leased", a)
+    assert task.lease_expires == later + timedelta(seconds=60)  # a fresh lease
+    assert store.get_task(tids[1]) == task
+    with pytest.raises(NotFound, match=f"annotation {last} not found"):
+        store.get_annotation(last)
+    item = store.get_item(task.item_id)
+    assert (item.status, item.label) == ("queued", None)  # the label is gone
+    assert store.list_labeled(pid) == [(store.get_task(tids[0]).item_id, "pos")]
+    # the annotator answers again, through the normal path
+    again = store.create_annotation(task.id, a, "pos", now=later)
+    assert store.get_annotation(again).label == "pos"
+    assert store.get_item(task.item_id).label == "pos"
+
+
+def test_undo_twice_goes_back_one_annotation_at_a_time(store):
+    pid, _, tids, a, (first, last) = _answered(store)
+    with pytest.raises(UndoError, match="not your most recent"):
+        store.undo_annotation(first, a, now=T0)
+    store.undo_annotation(last, a, now=T0)
+    store.release_task(tids[1], a)  # e.g. the annotator moved on without answering
+    task = store.undo_annotation(first, a, now=T0)  # now the most recent one
+    assert (task.id, task.status) == (tids[0], "leased")
+    assert store.list_annotations(pid) == [] and store.list_labeled(pid) == []
+
+
+def test_undo_refuses_another_annotators_annotation(store):
+    _, _, tids, _, (_, last) = _answered(store)
+    b = store.create_annotator("b")
+    with pytest.raises(UndoError, match="another annotator"):
+        store.undo_annotation(last, b, now=T0)
+    assert store.get_annotation(last).label == "neg"  # nothing changed
+    assert store.get_task(tids[1]).status == "done"
+
+
+def test_undo_refuses_once_the_round_is_closed(store):
+    _, rid, tids, a, (_, last) = _answered(store)
+    store.close_round(rid, now=T0)  # a retrain took the round's labels
+    with pytest.raises(UndoError, match="closed"):
+        store.undo_annotation(last, a, now=T0)
+    assert store.get_task(tids[1]).status == "done"
+    assert store.get_item(store.get_task(tids[1]).item_id).label == "neg"
+
+
+def test_undo_missing_annotation_and_bad_lease(store):
+    _, _, _, a, (_, last) = _answered(store)
+    with pytest.raises(NotFound, match="annotation 999"):
+        store.undo_annotation(999, a, now=T0)
+    with pytest.raises(LabelwiseError, match="lease_seconds"):
+        store.undo_annotation(last, a, lease_seconds=0, now=T0)
+    assert store.get_annotation(last).label == "neg"
+
+
+def test_undo_restores_the_previous_annotation_of_a_shared_item(store):
+    pid = _project(store)
+    (iid,) = _items(store, pid, 1)
+    rid = store.create_round(pid, "entropy")
+    store.create_tasks(rid, [iid])
+    store.create_tasks(rid, [iid])  # a second opinion
+    a, b = store.create_annotator("a"), store.create_annotator("b")
+    ta = store.claim_next_task(pid, a, now=T0)
+    store.create_annotation(ta.id, a, "pos", now=T0)
+    tb = store.claim_next_task(pid, b, now=T0)
+    second = store.create_annotation(tb.id, b, "neg", now=T0)
+    assert store.get_item(iid).label == "neg"  # the latest answer resolved the item
+    store.undo_annotation(second, b, now=T0)
+    item = store.get_item(iid)
+    assert (item.status, item.label) == ("labeled", "pos")  # back to a's answer
+
+
+def test_concurrent_undo_of_one_annotation_succeeds_once(store):
+    _, _, tids, a, (_, last) = _answered(store)
+
+    def work(i: int) -> list:
+        try:
+            return [store.undo_annotation(last, a).id]
+        except (NotFound, UndoError):
+            return ["refused"]
+
+    got = _hammer(10, work)
+    assert sorted(got, key=str) == sorted([tids[1]] + ["refused"] * 9, key=str)
 
 
 def test_annotator_throughput_window(store):
@@ -666,6 +789,58 @@ def test_claim_job_by_kind(store):
     sel = store.create_job("select")
     assert store.claim_next_job("w", kinds=["select"]).id == sel
     assert store.claim_next_job("w", kinds=["select"]) is None
+
+
+def test_ensure_job_creates_only_when_none_is_waiting(store):
+    pid, other = _project(store, "a"), _project(store, "b")
+    jid, created = store.ensure_job("retrain", pid, {"round_id": 1}, now=T0)
+    assert created and store.get_job(jid).payload == {"round_id": 1}
+    assert store.ensure_job("retrain", pid, {"round_id": 2}) == (jid, False)  # one is queued
+    assert store.ensure_job("retrain", other)[1]  # per project
+    assert store.ensure_job("select", pid)[1]  # per kind
+    store.claim_next_job("w", kinds=["retrain"], now=T0)
+    # by default only a queued job blocks: new labels after a retrain started need another
+    again, created = store.ensure_job("retrain", pid, now=T0)
+    assert created and again != jid
+    assert store.ensure_job("retrain", pid, statuses=("queued", "running")) == (jid, False)
+    with pytest.raises(LabelwiseError, match="status must be one of"):
+        store.ensure_job("retrain", pid, statuses=("waiting",))
+    with pytest.raises(NotFound, match="project 999"):
+        store.ensure_job("retrain", 999)
+
+
+def test_concurrent_ensure_job_creates_exactly_one(store):
+    pid = _project(store)
+
+    def work(i: int) -> list:
+        return [store.ensure_job("retrain", pid, {"caller": i})]
+
+    got = _hammer(20, work)
+    created = [jid for jid, new in got if new]
+    assert len(created) == 1
+    assert {jid for jid, _ in got} == set(created)
+    assert [j.id for j in store.list_jobs(pid)] == created
+
+
+def test_renew_job_lease(store):
+    pid = _project(store)
+    jid = store.create_job("retrain", pid, now=T0)
+    store.claim_next_job("w1", lease_seconds=30, now=T0)
+    later = T0 + timedelta(seconds=25)
+    job = store.renew_job_lease(jid, "w1", 30, now=later)
+    assert (job.id, job.status, job.worker_id) == (jid, "running", "w1")
+    assert job.leased_until == later + timedelta(seconds=30) == store.get_job(jid).leased_until
+    # past the first lease, the job is still w1's: nobody can claim it
+    assert store.claim_next_job("w2", now=T0 + timedelta(seconds=40)) is None
+    with pytest.raises(LeaseError, match="not held by worker"):
+        store.renew_job_lease(jid, "w2", 30, now=later)
+    with pytest.raises(LabelwiseError, match="lease_seconds"):
+        store.renew_job_lease(jid, "w1", 0, now=later)
+    with pytest.raises(NotFound, match="job 999"):
+        store.renew_job_lease(999, "w1", 30)
+    store.finish_job(jid, "w1", now=later)
+    with pytest.raises(LeaseError):  # done: nothing to renew
+        store.renew_job_lease(jid, "w1", 30, now=later)
 
 
 def test_job_bad_kind(store):

@@ -148,6 +148,7 @@ tasks = sa.Table(
     sa.Column("priority", sa.Float, nullable=False),
     sa.Column("routing_tag", sa.String(100), nullable=True),
     sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=True),  # migration 0002
     sa.Index("ix_tasks_project_status_priority", "project_id", "status", "priority"),
 )
 

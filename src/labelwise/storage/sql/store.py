@@ -47,6 +47,8 @@ from labelwise.storage.base import (
     Round,
     Task,
     _check_choice,
+    _check_statuses,
+    _check_undo,
     _check_update,
     _lease_until,
     _project_fields,
@@ -139,7 +141,7 @@ def _round(r: sa.Row[Any]) -> Round:
 def _task(r: sa.Row[Any]) -> Task:
     return Task(
         r.id, r.project_id, r.round_id, r.item_id, r.status, r.lease_owner, r.lease_expires,
-        r.priority, r.routing_tag, r.created,
+        r.priority, r.routing_tag, r.created, r.confidence,
     )  # fmt: skip
 
 
@@ -611,9 +613,10 @@ class SqlStore(BaseStore):
         *,
         priorities: Sequence[float] | None = None,
         routing_tags: Sequence[str | None] | None = None,
+        confidences: Sequence[float | None] | None = None,
         now: datetime | None = None,
     ) -> list[int]:
-        rows = _tasks_args(item_ids, priorities, routing_tags)
+        rows = _tasks_args(item_ids, priorities, routing_tags, confidences)
         now = _resolve_now(now)
         if not rows:
             return []
@@ -641,9 +644,10 @@ class SqlStore(BaseStore):
                     "status": "queued",
                     "priority": priority,
                     "routing_tag": tag,
+                    "confidence": conf,
                     "created": now,
                 }
-                for iid, priority, tag in rows
+                for iid, priority, tag, conf in rows
             ]
             ins = sa.insert(m.tasks).returning(m.tasks.c.id, sort_by_parameter_order=True)
             task_ids = list(conn.execute(ins, values).scalars())
@@ -773,20 +777,23 @@ class SqlStore(BaseStore):
         *,
         priorities: Sequence[float],
         routing_tags: Sequence[str | None] | None = None,
+        confidences: Sequence[float | None] | None = None,
     ) -> int:
-        rows = _tasks_args(task_ids, priorities, routing_tags)
+        rows = _tasks_args(task_ids, priorities, routing_tags, confidences)
         if not rows:
             return 0
         t = m.tasks
         values: dict[str, Any] = {"priority": sa.bindparam("p")}
         if routing_tags is not None:
             values["routing_tag"] = sa.bindparam("tag")
+        if confidences is not None:
+            values["confidence"] = sa.bindparam("conf")
         stmt = (
             sa.update(t)
             .where(t.c.id == sa.bindparam("tid"), t.c.status == "queued")
             .values(**values)
         )
-        params = [{"tid": tid, "p": p, "tag": tag} for tid, p, tag in rows]
+        params = [{"tid": tid, "p": p, "tag": tag, "conf": c} for tid, p, tag, c in rows]
         with self._write() as conn:
             queued = 0
             for chunk in _chunks([r[0] for r in rows]):
@@ -833,6 +840,60 @@ class SqlStore(BaseStore):
                     .values(label=label, status="labeled")
                 )
             return aid
+
+    def _for_update(self, stmt: Any) -> Any:
+        """Lock the selected rows until commit on PostgreSQL (SQLite's write lock covers it)."""
+        return stmt.with_for_update() if self.dialect == "postgresql" else stmt
+
+    def undo_annotation(
+        self,
+        annotation_id: int,
+        annotator_id: int,
+        *,
+        lease_seconds: float = 300,
+        now: datetime | None = None,
+    ) -> Task:
+        now = _resolve_now(now)
+        until = _lease_until(now, lease_seconds)
+        a, t, it = m.annotations, m.tasks, m.items
+        with self._write() as conn:
+            stmt = self._for_update(sa.select(a).where(a.c.id == annotation_id))
+            ann = _annotation(self._one(conn, stmt, "annotation", annotation_id))
+            item = conn.execute(self._for_update(sa.select(it).where(it.c.id == ann.item_id))).one()
+            latest = conn.execute(
+                sa.select(sa.func.max(a.c.id))
+                .join(it, it.c.id == a.c.item_id)
+                .where(it.c.project_id == item.project_id, a.c.annotator_id == annotator_id)
+            ).scalar()
+            task, closed = None, None
+            if ann.task_id is not None:
+                row = conn.execute(
+                    self._for_update(sa.select(t).where(t.c.id == ann.task_id))
+                ).first()
+                if row is not None:
+                    task = _task(row)
+                    closed = conn.execute(
+                        sa.select(m.rounds.c.closed).where(m.rounds.c.id == task.round_id)
+                    ).scalar()
+            task = _check_undo(ann, annotator_id, latest, task, closed)
+            conn.execute(sa.delete(a).where(a.c.id == annotation_id))
+            if item.status == "labeled":
+                rest = conn.execute(
+                    sa.select(a.c.label).where(a.c.item_id == item.id).order_by(a.c.id.desc())
+                ).first()
+                values = (
+                    {"label": rest.label, "status": "labeled"}
+                    if rest is not None
+                    else {"label": None, "status": "queued"}
+                )
+                conn.execute(sa.update(it).where(it.c.id == item.id).values(**values))
+            row = conn.execute(
+                sa.update(t)
+                .where(t.c.id == task.id)
+                .values(status="leased", lease_owner=annotator_id, lease_expires=until)
+                .returning(*t.c)
+            ).one()
+            return _task(row)
 
     def get_annotation(self, annotation_id: int) -> Annotation:
         with self._read() as conn:
@@ -1016,6 +1077,50 @@ class SqlStore(BaseStore):
                 .returning(m.jobs.c.id)
             ).scalar_one()
 
+    def ensure_job(
+        self,
+        kind: str,
+        project_id: int,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        statuses: Sequence[str] = ("queued",),
+        now: datetime | None = None,
+    ) -> tuple[int, bool]:
+        _check_choice("kind", kind, JOB_KINDS)
+        blocking = _check_statuses(statuses)
+        now = _resolve_now(now)
+        j, p = m.jobs, m.projects
+        with self._write() as conn:
+            # Serialise the check and the insert per project. SQLite: BEGIN IMMEDIATE already
+            # excludes every other writer. PostgreSQL: lock the project row; FOR NO KEY UPDATE
+            # (key_share) still lets other transactions insert rows that reference the project.
+            lock = sa.select(p.c.id).where(p.c.id == project_id)
+            if self.dialect == "postgresql":
+                lock = lock.with_for_update(key_share=True)
+            self._one(conn, lock, "project", project_id)
+            existing = conn.execute(
+                sa.select(j.c.id)
+                .where(j.c.project_id == project_id, j.c.kind == kind, j.c.status.in_(blocking))
+                .order_by(j.c.id)
+                .limit(1)
+            ).scalar()
+            if existing is not None:
+                return existing, False
+            jid = conn.execute(
+                sa.insert(j)
+                .values(
+                    kind=kind,
+                    project_id=project_id,
+                    status="queued",
+                    payload=dict(payload or {}),
+                    attempts=0,
+                    created=now,
+                    updated=now,
+                )
+                .returning(j.c.id)
+            ).scalar_one()
+            return jid, True
+
     def get_job(self, job_id: int) -> Job:
         with self._read() as conn:
             return _job(
@@ -1093,6 +1198,31 @@ class SqlStore(BaseStore):
                     f"job {job_id} is {job.status} and not held by worker {worker_id!r}; "
                     "claim it with claim_next_job first."
                 )
+
+    def renew_job_lease(
+        self,
+        job_id: int,
+        worker_id: str,
+        lease_seconds: float,
+        now: datetime | None = None,
+    ) -> Job:
+        now = _resolve_now(now)
+        until = _lease_until(now, lease_seconds)
+        j = m.jobs
+        with self._write() as conn:
+            row = conn.execute(
+                sa.update(j)
+                .where(j.c.id == job_id, j.c.status == "running", j.c.worker_id == worker_id)
+                .values(leased_until=until, updated=now)
+                .returning(*j.c)
+            ).first()
+            if row is None:
+                job = _job(self._one(conn, sa.select(j).where(j.c.id == job_id), "job", job_id))
+                raise LeaseError(
+                    f"job {job_id} is {job.status} and not held by worker {worker_id!r}; "
+                    "claim it with claim_next_job first."
+                )
+            return _job(row)
 
     def retry_job(
         self,
