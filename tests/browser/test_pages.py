@@ -122,7 +122,7 @@ def test_keyboard_labeling_retrains_and_the_curve_gains_a_point(server, new_page
             labelled.append(ext)
             if has_undo and undone is None and len(labelled) == 2:
                 # undo the second label with "u": the same item comes back
-                expect(page.locator("#status")).to_contain_text(f"Saved “{truth[ext]}”")
+                expect(page.locator("#status")).to_contain_text(f"Saved “{truth[ext]}” for {ext}")
                 page.keyboard.press("u")
                 expect(task).to_have_attribute("data-external-id", ext)
                 expect(page.locator("#status")).to_contain_text("Undone")

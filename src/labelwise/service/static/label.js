@@ -197,7 +197,14 @@
 
   // ---------------------------------------------------------------- the loop
 
-  async function next() {
+  let claiming = null; // the claim in flight: undo waits for it, so the two never interleave
+
+  function next() {
+    if (!claiming) claiming = claimNext().finally(() => { claiming = null; });
+    return claiming;
+  }
+
+  async function claimNext() {
     clearTimeout(pollTimer);
     if (state.pending) return;
     if (state.upcoming.length) {
@@ -328,8 +335,10 @@
 
   async function undo() {
     if (state.pending || busy || !state.history.length) return;
-    const last = state.history[state.history.length - 1];
     busy = true;
+    if (claiming) await claiming;
+    clearTimeout(pollTimer);
+    const last = state.history[state.history.length - 1];
     try {
       const r = await LW.api(`/api/annotations/${last.annotation.id}/undo`, { method: "POST" });
       state.history.pop();
