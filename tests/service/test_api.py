@@ -703,3 +703,83 @@ def test_full_loop_with_in_process_worker(api_store, tmp_path):
         assert len(rows) == 180 and all(truth[row["id"]] == row["label"] for row in rows)
         r = client.get(f"/api/dataset-versions/{dsv[0]['id']}/export", params={"format": "jsonl"})
         assert [json.loads(x)["id"] for x in r.text.splitlines()] == [row["id"] for row in rows]
+
+
+# --------------------------------------------------------------------------- undo, confidence
+
+
+def test_undo_last_label_gives_the_task_back(pg_client):
+    client = pg_client
+    p, rnd, ana, bob = _queued_project(client)
+    claim = f"/api/projects/{p['id']}/tasks/next"
+    answers = []
+    for label in ["pos", "neg"]:
+        task = client.post(claim, headers=_auth(ana)).json()["task"]
+        r = client.post(
+            f"/api/tasks/{task['id']}/annotations", json={"label": label}, headers=_auth(ana)
+        )
+        assert r.status_code == 201, r.text
+        answers.append(r.json())
+    first, last = answers
+    undo = f"/api/annotations/{last['id']}/undo"
+    assert "another annotator" in _detail(client.post(undo, headers=_auth(bob)), 409)
+    older = f"/api/annotations/{first['id']}/undo"
+    assert "not your most recent" in _detail(client.post(older, headers=_auth(ana)), 409)
+    r = client.post(undo, headers=_auth(ana))
+    assert r.status_code == 200, r.text
+    back = r.json()  # shaped like a claim, so the page can show the item again
+    assert (back["task"]["id"], back["task"]["status"]) == (last["task_id"], "leased")
+    assert back["item"]["id"] == last["item_id"] and back["classes"] == ["neg", "pos"]
+    item = client.get(f"/api/projects/{p['id']}/items", params={"status": "queued"}).json()
+    assert last["item_id"] in {it["id"] for it in item}  # unlabeled again
+    assert _detail(client.post(undo, headers=_auth(ana)), 404) == (
+        f"annotation {last['id']} not found"
+    )
+    # answered again through the normal route
+    r = client.post(
+        f"/api/tasks/{last['task_id']}/annotations", json={"label": "pos"}, headers=_auth(ana)
+    )
+    assert r.status_code == 201, r.text
+    assert rnd["closed"] is None
+
+
+def test_undo_access_rules(client):
+    p, _, ana, _ = _queued_project(client)
+    outsider = _user(client, "zoe")["token"]
+    task = client.post(f"/api/projects/{p['id']}/tasks/next", headers=_auth(ana)).json()["task"]
+    ann = client.post(
+        f"/api/tasks/{task['id']}/annotations", json={"label": "pos"}, headers=_auth(ana)
+    ).json()
+    r = client.post(f"/api/annotations/{ann['id']}/undo", headers=_auth(outsider))
+    assert _detail(r, 404) == f"project {p['id']} not found"
+    assert _detail(client.post("/api/annotations/999/undo"), 404) == "annotation 999 not found"
+    assert client.post("/api/annotations/0/undo").status_code == 422
+
+
+def test_undo_after_the_round_closed_is_409(client, api_store):
+    p, rnd, ana, _ = _queued_project(client)
+    task = client.post(f"/api/projects/{p['id']}/tasks/next", headers=_auth(ana)).json()["task"]
+    ann = client.post(
+        f"/api/tasks/{task['id']}/annotations", json={"label": "pos"}, headers=_auth(ana)
+    ).json()
+    api_store.close_round(rnd["id"])  # what a retrain does once the batch is done
+    r = client.post(f"/api/annotations/{ann['id']}/undo", headers=_auth(ana))
+    assert "closed" in _detail(r, 409)
+
+
+def test_claimed_prediction_carries_the_stored_confidence(client, api_store):
+    p = _project(client, show_predictions=True)
+    _items(client, p["id"], 2)
+    ids = api_store.list_unlabeled_item_ids(p["id"])
+    api_store.create_model_version(p["id"], metrics={"accuracy": 0.9})  # a model exists
+    rid = api_store.create_round(p["id"], "entropy")
+    api_store.create_tasks(
+        rid, ids, priorities=[2.0, 1.0], routing_tags=["pos", "neg"], confidences=[0.8125, None]
+    )
+    ana = _user(client, "ana", projects=[p["id"]])["token"]
+    claim = f"/api/projects/{p['id']}/tasks/next"
+    first = client.post(claim, headers=_auth(ana)).json()
+    assert first["prediction"] == {"label": "pos", "confidence": 0.8125}
+    assert first["task"]["confidence"] == 0.8125
+    second = client.post(claim, headers=_auth(ana)).json()  # queued before it was recorded
+    assert second["prediction"] == {"label": "neg", "confidence": None}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -10,12 +12,15 @@ from labelwise.service import rounds
 from labelwise.service.features import project_features
 from labelwise.service.rounds import (
     audit_mask,
+    load_model,
     run_retrain,
     start_round,
     submit_annotation,
+    undo_annotation,
     why_no_round,
 )
 from labelwise.service.worker import Worker
+from labelwise.storage.base import UndoError
 
 CLASSES = [str(c) for c in range(10)]
 
@@ -176,3 +181,108 @@ def test_features_tabular_standardised_in_sorted_column_order(store, settings):
     # b = [2, 4, 6] after imputation: same standardisation
     z = np.sqrt(1.5)
     np.testing.assert_allclose(X, [[-z, -z], [0, 0], [z, z]], rtol=1e-6)
+
+
+def test_tasks_store_the_models_confidence(store, settings, digits_project, annotate):
+    pid, truth = digits_project()
+    rnd = start_round(store, pid, settings=settings)
+    assert {t.confidence for t in store.list_tasks(pid, round_id=rnd.id)} == {None}  # cold
+    annotate(pid, _annotators(store, pid), truth)
+    Worker(store, settings).run_once()
+    r2 = store.list_rounds(pid)[-1]
+    tasks = store.list_tasks(pid, round_id=r2.id)
+    project = store.get_project(pid)
+    fm = project_features(store, pid, settings)
+    loaded = load_model(store, project, fm)
+    X = fm.X[fm.positions([t.item_id for t in tasks])]
+    proba = loaded.transform(loaded.model.predict_proba(X))
+    # the confidence is the calibrated probability of the routing tag (the predicted class)
+    classes = [str(c) for c in loaded.model.classes_]
+    expected = [float(proba[i, classes.index(t.routing_tag)]) for i, t in enumerate(tasks)]
+    np.testing.assert_allclose([t.confidence for t in tasks], expected, rtol=1e-6)
+    assert np.allclose(expected, proba.max(axis=1))
+    assert all(0.1 <= t.confidence <= 1 for t in tasks)  # at least 1/10 for 10 classes
+
+
+def test_rescoring_refreshes_confidence(store, settings, digits_project, annotate):
+    settings = settings.model_copy(update={"retrain_every": 10})
+    pid, truth = digits_project(batch_size=30)
+    start_round(store, pid, settings=settings)
+    annotate(pid, _annotators(store, pid), truth, limit=10, settings=settings)
+    assert {t.confidence for t in store.list_tasks(pid, status="queued")} == {None}
+    result = run_retrain(store, store.claim_next_job("w"), settings=settings)
+    assert result.n_rescored == 20
+    confidences = [t.confidence for t in store.list_tasks(pid, status="queued")]
+    assert len(confidences) == 20 and all(0.1 <= c <= 1 for c in confidences)
+
+
+class _RacingStore:
+    """Delegates to a store; ``list_jobs`` waits until ``n`` callers are inside it, so they all
+    pass the "is a retrain already queued?" check before any of them queues one."""
+
+    def __init__(self, store, n):
+        self._store = store
+        self._barrier = threading.Barrier(n, timeout=10)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def list_jobs(self, *args, **kwargs):
+        jobs = self._store.list_jobs(*args, **kwargs)
+        self._barrier.wait()
+        return jobs
+
+
+def test_two_answers_completing_a_batch_queue_one_retrain(store, settings, digits_project):
+    pid, truth = digits_project(batch_size=2)
+    settings = settings.model_copy(update={"random_fraction": 0.0})
+    start_round(store, pid, settings=settings)
+    a, b = _annotators(store, pid)
+    ta, tb = store.claim_next_task(pid, a), store.claim_next_task(pid, b)
+    racing = _RacingStore(store, 2)
+    errors = []
+
+    def answer(task):
+        try:
+            submit_annotation(racing, task.id, task.lease_owner, truth[task.item_id],
+                              settings=settings)  # fmt: skip
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=answer, args=(t,)) for t in (ta, tb)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    # both answers saw the batch complete and no job queued; only one job was created
+    assert [(j.kind, j.status) for j in store.list_jobs(pid)] == [("retrain", "queued")]
+
+
+def test_undo_reopens_the_batch_and_a_retrain_follows_the_new_answer(
+    store, settings, digits_project, annotate
+):
+    pid, truth = digits_project()
+    rnd = start_round(store, pid, settings=settings)
+    anns = _annotators(store, pid)
+    annotate(pid, anns, truth)
+    (job,) = store.list_jobs(pid)  # the batch is complete: a retrain is queued
+    last = store.list_annotations(pid)[-1]
+    task = undo_annotation(store, last.id, last.annotator_id, settings=settings)
+    assert (task.status, task.lease_owner) == ("leased", last.annotator_id)
+    assert store.get_item(last.item_id).status == "queued"
+    # the queued job is left as it is: it retrains on the 19 labels and keeps the round open
+    done = Worker(store, settings).run_once()
+    assert (done.id, done.status) == (job.id, "done")
+    assert store.list_model_versions(pid)[-1].metrics["n_labels"] == 19
+    assert [r.id for r in store.list_rounds(pid)] == [rnd.id]
+    assert store.get_round(rnd.id).closed is None
+    # the annotator answers again: the batch completes again and another retrain is queued
+    submit_annotation(store, task.id, last.annotator_id, truth[last.item_id], settings=settings)
+    assert [j.status for j in store.list_jobs(pid)] == ["done", "queued"]
+    Worker(store, settings).run_once()
+    assert store.get_round(rnd.id).closed is not None and len(store.list_rounds(pid)) == 2
+    # the round is closed: its labels are in a model and cannot be undone any more
+    newest = store.list_annotations(pid)[-1]
+    with pytest.raises(UndoError, match="closed"):
+        undo_annotation(store, newest.id, newest.annotator_id, settings=settings)

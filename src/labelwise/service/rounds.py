@@ -9,9 +9,12 @@ One library call per API route (and per CLI command)::
 - :func:`start_round` picks ``project.batch_size`` unlabeled items with the project's strategy (its
   ``cold_start_strategy`` while no usable model exists) and queues them as tasks: ``priority`` is
   the strategy's score, ``routing_tag`` the model's predicted class (the item's first tag while
-  cold), so annotators with that skill see them first.
+  cold), so annotators with that skill see them first, and ``confidence`` the model's
+  (calibrated) probability of that class (``None`` while cold).
 - :func:`submit_annotation` / :func:`skip_task` record an answer; when the round's batch is
-  complete (or ``settings.retrain_every`` labels came in) a durable ``retrain`` job is queued.
+  complete (or ``settings.retrain_every`` labels came in) a durable ``retrain`` job is queued,
+  at most one waiting per project (:meth:`~labelwise.storage.base.BaseStore.ensure_job`).
+- :func:`undo_annotation` takes an annotator's last answer back while its round is open.
 - :func:`run_retrain` fits a fresh model, validates and calibrates it, stores the artifact, a
   :class:`~labelwise.storage.base.ModelVersion` and a
   :class:`~labelwise.storage.base.DatasetVersion`, applies the stopping rule, closes the finished
@@ -69,6 +72,7 @@ from labelwise.storage.base import (
     ModelVersion,
     Project,
     Round,
+    Task,
     check_label,
     utcnow,
 )
@@ -91,6 +95,7 @@ __all__ = [
     "skip_task",
     "start_round",
     "submit_annotation",
+    "undo_annotation",
     "why_no_round",
 ]
 
@@ -190,6 +195,32 @@ def _can_fit(y: np.ndarray) -> bool:
     if y.shape[0] == 0:
         return False
     return _n_classes(y) >= 2 if y.ndim == 1 else bool(np.any(y.sum(axis=0) > 0))
+
+
+def _predictions(
+    model: Any, proba: np.ndarray, classes: Sequence[str]
+) -> tuple[list[str | None], list[float | None]]:
+    """The predicted class of each row and the model's probability of it.
+
+    Parameters
+    ----------
+    model : fitted classifier
+    proba : ndarray of shape (n_samples, n_classes)
+        (Calibrated) probabilities of ``model``.
+    classes : sequence of str
+        The project's classes.
+
+    Returns
+    -------
+    tags : list of str
+    confidences : list of float
+        ``proba[i, argmax_i]``; non-finite values become ``None``.
+    """
+    tags = _predicted_tags(model, proba, classes)
+    if proba.shape[0] == 0:
+        return tags, []
+    top = np.max(proba, axis=1).astype(np.float64)
+    return tags, [float(c) if np.isfinite(c) else None for c in top]
 
 
 def _predicted_tags(model: Any, proba: np.ndarray, classes: Sequence[str]) -> list[str | None]:
@@ -340,10 +371,11 @@ def start_round(
         picked += rng.choice(audit_ids, n_rand, replace=False).tolist()
         scores += [min(scores, default=0.0)] * n_rand
 
+    confidences: list[float | None] | None = None
     if loaded is not None:
         pos = fm.positions(picked)
         proba = loaded.transform(np.asarray(loaded.model.predict_proba(_rows(fm.X, pos))))
-        tags = _predicted_tags(loaded.model, proba, project.classes)
+        tags, confidences = _predictions(loaded.model, proba, project.classes)
     else:
         tags = [first_tag(store.get_item(i)) for i in picked]
 
@@ -352,7 +384,9 @@ def start_round(
         round_id = rounds[-1].id  # left empty by a crash between create_round and create_tasks
     else:
         round_id = store.create_round(project_id, strategy.name, now=now)
-    store.create_tasks(round_id, picked, priorities=scores, routing_tags=tags, now=now)
+    store.create_tasks(
+        round_id, picked, priorities=scores, routing_tags=tags, confidences=confidences, now=now
+    )
     log.info(
         "project %d: round %d queued %d items (%s, %d random)",
         project_id, round_id, len(picked), strategy.name, n_rand,
@@ -372,7 +406,13 @@ def _round_complete(store: BaseStore, project_id: int, round_id: int) -> bool:
 def _maybe_enqueue_retrain(
     store: BaseStore, project_id: int, round_id: int, settings: Any, now: datetime | None
 ) -> int | None:
-    """Queue a retrain job when the round's batch is complete or enough labels came in."""
+    """Queue a retrain job when the round's batch is complete or enough labels came in.
+
+    At most one retrain job waits per project: the check and the insert are one atomic
+    :meth:`~labelwise.storage.base.BaseStore.ensure_job`, so two answers completing the batch at
+    the same moment queue one job. A *running* retrain does not block a new one: it may have
+    started before the last labels came in.
+    """
     jobs = [j for j in store.list_jobs(project_id) if j.kind == "retrain"]
     if any(j.status == "queued" for j in jobs):
         return None
@@ -387,7 +427,9 @@ def _maybe_enqueue_retrain(
     else:
         return None
     payload = {"round_id": round_id, "reason": reason, "n_annotations": n_answers}
-    job_id = store.create_job("retrain", project_id, payload, now=now)
+    job_id, created = store.ensure_job("retrain", project_id, payload, now=now)
+    if not created:
+        return None
     log.info("project %d: retrain job %d queued (%s)", project_id, job_id, reason)
     return job_id
 
@@ -435,6 +477,41 @@ def skip_task(
     task = store.get_task(task_id)
     store.skip_task(task_id, annotator_id, now=now)
     _maybe_enqueue_retrain(store, task.project_id, task.round_id, settings, now)
+
+
+def undo_annotation(
+    store: BaseStore,
+    annotation_id: int,
+    annotator_id: int,
+    *,
+    settings: Any,
+    now: datetime | None = None,
+) -> Task:
+    """Take back the annotator's most recent label; the task is theirs again to answer.
+
+    Allowed while the annotation's round is open, i.e. before a retrain closed it (see
+    :meth:`~labelwise.storage.base.BaseStore.undo_annotation`). The task comes back leased to
+    the annotator for ``settings.lease_seconds``.
+
+    A retrain job the undone answer queued (it completed the batch) is left as it is: it fits
+    on the labels present when it runs, does not close the reopened round (a task of it is
+    leased) and so starts no new round; the next answer to the reopened task completes the
+    batch again and queues another retrain, unless the first is still waiting, in which case
+    that one will see the new label.
+
+    Raises
+    ------
+    UndoError
+        Not the annotator's own most recent annotation, or its round is closed.
+    NotFound
+        No such annotation.
+    """
+    task = store.undo_annotation(
+        annotation_id, annotator_id, lease_seconds=settings.lease_seconds, now=now
+    )
+    log.info("annotation %d undone: task %d is leased to annotator %d again",
+             annotation_id, task.id, annotator_id)  # fmt: skip
+    return task
 
 
 # --------------------------------------------------------------------------- retraining
@@ -568,7 +645,7 @@ def rescore_queued(
     *,
     exclude_round_ids: Sequence[int] = (),
 ) -> int:
-    """Refresh priority and routing tag of every still-queued task with a new model.
+    """Refresh priority, routing tag and confidence of every still-queued task with a new model.
 
     Score strategies score the tasks' items as they would select them; other strategies (whose
     scores depend on the whole batch) fall back to entropy. Returns how many tasks changed.
@@ -593,8 +670,13 @@ def rescore_queued(
     except LabelwiseError:
         scores = entropy(proba) if project.task_type != TaskType.MULTILABEL else proba.std(axis=1)
     scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0)
-    tags = _predicted_tags(loaded.model, proba, project.classes)
-    return store.update_tasks([t.id for t in tasks], priorities=scores.tolist(), routing_tags=tags)
+    tags, confidences = _predictions(loaded.model, proba, project.classes)
+    return store.update_tasks(
+        [t.id for t in tasks],
+        priorities=scores.tolist(),
+        routing_tags=tags,
+        confidences=confidences,
+    )
 
 
 def _random_baseline(

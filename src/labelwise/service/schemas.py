@@ -309,13 +309,18 @@ class TaskPublic(_Out):
     priority: float
     routing_tag: str | None
     created: datetime
+    confidence: float | None = None
 
 
 class Prediction(BaseModel):
     """The current model's guess for an item (shown when the project says so)."""
 
     label: Any
-    confidence: float | None = None
+    confidence: float | None = Field(
+        None,
+        description="The model's (calibrated) probability of the label when the task was "
+        "queued or last re-scored; null for tasks queued before it was recorded.",
+    )
 
 
 class ClaimedTask(BaseModel):

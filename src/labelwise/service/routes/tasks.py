@@ -1,7 +1,9 @@
-"""Rounds (admin) and the labeling loop (annotators): claim, label, skip.
+"""Rounds (admin) and the labeling loop (annotators): claim, label, skip, undo.
 
 A claim leases the next task for ``settings.lease_seconds``; labeling or skipping needs a valid
-lease held by the caller, otherwise the answer is 409 and the annotator claims again.
+lease held by the caller, otherwise the answer is 409 and the annotator claims again. An
+annotator can undo their most recent label while its round is open: the task comes back to them
+(409 once a retrain closed the round, or for an older or someone else's annotation).
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from labelwise.service.schemas import (
     RoundPublic,
     TaskPublic,
 )
-from labelwise.storage.base import Annotator, BaseStore, Project, Task
+from labelwise.storage.base import Annotator, BaseStore, Project, Task, UndoError
 
 router = APIRouter(prefix="/api")
 TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="Task id.")]
+AnnotationId = Annotated[int, Path(ge=1, le=MAX_ID, description="Annotation id.")]
 
 _NOT_FOUND = {404: {"description": "No such project or task (or not yours)."}}
 _LEASE = {409: {"description": "The lease is lost, expired or another annotator's; claim again."}}
@@ -79,7 +82,16 @@ def _prediction(store: BaseStore, project: Project, task: Task) -> Prediction | 
         return None
     if store.find_latest_model_version(project.id) is None:
         return None  # cold start: the routing tag is the item's own tag, not a prediction
-    return Prediction(label=task.routing_tag)
+    return Prediction(label=task.routing_tag, confidence=task.confidence)
+
+
+def _claimed(store: BaseStore, project: Project, task: Task) -> ClaimedTask:
+    return ClaimedTask(
+        task=TaskPublic.model_validate(task),
+        item=ItemPublic.model_validate(store.get_item(task.item_id)),
+        classes=list(project.classes),
+        prediction=_prediction(store, project, task),
+    )
 
 
 @router.post(
@@ -99,13 +111,7 @@ def claim_next(
     task = store.claim_next_task(project_id, user.id, lease_seconds=settings.lease_seconds)
     if task is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    item = store.get_item(task.item_id)
-    return ClaimedTask(
-        task=TaskPublic.model_validate(task),
-        item=ItemPublic.model_validate(item),
-        classes=list(project.classes),
-        prediction=_prediction(store, project, task),
-    )
+    return _claimed(store, project, task)
 
 
 def _task_for(store: BaseStore, user: Annotator, task_id: int) -> Task:
@@ -157,3 +163,32 @@ def skip(task_id: TaskId, store: StoreDep, settings: SettingsDep, user: CurrentU
 
     rounds.skip_task(store, task_id, user.id, settings=settings)
     return TaskPublic.model_validate(store.get_task(task_id))
+
+
+@router.post(
+    "/annotations/{annotation_id}/undo",
+    summary="Undo your last label",
+    tags=["tasks"],
+    responses={
+        404: {"description": "No such annotation (or not in one of your projects)."},
+        409: {
+            "description": "Not your most recent annotation, someone else's, or its round is "
+            "closed (a retrained model already learned it)."
+        },
+    },
+)
+def undo_annotation(
+    annotation_id: AnnotationId, store: StoreDep, settings: SettingsDep, user: CurrentUser
+) -> ClaimedTask:
+    """Take back your most recent label while its round is still open: the annotation is
+    deleted and its task is leased to you again (a fresh lease), returned like a claim so it can
+    be shown and answered again. A retrain job the label had queued is left queued."""
+    ann = store.get_annotation(annotation_id)
+    project = visible_project(store, user, store.get_item(ann.item_id).project_id)
+    from labelwise.service import rounds
+
+    try:
+        task = rounds.undo_annotation(store, annotation_id, user.id, settings=settings)
+    except UndoError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    return _claimed(store, project, task)
