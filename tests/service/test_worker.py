@@ -87,3 +87,57 @@ def test_start_in_thread_runs_jobs_until_stopped(store, settings):
         thread.join(10)
     assert not thread.is_alive()
     assert [j.status for j in store.list_jobs(pid)] == ["done"]
+
+
+def test_heartbeat_keeps_a_long_job_past_its_lease(store, settings):
+    # the job runs longer than its 1 s lease; the heartbeat renews it every 0.2 s, so a second
+    # worker polling meanwhile never takes it over
+    settings = settings.model_copy(update={"job_lease_seconds": 1})
+    pid = store.create_project("p", "binary", ["a", "b"])
+    jid = store.create_job("retrain", pid)
+    stolen = []
+
+    def long_job(store_, job, settings_):
+        first_lease = job.leased_until
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        while datetime.now(UTC) < first_lease + timedelta(seconds=0.5):  # past the first lease
+            assert datetime.now(UTC) < deadline
+            threading.Event().wait(0.05)
+        stolen.append(store_.claim_next_job("other", lease_seconds=1))
+        assert store_.get_job(job.id).leased_until > first_lease  # renewed
+
+    worker = Worker(store, settings, worker_id="w", handlers={"retrain": long_job},
+                    heartbeat_seconds=0.2)  # fmt: skip
+    job = worker.run_once()
+    assert stolen == [None]
+    assert (job.id, job.status, job.worker_id, job.attempts, job.error) == (
+        jid, "done", "w", 1, None,
+    )  # fmt: skip
+
+
+def test_heartbeat_stops_when_the_lease_is_lost(store, settings):
+    settings = settings.model_copy(update={"job_lease_seconds": 1})
+    pid = store.create_project("p", "binary", ["a", "b"])
+    jid = store.create_job("retrain", pid)
+    renewals = []
+    real_renew = store.renew_job_lease
+
+    def lost_job(store_, job, settings_):
+        # the job is no longer ours to renew (here: finished behind the worker's back, as when
+        # another worker took it over after the lease expired and completed it)
+        store_.finish_job(job.id, "w")
+        threading.Event().wait(0.5)  # room for 5 heartbeats: the first is refused and ends it
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+        def renew_job_lease(self, *args, **kwargs):
+            renewals.append(args)
+            return real_renew(*args, **kwargs)
+
+    worker = Worker(Spy(), settings, worker_id="w", handlers={"retrain": lost_job},
+                    heartbeat_seconds=0.1)  # fmt: skip
+    job = worker.run_once()
+    assert job.id == jid and job.status == "done"
+    assert len(renewals) == 1  # refused with LeaseError: no more renewals

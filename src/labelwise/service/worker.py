@@ -6,6 +6,12 @@ worker's memory: a worker killed mid-job leaves its job ``running`` under a leas
 handlers (:func:`~labelwise.service.rounds.run_retrain` and, for ``select`` jobs,
 :func:`~labelwise.service.rounds.start_round`) are written to be re-run from the start.
 
+While a handler runs, a heartbeat thread renews the job's lease every ``heartbeat_seconds`` (a
+third of ``settings.job_lease_seconds`` by default, on the wall clock): a retrain that takes
+longer than the lease keeps its job, and only a worker that died (no more heartbeats) loses it.
+A renewal refused with :class:`~labelwise.storage.base.LeaseError` (another worker took the job
+over) stops the heartbeat; the outcome is then left to that worker.
+
 A handler that raises puts the job back in the queue (:meth:`BaseStore.retry_job`, the error
 recorded) until ``settings.job_max_attempts`` attempts were made; then the job is ``failed`` with
 the last error. A job whose lease expired that many times (its workers kept dying) is failed
@@ -22,7 +28,8 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +75,9 @@ class Worker:
         Lease owner name; defaults to ``host:pid:random``.
     handlers : mapping of str to callable, optional
         Job kind -> ``handler(store, job, settings)``; defaults to :func:`default_handlers`.
+    heartbeat_seconds : float, optional
+        Seconds between lease renewals while a job runs; defaults to a third of
+        ``settings.job_lease_seconds``.
     """
 
     def __init__(
@@ -76,11 +86,46 @@ class Worker:
         settings: Any,
         worker_id: str | None = None,
         handlers: Mapping[str, Handler] | None = None,
+        heartbeat_seconds: float | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.handlers = dict(default_handlers() if handlers is None else handlers)
+        if heartbeat_seconds is None:
+            heartbeat_seconds = settings.job_lease_seconds / 3
+        if not heartbeat_seconds > 0:
+            from labelwise.errors import LabelwiseError
+
+            raise LabelwiseError(f"heartbeat_seconds must be > 0; got {heartbeat_seconds!r}.")
+        self.heartbeat_seconds = float(heartbeat_seconds)
+
+    def _renew_until(self, job: Job, stop: threading.Event) -> None:
+        """Renew ``job``'s lease every ``heartbeat_seconds`` until ``stop`` is set."""
+        while not stop.wait(self.heartbeat_seconds):
+            try:
+                self.store.renew_job_lease(job.id, self.worker_id, self.settings.job_lease_seconds)
+            except LeaseError:
+                log.warning("job %d: lease lost to another worker; heartbeat stopped", job.id)
+                return
+            except Exception:  # the store hiccupped: try again at the next beat
+                log.exception("worker %s: cannot renew the lease of job %d", self.worker_id,
+                              job.id)  # fmt: skip
+
+    @contextmanager
+    def _heartbeat(self, job: Job) -> Iterator[None]:
+        """Keep renewing ``job``'s lease in a daemon thread while the block runs."""
+        stop = threading.Event()
+        beat = threading.Thread(
+            target=self._renew_until, args=(job, stop), name=f"labelwise-heartbeat-{job.id}",
+            daemon=True,
+        )  # fmt: skip
+        beat.start()
+        try:
+            yield
+        finally:  # stopped before the outcome is recorded: no renewal after finish_job
+            stop.set()
+            beat.join()
 
     def run_once(self, now: datetime | None = None) -> Job | None:
         """Claim the next job, run it and record the outcome; ``None`` when the queue is empty.
@@ -101,7 +146,8 @@ class Worker:
         log.info("worker %s: running %s job %d (attempt %d)", self.worker_id, job.kind, job.id,
                  job.attempts)  # fmt: skip
         try:
-            self.handlers[job.kind](self.store, job, s)
+            with self._heartbeat(job):
+                self.handlers[job.kind](self.store, job, s)
         except Exception as e:  # any failure is recorded on the job, the worker goes on
             error = f"{type(e).__name__}: {e}"
             log.exception("worker %s: job %d failed", self.worker_id, job.id)
