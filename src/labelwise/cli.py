@@ -697,6 +697,27 @@ def project_status(
         console().print(renderable)
 
 
+@project_app.command("round")
+def project_round(
+    project: str = typer.Argument(..., help="Project name or id."),
+    database_url: str = DATABASE_URL_OPTION,
+) -> None:
+    """Start the next round: select a batch with the project's strategy and queue it."""
+    from labelwise.service.admin import resolve_project
+    from labelwise.service.rounds import start_round, why_no_round
+
+    with _service_errors():
+        settings = _settings(database_url)
+        with _open(settings) as store:
+            pid = resolve_project(store, project).id
+            started = start_round(store, pid, settings=settings)
+            reason = None if started is not None else why_no_round(store, pid)
+    if started is None:
+        console(stderr=True).print(f"[red]error:[/red] no round started: {reason}", markup=True)
+        raise typer.Exit(code=2)
+    console().print(f"round {started.number} of project {pid} started with {started.strategy}")
+
+
 @token_app.command("create")
 def token_create(
     name: str = typer.Argument(..., help="Unique user name."),

@@ -386,3 +386,19 @@ def test_serving_banner_shows_url_and_tokens():
     assert "http://127.0.0.1:8000/docs" in text
     assert "ADMIN-T" in text and "ANN-T" in text
     assert "/api/projects/3/tasks/next" in text
+
+
+def test_project_round_queues_a_batch_then_says_why_not(reviews, tmp_path):
+    rows = [(f"r{i}", f"review {i} tastes {'great' if i % 2 else 'odd'}", "") for i in range(8)]
+    write_csv(tmp_path / "r.csv", rows)
+    ok("project", "import", "reviews", str(tmp_path / "r.csv"))
+    assert "round 1 of project" in ok("project", "round", "reviews").output
+    store = store_of(reviews)
+    try:
+        pid = store.find_project("reviews").id
+        # batch size 10 (the default) > 8 items: the whole pool is queued
+        assert store.queue_depth(pid) == 8
+    finally:
+        store.close()
+    assert "pool is exhausted" in fails("project", "round", "reviews")
+    assert "no project named or numbered 'nope'" in fails("project", "round", "nope")
