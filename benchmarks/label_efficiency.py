@@ -40,8 +40,10 @@ CONFIGS: dict[str, tuple[int, int, int]] = {
 }
 STRATEGIES = ("margin", "entropy", "kcenter", "badge", "random")
 THRESHOLDS = (0.8, 0.9, 0.95)
-# peers that densify the pool every round: too slow on the 6,660-column TF-IDF matrix
-SKIP = {"fine_food": {"skactiveml_coreset", "smalltext_coreset"}}
+# peers too slow for 2 cores beyond digits (dense pairwise distances or a bagged committee of
+# wrapped models every round); they run on digits only
+SLOW_PEERS = {"skactiveml_qbc", "skactiveml_coreset", "smalltext_coreset"}
+SKIP = {name: SLOW_PEERS for name in CONFIGS if name != "digits"}
 TOP = 0.95
 
 
@@ -77,6 +79,15 @@ def write_markdown(results: dict, args: argparse.Namespace, seconds: dict, path:
         f"Model: `LogisticRegression(max_iter=1000)`, refitted from scratch every round. "
         f"{args.seeds} seeds per strategy (seed = initial random set + strategy tie-breaks; the "
         "train/test split is the data set's fixed one). Noise-free oracle, no latency.",
+        "",
+        "Peer libraries (rows `modal_*`, `skactiveml_*`, `smalltext_*`, via "
+        "`labelwise.peers`) are not labelwise dependencies; for `--peers` install them into the "
+        "environment first: `pip install modal-python==0.4.2.1 scikit-activeml==1.0.1 "
+        "small-text==1.4.1` (or, to leave a shared environment untouched, `pip install --target "
+        "/tmp/peers_site --no-deps modal-python==0.4.2.1 scikit-activeml==1.0.1 small-text==1.4.1 "
+        "makefun dill` and run with `PYTHONPATH=/tmp/peers_site`, as done here). "
+        f"{', '.join(sorted(SLOW_PEERS))} run on digits only (too slow on 2 cores for the larger "
+        "pools: dense pairwise distances or a bagged committee of wrapped models every round).",
         "",
         "**Cell**: mean labels to reach 95% of the full-data model's test quality (interpolated "
         "between rounds; `(k/n)` = only k of n seeds got there within the budget), then the "
