@@ -176,7 +176,7 @@ def evaluate(
         "entropy,margin,kcenter,random", "--strategies", help="Comma-separated strategy names."
     ),
     seeds: int = typer.Option(10, "--seeds", help="Runs per strategy (seeds 0..n-1)."),
-    out: str = typer.Option(None, "--out", help="Report directory [default: reports/DATASET]."),
+    out: str = typer.Option(None, "--out", help="Report directory (default: reports/DATASET)."),
     initial_size: int = typer.Option(20, "--initial-size", help="Random initial labels."),
     batch_size: int = typer.Option(20, "--batch-size", help="Labels per round."),
     rounds: int = typer.Option(10, "--rounds", help="Rounds after the initial set."),
@@ -301,14 +301,15 @@ def demo(
 DATABASE_URL_OPTION = typer.Option(
     None,
     "--database-url",
-    help="SQLAlchemy URL [default: $LABELWISE_DATABASE_URL, $DATABASE_URL or "
-    "sqlite:///./.labelwise/labelwise.db].",
+    help="SQLAlchemy URL (default: $LABELWISE_DATABASE_URL, $DATABASE_URL or "
+    "sqlite:///./.labelwise/labelwise.db).",
     show_default=False,
 )
 
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 project_app = typer.Typer(
-    help="Projects: create, import items, export labels, status.", no_args_is_help=True
+    help="Projects: create, list, import items, start a round, export labels, status.",
+    no_args_is_help=True,
 )
 token_app = typer.Typer(help="API tokens for admins and annotators.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -391,8 +392,8 @@ def _format_serving(base: str, demo: Any = None) -> Text:
 
 @app.command()
 def serve(
-    host: str = typer.Option(None, "--host", help="Interface [default: 127.0.0.1]."),
-    port: int = typer.Option(None, "--port", help="Port [default: 8000]."),
+    host: str = typer.Option(None, "--host", help="Interface (default: 127.0.0.1)."),
+    port: int = typer.Option(None, "--port", help="Port (default: 8000)."),
     database_url: str = DATABASE_URL_OPTION,
     no_worker: bool = typer.Option(
         False, "--no-worker", help="Leave retraining jobs to separate `labelwise worker` processes."
@@ -430,7 +431,7 @@ def serve(
 @app.command()
 def worker(
     database_url: str = DATABASE_URL_OPTION,
-    poll: float = typer.Option(None, "--poll", help="Idle poll interval in seconds [default: 1]."),
+    poll: float = typer.Option(None, "--poll", help="Idle poll interval in seconds (default: 1)."),
 ) -> None:
     """Run retraining and selection jobs until SIGINT/SIGTERM (the running job finishes first)."""
     import logging
@@ -608,10 +609,10 @@ def project_import(
 def project_export(
     project: str = typer.Argument(..., help="Project name or id."),
     version: int = typer.Option(
-        None, "--version", help="Dataset version id [default: snapshot the current labels]."
+        None, "--version", help="Dataset version id (default: snapshot the current labels)."
     ),
     format: str = typer.Option("csv", "--format", help="csv or jsonl."),
-    out: str = typer.Option(None, "--out", help="Output file [default: stdout]."),
+    out: str = typer.Option(None, "--out", help="Output file (default: stdout)."),
     database_url: str = DATABASE_URL_OPTION,
 ) -> None:
     """Export a dataset version's labels (id, label) as CSV or JSON Lines."""
@@ -738,7 +739,10 @@ def token_create(
             store, name, role=role, projects=pids, skills=_split_csv(skills) if skills else []
         )
     if as_json:
-        _print_json({"annotator": created.annotator, "token": created.token})
+        annotator = {
+            k: v for k, v in dataclasses.asdict(created.annotator).items() if k != "token_hash"
+        }
+        _print_json({"annotator": annotator, "token": created.token})
         return
     a = created.annotator
     console(stderr=True).print(
