@@ -19,7 +19,7 @@ def test_migrations_run_once_and_match_the_models(tmp_path):
     assert store.current_revision() is None
     store.upgrade()
     store.upgrade()  # idempotent
-    assert store.current_revision() == "0002"
+    assert store.current_revision() == "0003"
     cfg = alembic_config(store.url)
     command.check(cfg)  # raises if models.py and the migrations disagree
     store.close()
@@ -50,7 +50,7 @@ def test_migration_0002_adds_task_confidence_to_existing_tasks(tmp_path):
             "created) VALUES (1, 1, 1, 'queued', 0.5, 'a', '2026-01-01 12:00:00')"
         )
     store.upgrade()
-    assert store.current_revision() == "0002"
+    assert store.current_revision() == "0003"
     (task,) = store.list_tasks(1)
     assert (task.priority, task.routing_tag, task.confidence, task.created) == (0.5, "a", None, T0)
     store.update_tasks([task.id], priorities=[0.7], confidences=[0.8])
@@ -127,5 +127,71 @@ def test_unsupported_database():
 def test_open_store(tmp_path):
     assert isinstance(open_store("memory://"), InMemoryStore)
     store = open_store(f"sqlite:///{tmp_path}/lw.db", upgrade=True)
-    assert isinstance(store, SqlStore) and store.current_revision() == "0002"
+    assert isinstance(store, SqlStore) and store.current_revision() == "0003"
     store.close()
+
+
+def _task_indexes(store: SqlStore) -> set[str]:
+    with store._engine.connect() as conn:
+        return {ix["name"] for ix in sa.inspect(conn).get_indexes("tasks")}
+
+
+def test_migration_0003_swaps_in_the_claim_index(tmp_path):
+    store = SqlStore(f"sqlite:///{tmp_path}/lw.db")
+    store.upgrade("0002")
+    assert "ix_tasks_project_status_priority" in _task_indexes(store)
+    store.upgrade()
+    assert "ix_tasks_claim" in _task_indexes(store)
+    assert "ix_tasks_project_status_priority" not in _task_indexes(store)
+    command.downgrade(alembic_config(store.url), "0002")
+    assert "ix_tasks_project_status_priority" in _task_indexes(store)
+    assert "ix_tasks_claim" not in _task_indexes(store)
+    store.close()
+
+
+def _claim_plans(store: SqlStore, n: int = 2000) -> list[str]:
+    """EXPLAIN of every task SELECT a claim runs, on a project with ``n`` queued tasks."""
+    from labelwise.storage import NewItem
+
+    pid = store.create_project("p", "multiclass", ["a", "b"])
+    store.create_items(pid, [NewItem(f"x{i}", {}) for i in range(n)])
+    rid = store.create_round(pid, "entropy")
+    ids = [it.id for it in store.list_items(pid)]
+    store.create_tasks(rid, ids, priorities=[(i * 7919) % 101 / 101 for i in range(n)])
+    ann = store.create_annotator("a")
+    if store.dialect == "postgresql":
+        with store._engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE tasks")
+    seen: list[tuple[str, object]] = []
+
+    def grab(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM tasks" in statement:
+            seen.append((statement, parameters))
+
+    sa.event.listen(store._engine, "before_cursor_execute", grab)
+    try:
+        assert store.claim_next_task(pid, ann) is not None
+    finally:
+        sa.event.remove(store._engine, "before_cursor_execute", grab)
+    assert seen
+    plans = []
+    with store._engine.connect() as conn:
+        for statement, params in seen:
+            statement = statement.replace("FOR UPDATE SKIP LOCKED", "")
+            prefix = "EXPLAIN QUERY PLAN " if store.dialect == "sqlite" else "EXPLAIN "
+            rows = conn.exec_driver_sql(prefix + statement, params).all()
+            plans.append("\n".join(str(r[-1]) for r in rows))
+    return plans
+
+
+def test_claim_walks_the_claim_index_in_order_on_sqlite(sqlite):
+    for plan in _claim_plans(sqlite):
+        assert "ix_tasks_claim" in plan, plan
+        assert "TEMP B-TREE FOR ORDER BY" not in plan, plan  # no sort of every queued task
+
+
+@pytest.mark.postgres
+def test_claim_walks_the_claim_index_in_order_on_postgresql(postgres):
+    for plan in _claim_plans(postgres):
+        assert "ix_tasks_claim" in plan, plan
+        assert "Sort" not in plan, plan  # read in index order, stop at the first row

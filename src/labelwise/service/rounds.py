@@ -300,6 +300,11 @@ def why_no_round(store: BaseStore, project_id: int) -> str | None:
     return None
 
 
+def _covers(fm: FeatureMatrix, n_items: int, item_ids: np.ndarray) -> bool:
+    """Whether ``fm`` still has a row for every item (none was added since it was computed)."""
+    return fm.n == n_items and bool(np.isin(item_ids, fm.item_ids).all())
+
+
 def _seed(project_id: int, n_rounds: int) -> int:
     return (project_id * 1_000_003 + n_rounds * 7919) % (2**32)
 
@@ -310,6 +315,7 @@ def start_round(
     *,
     settings: Any,
     now: datetime | None = None,
+    features: FeatureMatrix | None = None,
 ) -> Round | None:
     """Select the next batch and queue it as tasks of a new round.
 
@@ -321,6 +327,9 @@ def start_round(
         ``data_dir`` (features, models) and ``random_fraction``.
     now : datetime, optional
         Timezone-aware creation time of the round and its tasks.
+    features : FeatureMatrix, optional
+        The project's features when the caller already has them (:func:`run_retrain`), so
+        they are not computed again.
 
     Returns
     -------
@@ -333,8 +342,10 @@ def start_round(
     if reason is not None:
         log.info("project %d: no round started: %s", project_id, reason)
         return None
-    fm = project_features(store, project_id, settings)
     pool_ids = np.asarray(store.list_unlabeled_item_ids(project_id), dtype=np.int64)
+    fm = features
+    if fm is None or not _covers(fm, store.count_items(project_id), pool_ids):
+        fm = project_features(store, project_id, settings)  # none given, or items were added
     loaded = load_model(store, project, fm)
     rounds = store.list_rounds(project_id)
     rng = np.random.RandomState(_seed(project_id, len(rounds)))
@@ -380,7 +391,7 @@ def start_round(
         tags = [first_tag(store.get_item(i)) for i in picked]
 
     open_empty = rounds and rounds[-1].closed is None
-    if open_empty and not store.list_tasks(project_id, round_id=rounds[-1].id):
+    if open_empty and not store.has_tasks(project_id, round_id=rounds[-1].id):
         round_id = rounds[-1].id  # left empty by a crash between create_round and create_tasks
     else:
         round_id = store.create_round(project_id, strategy.name, now=now)
@@ -398,9 +409,8 @@ def start_round(
 
 
 def _round_complete(store: BaseStore, project_id: int, round_id: int) -> bool:
-    return not any(
-        store.list_tasks(project_id, round_id=round_id, status=s) for s in ("queued", "leased")
-    )
+    """No task of the round is queued or leased (one ``EXISTS`` query on SQL stores)."""
+    return not store.has_tasks(project_id, round_id=round_id, statuses=("queued", "leased"))
 
 
 def _maybe_enqueue_retrain(
@@ -416,10 +426,11 @@ def _maybe_enqueue_retrain(
     jobs = [j for j in store.list_jobs(project_id) if j.kind == "retrain"]
     if any(j.status == "queued" for j in jobs):
         return None
-    n_answers = len(store.list_annotations(project_id))
     if _round_complete(store, project_id, round_id):
         reason = "batch complete"
+        n_answers = store.count_annotations(project_id)
     elif settings.retrain_every > 0 and not any(j.status == "running" for j in jobs):
+        n_answers = store.count_annotations(project_id)
         base = jobs[-1].payload.get("n_annotations", 0) if jobs else 0
         if n_answers - base < settings.retrain_every:
             return None
@@ -822,7 +833,7 @@ def run_retrain(
     next_round_id = None
     still_open = [r for r in store.list_rounds(pid) if r.closed is None]
     if not decision.stop and not still_open:
-        rnd = start_round(store, pid, settings=settings, now=now)
+        rnd = start_round(store, pid, settings=settings, now=now, features=fm)
         next_round_id = None if rnd is None else rnd.id
     n_rescored = 0
     loaded = load_model(store, project, fm) if mv_id is not None else None

@@ -436,6 +436,17 @@ def _check_statuses(statuses: Sequence[str]) -> list[str]:
     return out
 
 
+def _check_task_statuses(statuses: Sequence[str]) -> list[str]:
+    if isinstance(statuses, str):
+        statuses = [statuses]
+    out = list(statuses)
+    if not out:
+        raise LabelwiseError(f"statuses must name at least one task status of {TASK_STATUSES}.")
+    for st in out:
+        _check_choice("status", st, TASK_STATUSES)
+    return out
+
+
 # --------------------------------------------------------------------------- contract
 
 
@@ -658,6 +669,36 @@ class BaseStore(ABC):
     def queue_depth(self, project_id: int, now: datetime | None = None) -> int:
         """How many tasks are claimable now (queued or with an expired lease)."""
 
+    def count_tasks(
+        self,
+        project_id: int,
+        *,
+        round_id: int | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> int:
+        """How many tasks of the project (of one round) have one of ``statuses`` (any status
+        when ``None``); a COUNT in SQL, never a listing. Unknown statuses are a
+        :class:`~labelwise.errors.LabelwiseError`.
+
+        This default lists the tasks; backends override it.
+        """
+        wanted = None if statuses is None else _check_task_statuses(statuses)
+        return sum(
+            1
+            for t in self.list_tasks(project_id, round_id=round_id)
+            if wanted is None or t.status in wanted
+        )
+
+    def has_tasks(
+        self,
+        project_id: int,
+        *,
+        round_id: int | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> bool:
+        """Whether :meth:`count_tasks` would be above zero (an ``EXISTS`` in SQL)."""
+        return self.count_tasks(project_id, round_id=round_id, statuses=statuses) > 0
+
     @abstractmethod
     def update_tasks(
         self,
@@ -722,6 +763,13 @@ class BaseStore(ABC):
     def list_annotations(
         self, project_id: int, *, item_id: int | None = None, annotator_id: int | None = None
     ) -> list[Annotation]: ...
+
+    def count_annotations(self, project_id: int) -> int:
+        """How many annotations the project's items have (a COUNT in SQL).
+
+        This default lists them; backends override it.
+        """
+        return len(self.list_annotations(project_id))
 
     @abstractmethod
     def annotator_throughput(

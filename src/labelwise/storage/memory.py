@@ -34,6 +34,7 @@ from labelwise.storage.base import (
     Task,
     _check_choice,
     _check_statuses,
+    _check_task_statuses,
     _check_undo,
     _check_update,
     _lease_until,
@@ -435,6 +436,23 @@ class InMemoryStore(BaseStore):
                 if t.project_id == project_id and self._claimable(t, now)
             )
 
+    def count_tasks(
+        self,
+        project_id: int,
+        *,
+        round_id: int | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> int:
+        wanted = None if statuses is None else set(_check_task_statuses(statuses))
+        with self._lock:
+            return sum(
+                1
+                for t in self._tasks.values()
+                if t.project_id == project_id
+                and (round_id is None or t.round_id == round_id)
+                and (wanted is None or t.status in wanted)
+            )
+
     def update_tasks(
         self,
         task_ids: Sequence[int],
@@ -534,6 +552,13 @@ class InMemoryStore(BaseStore):
                 and (item_id is None or a.item_id == item_id)
                 and (annotator_id is None or a.annotator_id == annotator_id)
             ]
+
+    def count_annotations(self, project_id: int) -> int:
+        with self._lock:
+            items = self._items
+            return sum(
+                1 for a in self._annotations.values() if items[a.item_id].project_id == project_id
+            )
 
     def annotator_throughput(
         self, project_id: int, since: datetime, until: datetime | None = None

@@ -416,6 +416,78 @@ def test_expired_lease_is_claimable_again(store):
         store.create_annotation(tids[0], a, "pos", now=T0 + timedelta(seconds=62))
 
 
+def test_claim_mixes_expired_leases_and_queued_tasks_by_priority(store):
+    # priorities 0.2 0.8 0.5 0.8; a leases tids[1] (0.8, lower id) and tids[3] (0.8) for 60 s
+    pid, _, tids = _queue(store, 4, priorities=[0.2, 0.8, 0.5, 0.8])
+    a, b = store.create_annotator("a"), store.create_annotator("b")
+    assert [store.claim_next_task(pid, a, lease_seconds=60, now=T0).id for _ in range(2)] == [
+        tids[1], tids[3],
+    ]  # fmt: skip
+    later = T0 + timedelta(seconds=61)  # both leases expired: 0.8 (id 1), 0.8 (id 3), 0.5, 0.2
+    got = [store.claim_next_task(pid, b, now=later).id for _ in range(4)]
+    assert got == [tids[1], tids[3], tids[2], tids[0]]
+
+
+def test_claim_skill_match_includes_expired_leases(store):
+    # tids[2] is routed to "med" but leased by a; once expired it beats unrouted 0.9
+    pid, _, tids = _queue(store, 3, priorities=[0.9, 0.1, 0.5], routing_tags=[None, None, "med"])
+    a = store.create_annotator("a")
+    doctor = store.create_annotator("doc", skills=["med"])
+    store.update_tasks([tids[2]], priorities=[2.0])  # a takes it first
+    assert store.claim_next_task(pid, a, lease_seconds=60, now=T0).id == tids[2]
+    assert store.claim_next_task(pid, doctor, now=T0).id == tids[0]  # no free "med" task
+    later = T0 + timedelta(seconds=61)
+    assert store.claim_next_task(pid, doctor, now=later).id == tids[2]
+    assert store.claim_next_task(pid, doctor, now=later).id == tids[1]
+
+
+def test_claim_skips_items_the_annotator_already_answered(store):
+    pid = _project(store)
+    ids = _items(store, pid, 2)
+    r1 = store.create_round(pid, "entropy", now=T0)
+    (t1,) = store.create_tasks(r1, ids[:1], priorities=[0.1], now=T0)
+    a = store.create_annotator("a")
+    store.claim_next_task(pid, a, now=T0)
+    store.create_annotation(t1, a, "pos", now=T0)
+    r2 = store.create_round(pid, "entropy", now=T0)  # the same item again, higher priority
+    again, other = store.create_tasks(r2, ids, priorities=[0.9, 0.5], now=T0)
+    assert store.claim_next_task(pid, a, now=T0).id == other
+    assert store.claim_next_task(pid, a, now=T0) is None
+    assert store.claim_next_task(pid, store.create_annotator("b"), now=T0).id == again
+
+
+def test_count_tasks_and_has_tasks(store):
+    pid, rid, _ = _queue(store, 4)
+    other_round = store.create_round(pid, "entropy", now=T0)
+    store.create_tasks(other_round, _items(store, pid, 1, prefix="y"), now=T0)
+    other = _project(store, "other")
+    a = store.create_annotator("a")
+    t = store.claim_next_task(pid, a, now=T0)  # ids 0..3 all 0.0: the lowest id, tids[0]
+    store.create_annotation(t.id, a, "pos", now=T0)
+    store.claim_next_task(pid, a, now=T0)  # tids[1] leased
+    # round rid: 1 done, 1 leased, 2 queued; other_round: 1 queued
+    assert store.count_tasks(pid) == 5
+    assert store.count_tasks(pid, round_id=rid) == 4
+    assert store.count_tasks(pid, round_id=rid, statuses=("queued", "leased")) == 3
+    assert store.count_tasks(pid, statuses=["queued"]) == 3
+    assert store.count_tasks(pid, round_id=rid, statuses=["done"]) == 1
+    assert store.count_tasks(pid, statuses=["skipped"]) == 0
+    assert store.count_tasks(other) == 0
+    assert store.has_tasks(pid, round_id=rid, statuses=["leased"])
+    assert not store.has_tasks(pid, round_id=other_round, statuses=["done", "leased"])
+    assert not store.has_tasks(other)
+    assert store.count_annotations(pid) == 1
+    assert store.count_annotations(other) == 0
+
+
+def test_count_tasks_bad_status(store):
+    pid, _, _ = _queue(store, 1)
+    with pytest.raises(LabelwiseError, match="status"):
+        store.count_tasks(pid, statuses=["open"])
+    with pytest.raises(LabelwiseError, match="at least one task status"):
+        store.has_tasks(pid, statuses=[])
+
+
 def test_claim_in_other_project_or_empty(store):
     pid, _, _ = _queue(store, 1)
     other = _project(store, "other")

@@ -149,8 +149,10 @@ tasks = sa.Table(
     sa.Column("routing_tag", sa.String(100), nullable=True),
     sa.Column("created", UTCDateTime, nullable=False),
     sa.Column("confidence", sa.Float, nullable=True),  # migration 0002
-    sa.Index("ix_tasks_project_status_priority", "project_id", "status", "priority"),
 )
+# migration 0003: the claim walks this index in its ORDER BY (priority DESC, id) and stops at
+# the first row; it replaced ix_tasks_project_status_priority (project_id, status, priority)
+sa.Index("ix_tasks_claim", tasks.c.project_id, tasks.c.status, tasks.c.priority.desc(), tasks.c.id)
 
 annotations = sa.Table(
     "annotations",

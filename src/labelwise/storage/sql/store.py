@@ -48,6 +48,7 @@ from labelwise.storage.base import (
     Task,
     _check_choice,
     _check_statuses,
+    _check_task_statuses,
     _check_undo,
     _check_update,
     _lease_until,
@@ -691,6 +692,41 @@ class SqlStore(BaseStore):
             t.c.status == "queued", sa.and_(t.c.status == "leased", t.c.lease_expires < now)
         )
 
+    def _pick_task(
+        self, conn: sa.Connection, project_id: int, annotator_id: int, skills: list[str],
+        now: datetime,
+    ) -> int | None:  # fmt: skip
+        """The id of the task to claim, locked (PostgreSQL), or ``None``.
+
+        One ``(skill match, -priority, id)`` order over queued and expired-leased tasks, run as
+        up to four queries that each walk ``ix_tasks_claim`` (project, status, priority DESC,
+        id) in order and stop at the first row: an ``OR`` of the two statuses, or a ``CASE`` on
+        the skills in the ``ORDER BY``, would sort every claimable task on each claim.
+        """
+        t, a = m.tasks, m.annotations
+        already = sa.exists().where(a.c.item_id == t.c.item_id, a.c.annotator_id == annotator_id)
+        where = [t.c.project_id == project_id, ~already]
+        by_status = [
+            [t.c.status == "queued"],
+            [t.c.status == "leased", t.c.lease_expires < now],
+        ]
+        tiers = [[t.c.routing_tag.in_(skills)], []] if skills else [[]]
+        for tier in tiers:
+            best: tuple[float, int] | None = None
+            for status in by_status:
+                row = conn.execute(
+                    self._lock_first(
+                        sa.select(t.c.id, t.c.priority)
+                        .where(*where, *status, *tier)
+                        .order_by(t.c.priority.desc(), t.c.id)
+                    )
+                ).first()
+                if row is not None and (best is None or (-row.priority, row.id) < best):
+                    best = (-row.priority, row.id)
+            if best is not None:
+                return best[1]
+        return None
+
     def claim_next_task(
         self,
         project_id: int,
@@ -700,17 +736,15 @@ class SqlStore(BaseStore):
     ) -> Task | None:
         now = _resolve_now(now)
         until = _lease_until(now, lease_seconds)
-        skills = list(self.get_annotator(annotator_id).skills)
-        t, a = m.tasks, m.annotations
-        already = sa.exists().where(a.c.item_id == t.c.item_id, a.c.annotator_id == annotator_id)
-        skill_rank = sa.case((t.c.routing_tag.in_(skills), 0), else_=1) if skills else sa.literal(1)
-        pick = self._lock_first(
-            sa.select(t.c.id)
-            .where(t.c.project_id == project_id, self._claimable_task(now), ~already)
-            .order_by(skill_rank, t.c.priority.desc(), t.c.id)
-        )
+        t = m.tasks
         with self._write() as conn:
-            task_id = conn.execute(pick).scalar()
+            skills = self._one(
+                conn,
+                sa.select(m.annotators.c.skills).where(m.annotators.c.id == annotator_id),
+                "annotator",
+                annotator_id,
+            ).skills
+            task_id = self._pick_task(conn, project_id, annotator_id, list(skills), now)
             if task_id is None:
                 return None
             row = conn.execute(
@@ -770,6 +804,41 @@ class SqlStore(BaseStore):
         )
         with self._read() as conn:
             return conn.execute(stmt).scalar_one()
+
+    def _tasks_where(
+        self, project_id: int, round_id: int | None, statuses: Sequence[str] | None
+    ) -> list[Any]:
+        t = m.tasks
+        where = [t.c.project_id == project_id]
+        if round_id is not None:
+            where.append(t.c.round_id == round_id)
+        if statuses is not None:
+            where.append(t.c.status.in_(_check_task_statuses(statuses)))
+        return where
+
+    def count_tasks(
+        self,
+        project_id: int,
+        *,
+        round_id: int | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> int:
+        where = self._tasks_where(project_id, round_id, statuses)
+        stmt = sa.select(sa.func.count()).select_from(m.tasks).where(*where)
+        with self._read() as conn:
+            return conn.execute(stmt).scalar_one()
+
+    def has_tasks(
+        self,
+        project_id: int,
+        *,
+        round_id: int | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> bool:
+        where = self._tasks_where(project_id, round_id, statuses)
+        stmt = sa.select(sa.exists().where(*where))
+        with self._read() as conn:
+            return bool(conn.execute(stmt).scalar())
 
     def update_tasks(
         self,
@@ -916,6 +985,17 @@ class SqlStore(BaseStore):
             stmt = stmt.where(a.c.annotator_id == annotator_id)
         with self._read() as conn:
             return [_annotation(r) for r in conn.execute(stmt)]
+
+    def count_annotations(self, project_id: int) -> int:
+        a = m.annotations
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(a)
+            .join(m.items, m.items.c.id == a.c.item_id)
+            .where(m.items.c.project_id == project_id)
+        )
+        with self._read() as conn:
+            return conn.execute(stmt).scalar_one()
 
     def annotator_throughput(
         self, project_id: int, since: datetime, until: datetime | None = None
