@@ -240,7 +240,6 @@ def test_peers_are_not_registered_at_import(monkeypatch):
 
 
 def test_modal_adapter_matches_labelwise_margin():
-    pytest.importorskip("modAL")
     from labelwise.peers import ModalUncertainty
     from labelwise.simulate import simulate
 
