@@ -195,3 +195,23 @@ def test_claim_walks_the_claim_index_in_order_on_postgresql(postgres):
     for plan in _claim_plans(postgres):
         assert "ix_tasks_claim" in plan, plan
         assert "Sort" not in plan, plan  # read in index order, stop at the first row
+
+
+@pytest.mark.postgres
+def test_postgresql_pool_holds_a_connection_per_request_thread(postgres):
+    # 40 kept (the API's 40 request threads) + 10 on demand: a pool smaller than the thread
+    # count closes and reopens PostgreSQL connections on every request under load
+    pool = SqlStore(postgres.url)._engine.pool
+    assert (pool.size(), pool._max_overflow) == (40, 10)
+    pool.dispose()
+
+
+def test_find_annotator_by_token_lists_memberships(sqlite):
+    p1, p2 = sqlite.create_project("p1", classes=["a", "b"]), sqlite.create_project("p2")
+    aid = sqlite.create_annotator("a", token_hash="h", skills=["x"])
+    assert sqlite.find_annotator_by_token("h").projects == ()
+    sqlite.add_member(p2, aid)
+    sqlite.add_member(p1, aid)
+    got = sqlite.find_annotator_by_token("h")
+    assert (got.id, got.skills, got.projects) == (aid, ("x",), (p1, p2))
+    assert sqlite.find_annotator_by_token("nope") is None

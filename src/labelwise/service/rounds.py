@@ -471,9 +471,11 @@ def submit_annotation(
     """
     task = store.get_task(task_id)
     label = check_label(store.get_project(task.project_id), label)
+    now = utcnow() if now is None else now
     ann_id = store.create_annotation(task_id, annotator_id, label, duration_s=duration_s, now=now)
     _maybe_enqueue_retrain(store, task.project_id, task.round_id, settings, now)
-    return store.get_annotation(ann_id)
+    # what was stored, without reading it back
+    return Annotation(ann_id, task_id, task.item_id, annotator_id, label, now, duration_s)
 
 
 def skip_task(
