@@ -495,7 +495,7 @@ def project_create(
     task_type: str = typer.Option(
         "multiclass", "--task-type", help="multiclass, binary or multilabel."
     ),
-    strategy: str = typer.Option("entropy", "--strategy", help="See `labelwise strategies`."),
+    strategy: str = typer.Option("margin", "--strategy", help="See `labelwise strategies`."),
     strategy_param: list[str] = typer.Option(
         [], "--strategy-param", help="key=value (value parsed as JSON); repeatable."
     ),

@@ -4,7 +4,7 @@
 batch (``query(k) -> Query`` of *pool positions*) and takes the answers
 (``teach(query, labels)``), fitting a fresh clone of the model after every round::
 
-    session = Session(LogisticRegression(max_iter=1000), X_pool, strategy="entropy",
+    session = Session(LogisticRegression(max_iter=1000), X_pool, strategy="margin",
                       random_state=0)
     for _ in range(10):
         q = session.query(20)
@@ -168,7 +168,7 @@ class Session:
         model: Any,
         X_pool: Any,
         *,
-        strategy: str | Strategy = "entropy",
+        strategy: str | Strategy = "margin",
         strategy_params: Mapping[str, Any] | None = None,
         cold_start: str | Strategy = "random",
         cold_start_params: Mapping[str, Any] | None = None,
@@ -544,7 +544,7 @@ class ActiveLearner:
     def __init__(
         self,
         estimator: Any,
-        strategy: str | Strategy = "entropy",
+        strategy: str | Strategy = "margin",
         X_training: Any = None,
         y_training: Any = None,
         *,

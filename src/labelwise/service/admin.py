@@ -113,7 +113,7 @@ def create_project_from_options(
     *,
     classes: Sequence[str],
     task_type: str = "multiclass",
-    strategy: str = "entropy",
+    strategy: str = "margin",
     strategy_params: Mapping[str, Any] | None = None,
     cold_start_strategy: str = "random",
     batch_size: int = 10,

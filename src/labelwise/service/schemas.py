@@ -146,7 +146,7 @@ _PROJECT_EXAMPLE = {
     "name": "digits",
     "task_type": "multiclass",
     "classes": ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
-    "strategy": "entropy",
+    "strategy": "margin",
     "strategy_params": {},
     "cold_start_strategy": "random",
     "batch_size": 20,
@@ -164,7 +164,7 @@ class ProjectCreate(_In):
     name: Name
     task_type: TaskTypeName = "multiclass"
     classes: list[Tag] = Field(default_factory=list, max_length=10_000)
-    strategy: str = Field("entropy", description="A registered strategy (GET /api/strategies).")
+    strategy: str = Field("margin", description="A registered strategy (GET /api/strategies).")
     strategy_params: JsonObject = Field(default_factory=dict)
     cold_start_strategy: str = Field("random", description="Used until a model exists.")
     batch_size: int = Field(10, ge=1, le=100_000, description="Items per round.")
