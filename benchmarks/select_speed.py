@@ -307,7 +307,8 @@ def _write_section(path: Path, heading: str, section: str) -> None:
         text = text.rstrip() + "\n\n" + section
     else:
         end = text.find("\n## ", start + len(heading))
-        text = text[:start] + section + ("" if end == -1 else text[end + 1 :])
+        rest = "" if end == -1 else "\n" + text[end + 1 :]
+        text = text[:start] + section.rstrip("\n") + "\n" + rest
     path.write_text(text)
 
 
