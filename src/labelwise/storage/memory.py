@@ -89,7 +89,7 @@ class InMemoryStore(BaseStore):
         task_type: str = "multiclass",
         classes: Sequence[str] = (),
         *,
-        strategy: str = "entropy",
+        strategy: str = "margin",
         strategy_params: Mapping[str, Any] | None = None,
         cold_start_strategy: str = "random",
         batch_size: int = 10,

@@ -344,7 +344,7 @@ class SqlStore(BaseStore):
         task_type: str = "multiclass",
         classes: Sequence[str] = (),
         *,
-        strategy: str = "entropy",
+        strategy: str = "margin",
         strategy_params: Mapping[str, Any] | None = None,
         cold_start_strategy: str = "random",
         batch_size: int = 10,
