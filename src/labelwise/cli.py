@@ -398,6 +398,13 @@ def serve(
     no_worker: bool = typer.Option(
         False, "--no-worker", help="Leave retraining jobs to separate `labelwise worker` processes."
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="uvicorn server processes. With more than one, the retraining worker runs once, "
+        "in this (supervising) process, unless --no-worker.",
+    ),
     demo: bool = typer.Option(
         False, "--demo", help="Create (once) and serve the fine-food reviews demo project."
     ),
@@ -419,12 +426,57 @@ def serve(
 
             with console(stderr=True).status("setting up the demo project"):
                 info = setup_demo_project(store, settings)
-        fastapi_app = create_app(settings, store)
+        if workers == 1:
+            fastapi_app = create_app(settings, store)
     base = f"http://{settings.host}:{settings.port}"
     console().print(_format_serving(base, info), soft_wrap=True)  # tokens stay on one line
+    if workers == 1:
+        try:
+            uvicorn.run(fastapi_app, host=settings.host, port=settings.port, log_level=log_level)
+        finally:
+            store.close()
+        return
+    _serve_multiprocess(settings, store, workers, log_level)
+
+
+def _serve_multiprocess(settings: Any, store: Any, workers: int, log_level: str) -> None:
+    """``workers`` uvicorn processes, each building the app from ``LABELWISE_*`` variables.
+
+    This process has migrated the schema and made sure the admin exists, so the server
+    processes start with ``auto_upgrade`` off (no race to migrate) and ``worker=external``: the
+    one retraining worker (unless ``settings.worker == "external"``) runs here, in a thread.
+    """
+    import os
+
+    import uvicorn
+
+    from labelwise.service.app import _ensure_admin
+
+    if admin_token := os.environ.get("LABELWISE_ADMIN_TOKEN"):
+        _ensure_admin(store, admin_token)
+    for name, value in settings.model_dump().items():
+        os.environ[f"LABELWISE_{name.upper()}"] = str(value)
+    os.environ["LABELWISE_AUTO_UPGRADE"] = "false"
+    os.environ["LABELWISE_WORKER"] = "external"
+    worker = None
+    if settings.worker == "inline":
+        from labelwise.service.worker import Worker
+
+        worker = Worker(store, settings).start_in_thread()
     try:
-        uvicorn.run(fastapi_app, host=settings.host, port=settings.port, log_level=log_level)
+        uvicorn.run(
+            "labelwise.service.app:create_app",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+        )
     finally:
+        if worker is not None:
+            thread, stop = worker
+            stop.set()
+            thread.join(timeout=30)
         store.close()
 
 

@@ -407,3 +407,56 @@ def test_project_round_queues_a_batch_then_says_why_not(reviews, tmp_path):
         store.close()
     assert "pool is exhausted" in fails("project", "round", "reviews")
     assert "no project named or numbered 'nope'" in fails("project", "round", "nope")
+
+
+# --------------------------------------------------------------------------- serve --workers
+
+
+@pytest.mark.timeout(120)
+def test_serve_with_two_workers_answers_and_runs_jobs_in_the_parent(labelled, tmp_path):
+    import socket
+
+    import httpx
+
+    with store_of(labelled) as store:
+        pid = store.find_project("reviews").id
+        job = store.create_job("select", pid)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "LABELWISE_DATA_DIR": str(tmp_path / "data"),
+        "LABELWISE_ADMIN_TOKEN": "serve-admin",
+        "LABELWISE_WORKER_POLL_SECONDS": "0.1",
+    }
+    cmd = [sys.executable, "-m", "labelwise.cli", "serve", "--workers", "2", "--port", str(port),
+           "--database-url", labelled]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "the server did not answer /healthz in 60 s"
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        admin = {"Authorization": "Bearer serve-admin"}  # the parent created this admin
+        projects = httpx.get(f"{base}/api/projects", headers=admin, timeout=10).json()
+        assert [p["name"] for p in projects] == ["reviews"]
+        # the one retraining worker runs in the supervising process
+        with store_of(labelled) as store:
+            while store.get_job(job).status != "done" and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert store.get_job(job).status == "done"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        output = proc.stdout.read().decode()
+        assert output.count("Started server process") == 2, output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
