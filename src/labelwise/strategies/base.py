@@ -139,27 +139,38 @@ class Candidates:
             proba = self.proba_transform(proba)
         return check_proba(proba, self.task_type)
 
-    def iter_proba(self, chunk_size: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(start, proba_chunk)`` with ``proba_chunk (chunk, n_classes)``.
+    def iter_blocks(
+        self, chunk_size: int | None = None
+    ) -> Iterator[tuple[int, Any, np.ndarray | None]]:
+        """Yield ``(start, X_block, keep)`` where ``X_block[keep]`` are candidates ``start:...``.
 
-        When the candidates are a sorted, mostly dense subset of the pool (the usual case: all
-        rows but the few labelled ones), each chunk is predicted on a contiguous slice of ``X``
-        (a view, no copy of a memory-mapped file) and the labelled rows are dropped from the
-        small ``proba`` instead of gathering the large feature rows.
+        ``keep`` is ``None`` when every row of ``X_block`` is a candidate. When the candidates
+        are a sorted, mostly dense subset of the pool (the usual case: all rows but the few
+        labelled ones), ``X_block`` is a contiguous slice of ``X`` (a view, no copy of a
+        memory-mapped file) and ``keep`` drops the labelled rows; callers apply it to their
+        small per-row results (``proba``, norms) instead of gathering the large feature rows.
+        Otherwise ``X_block`` is the gathered candidate rows and ``keep`` is ``None``.
         """
-        check_fitted(self.model)
         if not self._sorted:
             for start, X_chunk in self.iter_chunks(chunk_size):
-                yield start, self.predict_proba(X_chunk)
+                yield start, X_chunk, None
             return
         step = chunk_size or self.chunk_size
         for start in range(0, self.n, step):
             rows = self.row_idx[start : min(start + step, self.n)]
             lo, hi = int(rows[0]), int(rows[-1]) + 1
             if hi - lo <= 2 * rows.shape[0]:
-                yield start, self.predict_proba(self.X[lo:hi])[rows - lo]
+                keep = None if hi - lo == rows.shape[0] else rows - lo
+                yield start, self.X[lo:hi], keep
             else:
-                yield start, self.predict_proba(self.X[rows])
+                yield start, self.X[rows], None
+
+    def iter_proba(self, chunk_size: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start, proba_chunk)`` with ``proba_chunk (chunk, n_classes)``."""
+        check_fitted(self.model)
+        for start, X_block, keep in self.iter_blocks(chunk_size):
+            proba = self.predict_proba(X_block)
+            yield start, proba if keep is None else proba[keep]
 
     def proba(self) -> np.ndarray:
         """Probabilities of all candidates, ``(n_candidates, n_classes)``; small pools only."""

@@ -448,8 +448,9 @@ class _QueryByCommittee(Strategy):
         members, cols, width = _resolve_committee(candidates.committee, candidates.task_type)
         score = self._multi if candidates.task_type == TaskType.MULTILABEL else self._single
         best = RunningTopK(k, random_state=rng)
-        for start, X_chunk in candidates.iter_chunks():
-            best.push(score(self.committee_proba(candidates, X_chunk, members, cols, width)), start)
+        for start, X_block, keep in candidates.iter_blocks():
+            cp = self.committee_proba(candidates, X_block, members, cols, width)
+            best.push(score(cp if keep is None else cp[:, keep]), start)
         return best.result()
 
     def get_params(self):

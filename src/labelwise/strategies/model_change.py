@@ -243,10 +243,12 @@ class ExpectedGradientLength(Strategy):
         single = np.shape(coef)[0] == 1
         icpt = _intercept_sq(head)
         best = RunningTopK(k, random_state=rng)
-        for start, X_chunk in candidates.iter_chunks():
-            proba = candidates.predict_proba(X_chunk)
-            Z = X_chunk if transform is None else transform(X_chunk)
+        for start, X_block, keep in candidates.iter_blocks():
+            proba = candidates.predict_proba(X_block)
+            Z = X_block if transform is None else transform(X_block)
             x_sq = row_norms(Z, squared=True) + icpt
+            if keep is not None:
+                proba, x_sq = proba[keep], x_sq[keep]
             scores = expected_gradient_length(
                 proba, x_sq, binary_single_vector=single and proba.shape[1] == 2
             )
@@ -305,9 +307,10 @@ class BADGE(Strategy):
         m = self._n_keep(k, candidates.n)
         if m < candidates.n:
             best = RunningTopK(m, random_state=rng)
-            for start, X_chunk in candidates.iter_chunks():
-                a, e = self._factors(candidates, X_chunk)
-                best.push(np.einsum("ij,ij->i", a, a) * row_norms(e, squared=True), start)
+            for start, X_block, rows in candidates.iter_blocks():
+                a, e = self._factors(candidates, X_block)
+                g_sq = np.einsum("ij,ij->i", a, a) * row_norms(e, squared=True)
+                best.push(g_sq if rows is None else g_sq[rows], start)
             keep, _ = best.result()
             keep = np.sort(keep)  # read rows in pool order
         else:
