@@ -81,11 +81,10 @@ def write_markdown(results: dict, args: argparse.Namespace, seconds: dict, path:
         "train/test split is the data set's fixed one). Noise-free oracle, no latency.",
         "",
         "Peer libraries (rows `modal_*`, `skactiveml_*`, `smalltext_*`, via "
-        "`labelwise.peers`) are not labelwise dependencies; for `--peers` install them into the "
-        "environment first: `pip install modal-python==0.4.2.1 scikit-activeml==1.0.1 "
-        "small-text==1.4.1` (or, to leave a shared environment untouched, `pip install --target "
-        "/tmp/peers_site --no-deps modal-python==0.4.2.1 scikit-activeml==1.0.1 small-text==1.4.1 "
-        "makefun dill` and run with `PYTHONPATH=/tmp/peers_site`, as done here). "
+        "`labelwise.peers`) are an optional extra: `pip install -e '.[peers]'` (modal-python "
+        "0.4.2.1, scikit-activeml 1.0.1, small-text 1.4.1; `make test` installs it). The numbers "
+        "below were produced with the same versions installed beside the venv "
+        "(`pip install --target`, `PYTHONPATH`). "
         f"{', '.join(sorted(SLOW_PEERS))} run on digits only (too slow on 2 cores for the larger "
         "pools: dense pairwise distances or a bagged committee of wrapped models every round).",
         "",
