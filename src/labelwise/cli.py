@@ -447,8 +447,10 @@ def _serve_multiprocess(settings: Any, store: Any, workers: int, log_level: str)
     one retraining worker (unless ``settings.worker == "external"``) runs here, in a thread.
     """
     import os
+    import socket
 
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from labelwise.service.app import _ensure_admin
 
@@ -463,15 +465,23 @@ def _serve_multiprocess(settings: Any, store: Any, workers: int, log_level: str)
         from labelwise.service.worker import Worker
 
         worker = Worker(store, settings).start_in_thread()
+    config = uvicorn.Config(
+        "labelwise.service.app:create_app",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+    )
     try:
-        uvicorn.run(
-            "labelwise.service.app:create_app",
-            factory=True,
-            workers=workers,
-            host=settings.host,
-            port=settings.port,
-            log_level=log_level,
-        )
+        # uvicorn binds the shared socket with proto 0, so asyncio never sets TCP_NODELAY on
+        # accepted connections and every keep-alive response waits ~40 ms for the client's
+        # delayed ACK (uvicorn issue #3149): rewrap the same descriptor as IPPROTO_TCP.
+        bound = config.bind_socket()
+        sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
+        Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:
+        pass
     finally:
         if worker is not None:
             thread, stop = worker
