@@ -674,6 +674,7 @@ def test_undo_reopens_the_task_for_its_annotator(store):
     assert store.list_labeled(pid) == [(store.get_task(tids[0]).item_id, "pos")]
     # the annotator answers again, through the normal path
     again = store.create_annotation(task.id, a, "pos", now=later)
+    assert again > last  # ids are never reused: an id names one event of the audit trail
     assert store.get_annotation(again).label == "pos"
     assert store.get_item(task.item_id).label == "pos"
 

@@ -170,6 +170,9 @@ annotations = sa.Table(
     sa.Column("created", UTCDateTime, nullable=False),
     sa.Column("duration_s", sa.Float, nullable=True),
     sa.Index("ix_annotations_annotator_created", "annotator_id", "created"),
+    # Undo deletes annotations; without AUTOINCREMENT SQLite would hand a deleted id to the next
+    # annotation, and an id would no longer name one event in the audit trail.
+    sqlite_autoincrement=True,
 )
 
 model_versions = sa.Table(
