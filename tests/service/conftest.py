@@ -136,3 +136,33 @@ def annotate(store, settings):
         return label_all(store, pid, annotators, truth, settings, **kw)
 
     return run
+
+
+def seed_text_queue(base: str, admin_token: str, name: str, n_items: int, annotators: list[str]):
+    """Through a running server's API: a project with one round of ``n_items`` queued text tasks
+    and one member token per name in ``annotators``. Returns ``(project_id, tokens)``."""
+    import httpx
+
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin_token}"}) as c:
+        body = {"name": name, "classes": ["neg", "pos"], "batch_size": n_items}
+        pid = c.post("/api/projects", json=body).raise_for_status().json()["id"]
+        words = ["good", "bad", "fine", "awful", "nice", "poor"]
+        items = [
+            {"external_id": f"i{i}", "payload": {"text": f"{words[i % 6]} {words[i % 5]} {i}"}}
+            for i in range(n_items)
+        ]
+        c.post(f"/api/projects/{pid}/items", json={"items": items}).raise_for_status()
+        c.post(f"/api/projects/{pid}/rounds", timeout=60).raise_for_status()
+        tokens = [
+            c.post("/api/annotators", json={"name": who, "projects": [pid]})
+            .raise_for_status()
+            .json()["token"]
+            for who in annotators
+        ]
+    return pid, tokens
+
+
+@pytest.fixture
+def seed_queue():
+    """:func:`seed_text_queue`, for tests that start their own server."""
+    return seed_text_queue

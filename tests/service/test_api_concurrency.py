@@ -94,25 +94,9 @@ def postgres_url():
         admin.dispose()
 
 
-def _seed(base: str) -> tuple[int, list[str]]:
+def _seed(base: str, seed_queue) -> tuple[int, list[str]]:
     """A project with one round of N_ITEMS queued tasks and N_ANNOTATORS member tokens."""
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as c:
-        body = {"name": "queue", "classes": ["neg", "pos"], "batch_size": N_ITEMS}
-        pid = c.post("/api/projects", json=body).raise_for_status().json()["id"]
-        words = ["good", "bad", "fine", "awful", "nice", "poor"]
-        items = [
-            {"external_id": f"i{i}", "payload": {"text": f"{words[i % 6]} {words[i % 5]} {i}"}}
-            for i in range(N_ITEMS)
-        ]
-        c.post(f"/api/projects/{pid}/items", json={"items": items}).raise_for_status()
-        c.post(f"/api/projects/{pid}/rounds", timeout=60).raise_for_status()
-        tokens = [
-            c.post("/api/annotators", json={"name": f"a{i}", "projects": [pid]})
-            .raise_for_status()
-            .json()["token"]
-            for i in range(N_ANNOTATORS)
-        ]
-    return pid, tokens
+    return seed_queue(base, ADMIN, "queue", N_ITEMS, [f"a{i}" for i in range(N_ANNOTATORS)])
 
 
 def _annotate(base: str, pid: int, token: str, barrier, claimed: list, errors: list) -> None:
@@ -135,8 +119,8 @@ def _annotate(base: str, pid: int, token: str, barrier, claimed: list, errors: l
         barrier.abort()
 
 
-def _run_annotators(base: str) -> None:
-    pid, tokens = _seed(base)
+def _run_annotators(base: str, seed_queue) -> None:
+    pid, tokens = _seed(base, seed_queue)
     claimed: list[tuple[int, str]] = []
     errors: list[str] = []
     barrier = threading.Barrier(N_ANNOTATORS)
@@ -163,13 +147,13 @@ def _run_annotators(base: str) -> None:
 
 
 @pytest.mark.timeout(400)
-def test_50_annotators_sqlite(sqlite_url, tmp_path):
+def test_50_annotators_sqlite(sqlite_url, tmp_path, seed_queue):
     with _server(sqlite_url, tmp_path / "data") as base:
-        _run_annotators(base)
+        _run_annotators(base, seed_queue)
 
 
 @pytest.mark.postgres
 @pytest.mark.timeout(400)
-def test_50_annotators_postgres(postgres_url, tmp_path):
+def test_50_annotators_postgres(postgres_url, tmp_path, seed_queue):
     with _server(postgres_url, tmp_path / "data") as base:
-        _run_annotators(base)
+        _run_annotators(base, seed_queue)

@@ -90,23 +90,9 @@ def _stopped_at_exit(procs: list[subprocess.Popen]):
                     p.wait()
 
 
-def _seed(base: str) -> tuple[int, str]:
+def _seed(base: str, seed_queue) -> tuple[int, str]:
     """A project with one round of N_ITEMS queued tasks and one annotator's token."""
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as c:
-        body = {"name": "kill9", "classes": ["neg", "pos"], "batch_size": N_ITEMS}
-        pid = c.post("/api/projects", json=body).raise_for_status().json()["id"]
-        words = ["good", "bad", "fine", "awful", "nice", "poor"]
-        items = [
-            {"external_id": f"i{i}", "payload": {"text": f"{words[i % 6]} {words[i % 5]} {i}"}}
-            for i in range(N_ITEMS)
-        ]
-        c.post(f"/api/projects/{pid}/items", json={"items": items}).raise_for_status()
-        c.post(f"/api/projects/{pid}/rounds", timeout=60).raise_for_status()
-        token = (
-            c.post("/api/annotators", json={"name": "ann", "projects": [pid]})
-            .raise_for_status()
-            .json()["token"]
-        )
+    pid, (token,) = seed_queue(base, ADMIN, "kill9", N_ITEMS, ["ann"])
     return pid, token
 
 
@@ -151,12 +137,12 @@ def _check_store(database_url: str, pid: int, acked: dict) -> list:
         return anns
 
 
-def _kill9_roundtrip(database_url: str, data_dir) -> None:
+def _kill9_roundtrip(database_url: str, data_dir, seed_queue) -> None:
     procs: list[subprocess.Popen] = []
     with _stopped_at_exit(procs):
         proc, base = _start(database_url, data_dir)
         procs.append(proc)
-        pid, token = _seed(base)
+        pid, token = _seed(base, seed_queue)
         acked: dict[int, tuple[int, str]] = {}
 
         def killer() -> None:
@@ -192,8 +178,8 @@ def _kill9_roundtrip(database_url: str, data_dir) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_kill9_sqlite(tmp_path):
-    _kill9_roundtrip(f"sqlite:///{tmp_path / 'kill9.db'}", tmp_path / "data")
+def test_kill9_sqlite(tmp_path, seed_queue):
+    _kill9_roundtrip(f"sqlite:///{tmp_path / 'kill9.db'}", tmp_path / "data", seed_queue)
 
 
 @pytest.fixture
@@ -213,5 +199,5 @@ def postgres_schema_url():
 
 @pytest.mark.postgres
 @pytest.mark.timeout(180)
-def test_kill9_postgres(postgres_schema_url, tmp_path):
-    _kill9_roundtrip(postgres_schema_url, tmp_path / "data")
+def test_kill9_postgres(postgres_schema_url, tmp_path, seed_queue):
+    _kill9_roundtrip(postgres_schema_url, tmp_path / "data", seed_queue)
