@@ -199,7 +199,7 @@ def test_teach_other_query_raises(started):
 def test_teach_stale_query_raises(started):
     s, y = started
     old = s.query(5)
-    s.query(5)  # replaces the pending query
+    s.query(6)  # replaces the pending query
     with pytest.raises(QueryMismatchError):
         s.teach(old, y[old.idx])
 

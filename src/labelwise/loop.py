@@ -17,13 +17,13 @@ the pool is passed to each ``query`` call.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import clone
 from sklearn.utils import check_random_state
 
 from labelwise.errors import (
@@ -39,7 +39,14 @@ from labelwise.strategies import Candidates, Query, Strategy, get_strategy
 from labelwise.strategies.base import DEFAULT_CHUNK_SIZE
 from labelwise.tasks import TaskType, parse_task_type
 
-__all__ = ["ActiveLearner", "RoundRecord", "Session"]
+__all__ = ["ActiveLearner", "RoundRecord", "Session", "round_random_state"]
+
+SEED_SPACE = 2**32
+SEED_MAX = np.iinfo(np.int32).max
+#: Pool rows drawn as the stop set when a stopping rule needs one and none is given.
+STOP_SET_SIZE = 1000
+# purposes of round_random_state draws besides the query itself (0)
+_COMMITTEE, _MODEL, _STOP_SET = 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -89,13 +96,10 @@ def _stack(a: Any, b: Any) -> Any:
     return np.concatenate([np.asarray(a), np.asarray(b)])
 
 
-def _can_fit(y: np.ndarray, task_type: TaskType) -> bool:
-    """True once a classifier can fit: 2+ classes (multi-label: both values of every label)."""
-    if y is None or y.shape[0] == 0:
-        return False
-    if task_type == TaskType.MULTILABEL:
-        return bool(((y.min(axis=0) == 0) & (y.max(axis=0) == 1)).all())
-    return np.unique(y).shape[0] >= 2
+def _can_fit(y: np.ndarray | None, task_type: TaskType) -> bool:
+    from labelwise.models.training import can_fit
+
+    return can_fit(y, task_type)
 
 
 def _numeric(a: np.ndarray) -> bool:
@@ -113,15 +117,49 @@ def _as_transform(proba_transform: Any) -> Callable[[np.ndarray], np.ndarray] | 
     )
 
 
+def _base_seed(random_state: Any) -> int:
+    """One integer seed for the whole session, drawn once from ``random_state``."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state) % SEED_SPACE
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(SEED_SPACE))
+    return int(check_random_state(random_state).randint(SEED_SPACE))
+
+
+def round_random_state(seed: int, round: int, purpose: int = 0) -> np.random.RandomState:
+    """The generator of one round: a pure function of the session seed and the round number.
+
+    A session rebuilt from a snapshot (:meth:`Session.from_state`) at round ``r`` draws exactly
+    what the original session drew at round ``r``: this is what keeps the library's loop, the
+    simulator and the service selecting the same items for the same seed.
+    """
+    return np.random.RandomState(np.random.SeedSequence([seed, round, purpose]).generate_state(4))
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """A model fitted after some round, with the labels it saw (for a lazily fitted committee)."""
+
+    model: Any
+    round: int
+    idx: np.ndarray
+    y: np.ndarray | None
+    members: list[Any] | None = None
+
+
 class Session:
     """A pool-based active learning session: query, label, refit, repeat.
+
+    The one select → label → refit engine of labelwise: the simulator
+    (:func:`labelwise.simulate.iter_simulate`) drives it with simulated annotators, and the
+    service rebuilds it from a snapshot of the store each round (:meth:`from_state`).
 
     Parameters
     ----------
     model : classifier with ``fit`` and ``predict_proba``
-        A template: each round fits ``sklearn.base.clone(model)`` on all labels so far. If its
-        ``random_state`` parameter is ``None``, the clone gets a seed drawn once from
-        ``random_state``, so the same seed gives the same curve.
+        A template: each round fits ``sklearn.base.clone(model)`` on all labels so far, rows in
+        pool order. If its ``random_state`` parameter is ``None``, the clone gets a seed drawn
+        once from ``random_state``, so the same seed gives the same curve.
     X_pool : array-like, ``np.memmap`` or CSR matrix of shape (n_pool, n_features)
     strategy : str or Strategy
         Strategy used once a model is fitted (see ``labelwise strategies``).
@@ -144,16 +182,36 @@ class Session:
     embeddings : ndarray of shape (n_pool, n_dims), optional
         Representation for diversity / cold-start strategies.
     metadata : mapping of str to ndarray of shape (n_pool,), optional
+    candidate_mask : ndarray of bool of shape (n_pool,), optional
+        Only these pool positions may be queried (e.g. everything but the service's random
+        audit sample, or items already queued elsewhere). Labels of any position are welcome.
     committee : optional
-        For query-by-committee strategies; refitted every round on the labels, when the strategy
-        needs it. One of: an estimator whose fitted clone exposes ``members_`` (e.g.
-        ``labelwise.strategies.committee.Committee``); a sequence of estimators (each cloned and
-        fitted); or a callable ``(X_labeled, y_labeled) -> sequence of fitted models``.
+        For query-by-committee strategies; fitted on the labels when such a strategy first
+        needs it after a refit. One of: an estimator whose fitted clone exposes ``members_``
+        (e.g. :class:`labelwise.models.committee.Committee`); a sequence of estimators (each
+        cloned and fitted); or a callable ``(X_labeled, y_labeled) -> sequence of fitted
+        models``. ``None`` with a committee strategy: a bagging committee of ``committee_size``
+        clones of ``model``.
+    committee_size : int, default=5
+        Members of the default committee.
+    calibration : {None, "temperature"}
+        ``"temperature"``: every refit also refits a temperature on cross-validated
+        probabilities of the labels (:class:`labelwise.calibration.CalibratedModel`), so the
+        strategy sees calibrated probabilities that follow the model as labels grow.
     proba_transform : callable or calibrator, optional
-        Applied to probabilities before scoring, e.g. a fitted
+        A fixed transform applied to probabilities before scoring, e.g. a fitted
         :class:`labelwise.calibration.TemperatureScaling` (or its ``transform``).
+    stopping : Criterion, optional
+        A :mod:`labelwise.stopping` rule for :meth:`should_stop`.
+    stop_set : array-like of shape (n_stop, n_features), optional
+        Rows whose predictions are recorded after every refit for the stabilizing-predictions
+        rule. Default, when ``stopping`` is given: up to 1,000 pool rows drawn at random.
+    model_lag : int, default=0
+        Queries use the model fitted ``model_lag`` refits ago (labels arrive late, so the model
+        selecting in production is stale).
     random_state : int, RandomState, Generator or None
-        Resolved once here; every query draws from it.
+        Resolved once into one integer seed; round ``r`` draws from a generator that depends
+        only on that seed and ``r`` (:func:`round_random_state`).
     chunk_size : int
         Rows scored at a time.
 
@@ -161,6 +219,8 @@ class Session:
     ----------
     history : list of RoundRecord
         One record per taught round.
+    seed : int
+        The session's resolved seed.
     """
 
     def __init__(
@@ -178,12 +238,21 @@ class Session:
         task_type: TaskType | str = TaskType.MULTICLASS,
         embeddings: Any = None,
         metadata: Mapping[str, np.ndarray] | None = None,
+        candidate_mask: Any = None,
         committee: Any = None,
+        committee_size: int = 5,
+        calibration: str | None = None,
         proba_transform: Any = None,
+        stopping: Any = None,
+        stop_set: Any = None,
+        model_lag: int = 0,
         random_state: Any = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        _fitted_model: Any = None,
+        _round: int = 0,
     ) -> None:
-        self.model = check_model(model)
+        self.model = self._with_calibration(check_model(model), calibration)
+        self.calibration = calibration
         self.X_pool = _check_pool(X_pool)
         n_pool = self.X_pool.shape[0]
         self.task_type = parse_task_type(task_type)
@@ -208,28 +277,89 @@ class Session:
                 )
         self.embeddings = embeddings
         self.metadata = metadata
+        self.candidate_mask = self._check_mask(candidate_mask, n_pool)
         self.committee = self._check_committee(committee)
+        self.committee_size = committee_size
         self.proba_transform = _as_transform(proba_transform)
+        self.model_lag = _check_lag(model_lag)
         self.chunk_size = chunk_size
         self.random_state = random_state
-        self._rng = check_random_state(random_state)
-        self._model_seed = int(self._rng.randint(np.iinfo(np.int32).max))
+        self.seed = _base_seed(random_state)
+        self._model_seed = int(round_random_state(self.seed, 0, _MODEL).randint(SEED_MAX))
 
         self.classes = None if classes is None else np.asarray(classes)
         self._mask = np.zeros(n_pool, dtype=bool)
         self._idx = np.empty(0, dtype=np.int64)
         self._y: np.ndarray | None = None
-        self._model: Any = None
-        self._members: list[Any] | None = None
+        self._fits: list[_Fit] = []
         self._pending: Query | None = None
+        self._round = int(_round)
         self.history: list[RoundRecord] = []
+
+        self.stopping = _check_stopping(stopping)
+        self.stop_set = stop_set
+        if self.stopping is not None and stop_set is None:
+            rng = round_random_state(self.seed, 0, _STOP_SET)
+            pick = np.sort(rng.permutation(n_pool)[: min(STOP_SET_SIZE, n_pool)])
+            self.stop_set = _rows(self.X_pool, pick)
+        self.stop_set_predictions: list[np.ndarray] = []
 
         if labeled_idx is None and y_labeled is not None:
             raise LabelMismatchError("y_labeled was given without labeled_idx; pass both.")
         if labeled_idx is not None:
             if y_labeled is None:
                 raise LabelMismatchError("labeled_idx was given without y_labeled; pass both.")
-            self.add_labels(labeled_idx, y_labeled)
+            self._add(self._check_positions(labeled_idx), y_labeled)
+        if _fitted_model is not None:
+            check_fitted(_fitted_model)
+            self._push_fit(_fitted_model)
+        else:
+            self._refit()
+
+    @classmethod
+    def from_state(
+        cls,
+        model: Any,
+        X_pool: Any,
+        *,
+        fitted_model: Any = None,
+        labeled_idx: Any = None,
+        y_labeled: Any = None,
+        round: int = 0,
+        **params: Any,
+    ) -> Session:
+        """A session resumed from a snapshot, e.g. the service's store, without refitting.
+
+        Parameters
+        ----------
+        model : classifier
+            The template later rounds clone (a pre-trained model may be its own template).
+        X_pool : array-like of shape (n_pool, n_features)
+        fitted_model : fitted classifier, optional
+            The model to select with now: the latest model version, or a model trained
+            elsewhere (transfer learning: its uncertainty guides the very first batch). ``None``:
+            fitted here from the labels when possible.
+        labeled_idx, y_labeled : optional
+            Labels so far (pool positions, labels).
+        round : int
+            Rounds already completed; with the same ``random_state`` the session draws what the
+            original session drew in round ``round``.
+        **params
+            Any other :class:`Session` parameter.
+
+        Returns
+        -------
+        Session
+        """
+        return cls(
+            model,
+            X_pool,
+            labeled_idx=labeled_idx,
+            y_labeled=y_labeled,
+            _fitted_model=fitted_model,
+            _round=round,
+            **params,
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -244,6 +374,11 @@ class Session:
     @property
     def n_unlabeled(self) -> int:
         return self.n_pool - self.n_labeled
+
+    @property
+    def round(self) -> int:
+        """Rounds completed (taught queries, plus those completed before :meth:`from_state`)."""
+        return self._round
 
     @property
     def labeled_idx(self) -> np.ndarray:
@@ -276,7 +411,7 @@ class Session:
 
     @property
     def is_fitted(self) -> bool:
-        return self._model is not None
+        return bool(self._fits)
 
     @property
     def fitted_model_(self) -> Any:
@@ -287,12 +422,34 @@ class Session:
         NotFittedError
             While fewer than two classes are labelled.
         """
-        if self._model is None:
+        if not self._fits:
             raise NotFittedError(
                 "no model is fitted yet: label items from at least two classes (query() uses "
                 f"the cold-start strategy {self.cold_start.name!r} until then)."
             )
-        return self._model
+        return self._fits[-1].model
+
+    def model_or_prior(self) -> Any:
+        """The fitted model; while none can be fitted, a class-prior model of the labels so far.
+
+        Returns
+        -------
+        fitted classifier or None
+            ``None`` before the first label.
+        """
+        if self._fits:
+            return self._fits[-1].model
+        if self.n_labeled == 0:
+            return None
+        from labelwise.models.training import prior_model
+
+        return prior_model(self._train_rows()[0], self._train_rows()[1])
+
+    @property
+    def selecting_model_(self) -> Any:
+        """The model the next query will use (``model_lag`` refits old), or ``None`` (cold)."""
+        fit = self._selecting_fit()
+        return None if fit is None else fit.model
 
     @property
     def pending_query(self) -> Query | None:
@@ -311,12 +468,19 @@ class Session:
     # ------------------------------------------------------------------ loop
 
     def candidates(self) -> Candidates:
-        """The unlabeled pool as :class:`Candidates` for the current model."""
+        """The queryable pool (unlabelled, inside ``candidate_mask``) for the selecting model."""
+        return self._candidates(self._selecting_fit())
+
+    def _candidates(self, fit: _Fit | None) -> Candidates:
+        free = ~self._mask if self.candidate_mask is None else ~self._mask & self.candidate_mask
+        members = None
+        if fit is not None and "committee" in self.strategy.needs:
+            members = self._members(fit)
         X_lab = None if self.n_labeled == 0 else _rows(self.X_pool, self._idx)
         return Candidates(
             X=self.X_pool,
-            model=self._model,
-            row_idx=self.unlabeled_idx,
+            model=None if fit is None else fit.model,
+            row_idx=np.flatnonzero(free),
             X_labeled=X_lab,
             y_labeled=self._y,
             embeddings=self.embeddings,
@@ -326,7 +490,7 @@ class Session:
                 else np.asarray(self.embeddings[self._idx])
             ),
             metadata=self.metadata,
-            committee=self._members,
+            committee=members,
             task_type=self.task_type,
             proba_transform=self.proba_transform,
             chunk_size=self.chunk_size,
@@ -336,7 +500,7 @@ class Session:
         """Choose the next ``k`` pool items to label.
 
         Uses the cold-start strategy while no model is fitted. The returned query becomes the
-        pending one; asking again replaces it.
+        pending one; asking again in the same round returns the same items.
 
         Returns
         -------
@@ -346,13 +510,20 @@ class Session:
         Raises
         ------
         EmptyPoolError
-            If every item is labelled.
+            If every queryable item is labelled.
         BatchSizeError
-            If ``k`` is not a positive integer or exceeds the unlabeled count.
+            If ``k`` is not a positive integer or exceeds the queryable count.
         """
-        strategy = self.strategy if self._model is not None else self.cold_start
-        cands = self.candidates()
-        q = strategy.select(cands, k, random_state=self._rng)
+        fit = self._selecting_fit()
+        strategy = self.strategy if fit is not None else self.cold_start
+        cands = self._candidates(fit)
+        if cands.n == 0:
+            raise EmptyPoolError(
+                "no item is left to query: every item inside candidate_mask is labelled."
+                if self.candidate_mask is not None
+                else "every pool item is labelled; nothing is left to query."
+            )
+        q = strategy.select(cands, k, random_state=round_random_state(self.seed, self._round))
         self._pending = Query(idx=cands.pool_positions(q.idx), scores=q.scores, strategy=q.strategy)
         return self._pending
 
@@ -384,9 +555,8 @@ class Session:
             )
         self._add(idx, labels)
         self._pending = None
-        self.history.append(
-            RoundRecord(len(self.history), self.n_labeled, idx.copy(), pending.strategy)
-        )
+        self.history.append(RoundRecord(self._round, self.n_labeled, idx.copy(), pending.strategy))
+        self._round += 1
         self._refit()
 
     def add_labels(self, idx: Any, labels: Any) -> None:
@@ -400,6 +570,40 @@ class Session:
             On positions out of range, duplicated or already labelled, a wrong number of
             labels, or labels outside the classes.
         """
+        self._add(self._check_positions(idx), labels)
+        self._pending = None
+        self._refit()
+
+    def should_stop(self, metrics: Mapping[str, Sequence[float]] | None = None) -> Any:
+        """Apply the ``stopping`` rule to the session as it is now.
+
+        Parameters
+        ----------
+        metrics : mapping of str to sequence of float, optional
+            Validation metric histories (oldest first) for target and plateau rules.
+
+        Returns
+        -------
+        StopDecision
+
+        Raises
+        ------
+        LabelwiseError
+            If the session has no stopping rule.
+        """
+        from labelwise.stopping import StoppingState
+
+        if self.stopping is None:
+            raise LabelwiseError("this session has no stopping rule; pass Session(stopping=...).")
+        state = StoppingState(
+            n_labeled=self.n_labeled,
+            round=self._round,
+            metrics=dict(metrics or {}),
+            stop_set_predictions=list(self.stop_set_predictions),
+        )
+        return self.stopping.check(state)
+
+    def _check_positions(self, idx: Any) -> np.ndarray:
         idx = np.asarray(idx)
         if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
             raise LabelMismatchError("labeled_idx must be a 1-D array of integer pool positions.")
@@ -410,9 +614,7 @@ class Session:
             )
         if np.unique(idx).shape[0] != idx.shape[0]:
             raise LabelMismatchError("labeled_idx has duplicate positions; give each item once.")
-        self._add(idx, labels)
-        self._pending = None
-        self._refit()
+        return idx
 
     def _add(self, idx: np.ndarray, labels: Any) -> None:
         labels = self._check_labels(idx, labels)
@@ -468,21 +670,57 @@ class Session:
 
     # ------------------------------------------------------------------ fitting
 
-    def _clone(self, estimator: Any) -> Any:
-        est = clone(estimator)
-        params = est.get_params(deep=False) if hasattr(est, "get_params") else {}
-        if "random_state" in params and params["random_state"] is None:
-            est.set_params(random_state=self._model_seed)
-        return est
+    @staticmethod
+    def _with_calibration(model: Any, calibration: str | None) -> Any:
+        if calibration is None:
+            return model
+        if calibration != "temperature":
+            raise LabelwiseError(f"unknown calibration {calibration!r}; use None or 'temperature'.")
+        from labelwise.calibration import CalibratedModel, TemperatureScaling
+
+        return CalibratedModel(model, TemperatureScaling())
+
+    def _train_rows(self, idx: np.ndarray | None = None, y: np.ndarray | None = None):
+        """Labelled rows in pool order (so the fit does not depend on the labelling order)."""
+        idx = self._idx if idx is None else idx
+        y = self._y if y is None else y
+        order = np.argsort(idx, kind="stable")
+        return _rows(self.X_pool, idx[order]), y[order]
 
     def _refit(self) -> None:
         if not _can_fit(self._y, self.task_type):
             return
-        X = _rows(self.X_pool, self._idx)
-        self._model = self._clone(self.model).fit(X, self._y)
-        self._members = None
-        if self.committee is not None and "committee" in self.strategy.needs:
-            self._members = self._fit_committee(X, self._y)
+        from labelwise.models.training import fit_model
+
+        X, y = self._train_rows()
+        self._push_fit(fit_model(self.model, X, y, random_state=self._model_seed))
+
+    def _push_fit(self, model: Any) -> None:
+        self._fits.append(_Fit(model, self._round, self._idx, self._y))
+        del self._fits[: max(0, len(self._fits) - self.model_lag - 1)]
+        if self.stopping is not None:
+            self.stop_set_predictions.append(np.asarray(model.predict(self.stop_set)))
+
+    def _selecting_fit(self) -> _Fit | None:
+        if not self._fits:
+            return None
+        return self._fits[max(0, len(self._fits) - 1 - self.model_lag)]
+
+    def _members(self, fit: _Fit) -> list[Any]:
+        """The committee fitted on the labels ``fit`` saw (fitted on first use, then kept)."""
+        if fit.members is not None:
+            return fit.members
+        if fit.y is None or not _can_fit(fit.y, self.task_type):
+            raise NotFittedError(
+                "the committee needs labels from at least two classes; this model was given "
+                "without them (from_state with a pre-trained model): label a batch first."
+            )
+        X, y = self._train_rows(fit.idx, fit.y)
+        seed = int(round_random_state(self.seed, fit.round, _COMMITTEE).randint(SEED_MAX))
+        members = self._fit_committee(X, y, seed)
+        i = self._fits.index(fit)
+        self._fits[i] = _Fit(fit.model, fit.round, fit.idx, fit.y, members)
+        return members
 
     @staticmethod
     def _check_committee(committee: Any) -> Any:
@@ -497,10 +735,16 @@ class Session:
             f"callable (X, y) -> fitted models; got {type(committee).__name__}."
         )
 
-    def _fit_committee(self, X: Any, y: np.ndarray) -> list[Any]:
+    def _fit_committee(self, X: Any, y: np.ndarray, seed: int) -> list[Any]:
+        from labelwise.models.training import fit_model
+
         c = self.committee
+        if c is None:
+            from labelwise.models.committee import Committee
+
+            c = Committee(self.model, n_members=self.committee_size, random_state=seed)
         if callable(getattr(c, "fit", None)):
-            fitted = self._clone(c).fit(X, y)
+            fitted = fit_model(c, X, y, random_state=seed)
             members = getattr(fitted, "members_", None)
             if members is None:
                 raise ModelInterfaceError(
@@ -510,14 +754,47 @@ class Session:
             return list(members)
         if callable(c):
             return list(c(X, y))
-        return [self._clone(m).fit(X, y) for m in c]
+        return [fit_model(m, X, y, random_state=seed) for m in c]
+
+    @staticmethod
+    def _check_mask(mask: Any, n_pool: int) -> np.ndarray | None:
+        if mask is None:
+            return None
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != (n_pool,):
+            raise LabelwiseError(
+                f"candidate_mask must be a boolean array of shape ({n_pool},), one entry per "
+                f"pool item; got dtype {mask.dtype} and shape {mask.shape}."
+            )
+        return mask
 
     def __repr__(self) -> str:
         return (
             f"Session(model={type(self.model).__name__}, n_pool={self.n_pool}, "
             f"n_labeled={self.n_labeled}, strategy={self.strategy.name!r}, "
-            f"rounds={len(self.history)})"
+            f"rounds={self._round})"
         )
+
+
+def _check_lag(lag: Any) -> int:
+    if isinstance(lag, bool) or not isinstance(lag, numbers.Integral) or lag < 0:
+        raise LabelwiseError(f"model_lag must be an integer >= 0; got {lag!r}.")
+    return int(lag)
+
+
+def _check_stopping(stopping: Any) -> Any:
+    if stopping is None:
+        return None
+    from labelwise.stopping import Criterion, from_config
+
+    if isinstance(stopping, Mapping):
+        return from_config(stopping)
+    if not isinstance(stopping, Criterion):
+        raise LabelwiseError(
+            "stopping takes a labelwise.stopping criterion (or its JSON form); got "
+            f"{type(stopping).__name__}."
+        )
+    return stopping
 
 
 class ActiveLearner:

@@ -34,7 +34,8 @@ def test_block_path_equals_gathered_rows(pool, name):
     a = get_strategy(name).select(blocks, 25, random_state=3)
     b = get_strategy(name).select(gathered, 25, random_state=3)
     assert a.idx.tolist() == b.idx.tolist()
-    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+    # float32 scores: BLAS may sum a contiguous block and gathered rows in another order
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-6)
 
 
 def test_blocks_cover_every_candidate_once(pool):
