@@ -426,3 +426,17 @@ def test_active_learner_queries_multilabel_pools():
     )
     idx, rows = learner.query(X[50:], n_instances=5)
     assert len(set(idx.tolist())) == 5 and rows.shape == (5, 64)
+
+
+# ---------------------------------------------------------------- the one engine
+
+
+def test_update_labels_replaces_and_refits(digits):
+    X_pool, _, y_pool, _ = digits
+    s = Session(lr(), X_pool, labeled_idx=np.arange(40), y_labeled=y_pool[:40], random_state=0)
+    first = s.fitted_model_
+    s.update_labels([3], [(y_pool[3] + 1) % 10])
+    assert s.y_labeled[3] == (y_pool[3] + 1) % 10
+    assert s.fitted_model_ is not first
+    with pytest.raises(LabelMismatchError, match="not labelled"):
+        s.update_labels([500], [1])

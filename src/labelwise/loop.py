@@ -204,8 +204,9 @@ class Session:
     stopping : Criterion, optional
         A :mod:`labelwise.stopping` rule for :meth:`should_stop`.
     stop_set : array-like of shape (n_stop, n_features), optional
-        Rows whose predictions are recorded after every refit for the stabilizing-predictions
-        rule. Default, when ``stopping`` is given: up to 1,000 pool rows drawn at random.
+        Rows whose predictions are recorded after every refit
+        (:attr:`stop_set_predictions`, for the stabilizing-predictions rule). Default, when
+        ``stopping`` is given: up to 1,000 pool rows drawn at random.
     model_lag : int, default=0
         Queries use the model fitted ``model_lag`` refits ago (labels arrive late, so the model
         selecting in production is stale).
@@ -574,6 +575,57 @@ class Session:
         self._pending = None
         self._refit()
 
+    def update_labels(self, idx: Any, labels: Any, *, refit: bool = True) -> None:
+        """Replace the labels of items already labelled (corrections, consensus revisions).
+
+        Parameters
+        ----------
+        idx : array-like of int of shape (n,)
+            Labelled pool positions.
+        labels : array-like of shape (n,) or (n, n_labels)
+            Their new labels.
+        refit : bool, default=True
+            Refit now; ``False`` when a :meth:`teach` follows at once and will refit.
+
+        Raises
+        ------
+        LabelMismatchError
+            On positions that are not labelled, or labels outside the classes.
+        """
+        idx = self._check_positions(idx)
+        labels = self._check_labels(idx, labels)
+        where = np.full(self.n_pool, -1, dtype=np.int64)
+        where[self._idx] = np.arange(self.n_labeled)
+        rows_ = where[idx]
+        if np.any(rows_ < 0):
+            missing = idx[rows_ < 0][:5].tolist()
+            raise LabelMismatchError(
+                f"items {missing} are not labelled yet; label them with teach() or add_labels()."
+            )
+        if self._y.dtype != labels.dtype and self._y.dtype.kind != "O":
+            self._y = self._y.astype(np.result_type(self._y, labels))
+        self._y = self._y.copy()
+        self._y[rows_] = labels
+        if refit:
+            self._refit()
+
+    def stopping_state(self, metrics: Mapping[str, Sequence[float]] | None = None) -> Any:
+        """The :class:`~labelwise.stopping.StoppingState` of the session now.
+
+        Parameters
+        ----------
+        metrics : mapping of str to sequence of float, optional
+            Validation metric histories (oldest first) for target and plateau rules.
+        """
+        from labelwise.stopping import StoppingState
+
+        return StoppingState(
+            n_labeled=self.n_labeled,
+            round=self._round,
+            metrics=dict(metrics or {}),
+            stop_set_predictions=list(self.stop_set_predictions),
+        )
+
     def should_stop(self, metrics: Mapping[str, Sequence[float]] | None = None) -> Any:
         """Apply the ``stopping`` rule to the session as it is now.
 
@@ -591,17 +643,9 @@ class Session:
         LabelwiseError
             If the session has no stopping rule.
         """
-        from labelwise.stopping import StoppingState
-
         if self.stopping is None:
             raise LabelwiseError("this session has no stopping rule; pass Session(stopping=...).")
-        state = StoppingState(
-            n_labeled=self.n_labeled,
-            round=self._round,
-            metrics=dict(metrics or {}),
-            stop_set_predictions=list(self.stop_set_predictions),
-        )
-        return self.stopping.check(state)
+        return self.stopping.check(self.stopping_state(metrics))
 
     def _check_positions(self, idx: Any) -> np.ndarray:
         idx = np.asarray(idx)
@@ -698,7 +742,7 @@ class Session:
     def _push_fit(self, model: Any) -> None:
         self._fits.append(_Fit(model, self._round, self._idx, self._y))
         del self._fits[: max(0, len(self._fits) - self.model_lag - 1)]
-        if self.stopping is not None:
+        if self.stop_set is not None:
             self.stop_set_predictions.append(np.asarray(model.predict(self.stop_set)))
 
     def _selecting_fit(self) -> _Fit | None:
