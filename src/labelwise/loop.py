@@ -39,7 +39,7 @@ from labelwise.strategies import Candidates, Query, Strategy, get_strategy
 from labelwise.strategies.base import DEFAULT_CHUNK_SIZE
 from labelwise.tasks import TaskType, parse_task_type
 
-__all__ = ["ActiveLearner", "RoundRecord", "Session", "round_random_state"]
+__all__ = ["ActiveLearner", "RoundRecord", "Session", "model_seed", "round_random_state"]
 
 SEED_SPACE = 2**32
 SEED_MAX = np.iinfo(np.int32).max
@@ -134,6 +134,11 @@ def round_random_state(seed: int, round: int, purpose: int = 0) -> np.random.Ran
     simulator and the service selecting the same items for the same seed.
     """
     return np.random.RandomState(np.random.SeedSequence([seed, round, purpose]).generate_state(4))
+
+
+def model_seed(seed: int) -> int:
+    """The seed every model clone of a session with seed ``seed`` gets (constant over rounds)."""
+    return int(round_random_state(seed, 0, _MODEL).randint(SEED_MAX))
 
 
 @dataclass(frozen=True)
@@ -286,7 +291,7 @@ class Session:
         self.chunk_size = chunk_size
         self.random_state = random_state
         self.seed = _base_seed(random_state)
-        self._model_seed = int(round_random_state(self.seed, 0, _MODEL).randint(SEED_MAX))
+        self._model_seed = model_seed(self.seed)
 
         self.classes = None if classes is None else np.asarray(classes)
         self._mask = np.zeros(n_pool, dtype=bool)
@@ -475,7 +480,7 @@ class Session:
     def _candidates(self, fit: _Fit | None) -> Candidates:
         free = ~self._mask if self.candidate_mask is None else ~self._mask & self.candidate_mask
         members = None
-        if fit is not None and "committee" in self.strategy.needs:
+        if fit is not None and self._needs_members():
             members = self._members(fit)
         X_lab = None if self.n_labeled == 0 else _rows(self.X_pool, self._idx)
         return Candidates(
@@ -516,6 +521,8 @@ class Session:
             If ``k`` is not a positive integer or exceeds the queryable count.
         """
         fit = self._selecting_fit()
+        if fit is not None and self._needs_members() and not self._can_build_members(fit):
+            fit = None  # a pre-trained model alone cannot make a committee: start cold
         strategy = self.strategy if fit is not None else self.cold_start
         cands = self._candidates(fit)
         if cands.n == 0:
@@ -749,6 +756,12 @@ class Session:
         if not self._fits:
             return None
         return self._fits[max(0, len(self._fits) - 1 - self.model_lag)]
+
+    def _needs_members(self) -> bool:
+        return "committee" in self.strategy.needs
+
+    def _can_build_members(self, fit: _Fit) -> bool:
+        return fit.members is not None or (fit.y is not None and _can_fit(fit.y, self.task_type))
 
     def _members(self, fit: _Fit) -> list[Any]:
         """The committee fitted on the labels ``fit`` saw (fitted on first use, then kept)."""

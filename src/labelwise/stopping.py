@@ -41,6 +41,9 @@ __all__ = [
     "StoppingState",
     "TargetMetric",
     "from_config",
+    "iter_criteria",
+    "metrics_read",
+    "needs_stop_set",
 ]
 
 
@@ -445,3 +448,22 @@ def from_config(config: Mapping[str, Any]) -> Criterion:
         )
     parts = [_leaf(k, v) for k, v in config.items()]
     return parts[0] if len(parts) == 1 else AllOf(*parts)
+
+
+def iter_criteria(rule: Criterion) -> Iterator[Criterion]:
+    """Every leaf criterion of a rule (composites are walked), in order."""
+    if isinstance(rule, _Composite):
+        for c in rule.criteria:
+            yield from iter_criteria(c)
+    else:
+        yield rule
+
+
+def metrics_read(rule: Criterion) -> set[str]:
+    """Names of the validation metrics a rule reads (``{"accuracy"}`` for ``target: 0.9``)."""
+    return {c.metric for c in iter_criteria(rule) if isinstance(getattr(c, "metric", None), str)}
+
+
+def needs_stop_set(rule: Criterion) -> bool:
+    """True if the rule compares successive models' predictions on a stop set."""
+    return any(isinstance(c, StabilizingPredictions) for c in iter_criteria(rule))

@@ -32,6 +32,7 @@ __all__ = [
     "TrainedModel",
     "can_fit",
     "evaluation_metrics",
+    "fit_and_score",
     "fit_model",
     "fit_temperature",
     "out_of_fold_proba",
@@ -336,3 +337,30 @@ def train_and_evaluate(
         if calibrate and task_type != TaskType.MULTILABEL:
             calibration = fit_temperature(proba, y_eval, classes)
     return TrainedModel(model, kind, metrics, calibration, eval_idx, y_eval, proba)
+
+
+def fit_and_score(
+    template: Any,
+    X: Any,
+    y: np.ndarray,
+    X_eval: Any,
+    y_eval: np.ndarray,
+    *,
+    task_type: TaskType | str = TaskType.MULTICLASS,
+    random_state: int | None = None,
+) -> dict[str, float] | None:
+    """Metrics on ``(X_eval, y_eval)`` of a model fitted on ``(X, y)`` alone.
+
+    The service measures its random-sampling baseline this way: a model fitted only on the
+    labels of the random audit sample, scored on the same evaluation rows as the real model.
+
+    Returns
+    -------
+    dict of str to float or None
+        :func:`evaluation_metrics`; ``None`` when ``y`` cannot be fitted yet.
+    """
+    if not can_fit(y, task_type) or y_eval.shape[0] == 0:
+        return None
+    model = fit_model(template, X, y, random_state=random_state)
+    proba = predict_proba(model, X_eval)
+    return evaluation_metrics(y_eval, proba, np.asarray(model.classes_), task_type=task_type)

@@ -1,4 +1,4 @@
-"""The production loop over a store: select a batch, take labels, retrain, select again.
+"""The production loop over a store: orchestration and crash safety around ``loop.Session``.
 
 One library call per API route (and per CLI command)::
 
@@ -6,37 +6,58 @@ One library call per API route (and per CLI command)::
     ann = submit_annotation(store, task_id, annotator_id, "cat", settings=settings)
     result = run_retrain(store, job, settings=settings)              # run by the worker
 
-- :func:`start_round` picks ``project.batch_size`` unlabeled items with the project's strategy (its
-  ``cold_start_strategy`` while no usable model exists) and queues them as tasks: ``priority`` is
-  the strategy's score, ``routing_tag`` the model's predicted class (the item's first tag while
-  cold), so annotators with that skill see them first, and ``confidence`` the model's
-  (calibrated) probability of that class (``None`` while cold).
-- :func:`submit_annotation` / :func:`skip_task` record an answer; when the round's batch is
-  complete (or ``settings.retrain_every`` labels came in) a durable ``retrain`` job is queued,
-  at most one waiting per project (:meth:`~labelwise.storage.base.BaseStore.ensure_job`).
-- :func:`undo_annotation` takes an annotator's last answer back while its round is open.
-- :func:`run_retrain` fits a fresh model, validates and calibrates it, stores the artifact, a
-  :class:`~labelwise.storage.base.ModelVersion` and a
-  :class:`~labelwise.storage.base.DatasetVersion`, applies the stopping rule, closes the finished
-  round and starts the next one; tasks still queued from older rounds are re-scored with the new
-  model, so the queue follows the model between rounds.
+The service runs the library's loop, not one of its own. A round is three steps:
+
+1. **Snapshot** (:func:`read_snapshot`): the project's feature matrix (rows = items in id
+   order, so item ids map to pool positions at this edge only), the training labels, the
+   validation labels and the unlabeled pool, plus the latest model version.
+2. **Query**: :meth:`labelwise.loop.Session.from_state` rebuilds the session from the snapshot
+   (seed = the project's, round = rounds so far) and queries it. The strategy, its cold start,
+   committees, calibrated probabilities and the fit policy are the library's, so every
+   registered strategy works here exactly as in :func:`labelwise.simulate.iter_simulate`
+   (a parity test checks they select the same items for the same seed).
+3. **Write**: the picks become tasks: ``priority`` is the strategy's score, ``routing_tag`` the
+   model's predicted class (the item's first tag while cold), ``confidence`` the model's
+   (calibrated) probability of that class.
+
+Retraining (:func:`run_retrain`) calls one compute-band function,
+:func:`labelwise.models.training.train_and_evaluate` (fit on every training label with the
+session's fit policy, evaluate on the validation split, a held-out 20 % or by cross-validation,
+fit a temperature), then stores the artifact, the model and dataset versions and the stopping
+decision, closes finished rounds and starts the next one.
 
 Random-sampling baseline
 ------------------------
 A fixed share of the pool, chosen by a hash of the item id (``settings.random_fraction``, 10 % by
-default) is the *audit* subset. Strategies never pick from it; instead each round adds
-``round(random_fraction * batch_size)`` items drawn uniformly at random from it. Their labels
-are a uniform random sample of the pool, so :func:`run_retrain` fits a second model on them alone
-and records its validation accuracy (``metrics["random_accuracy"]`` at
-``metrics["n_random"]`` labels): a measured random-sampling learning curve, which
-:mod:`labelwise.service.progress` compares with the active one.
+default) is the *audit* subset. Strategies never pick from it (it is outside the session's
+``candidate_mask``); instead each round adds ``round(random_fraction * batch_size)`` items drawn
+uniformly at random from it. Their labels are a uniform random sample of the pool, so
+:func:`run_retrain` fits a second model on them alone and records its validation accuracy
+(``metrics["random_accuracy"]`` at ``metrics["n_random"]`` labels): a measured random-sampling
+learning curve, which :mod:`labelwise.service.progress` compares with the active one.
 
 Validation
 ----------
 Items imported with a label and ``metadata["split"] == "validation"`` are the validation set and
-never train. Without them, a deterministic 20 % of the labels (by item-id hash) is held out once
-there are at least :data:`HOLDOUT_MIN_LABELS` labels; below that, accuracy is cross-validated
-(stratified k-fold, out-of-fold probabilities). The deployed model is the one that was evaluated.
+never train. Without them, a deterministic 20 % of the labels (by item-id hash) is held out for
+evaluation once there are at least :data:`HOLDOUT_MIN_LABELS` labels; below that, accuracy is
+cross-validated. The deployed model is fitted on every training label.
+
+Stopping
+--------
+The project's rule (:mod:`labelwise.stopping`) sees the history of every recorded validation
+metric (``accuracy``, ``macro_f1``, ``pr_auc`` for two classes) and, for the
+stabilizing-predictions rule, each model version's predictions on a fixed *stop set* (up to
+1,000 items chosen by a hash of the item id), kept in the model artifacts.
+
+Project settings read here
+--------------------------
+``project.strategy_params`` carries the strategy's own parameters plus reserved keys
+(:data:`RESERVED_PARAMS`): ``model`` (``"logreg"`` or ``"nb"``), ``calibration``
+(``"temperature"``, the default, or ``"none"``), ``random_state`` (the session seed; default the
+project id), ``committee_size`` (members of the default committee), ``keywords`` (keyword flag
+columns for a stratified cold start) and ``cold_start_params`` (parameters of the cold-start
+strategy, e.g. ``{"by": ["keyword:refund"]}``).
 
 Crash safety
 ------------
@@ -49,6 +70,7 @@ a crash instead of opening another).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -61,10 +83,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from labelwise.calibration import TemperatureScaling, expected_calibration_error
 from labelwise.errors import LabelwiseError
 from labelwise.service.features import FeatureMatrix, first_tag, project_features
-from labelwise.stopping import StopDecision, StoppingState, from_config
+from labelwise.stopping import StopDecision, StoppingState, from_config, needs_stop_set
 from labelwise.storage.base import (
     Annotation,
     BaseStore,
@@ -85,11 +106,16 @@ __all__ = [
     "HOLDOUT_FRACTION",
     "HOLDOUT_MIN_LABELS",
     "MODELS",
+    "RESERVED_PARAMS",
     "LoadedModel",
     "RetrainResult",
+    "Snapshot",
     "audit_mask",
     "build_model",
+    "build_session",
     "load_model",
+    "project_seed",
+    "read_snapshot",
     "rescore_queued",
     "run_retrain",
     "skip_task",
@@ -104,8 +130,16 @@ log = logging.getLogger(__name__)
 HOLDOUT_FRACTION = 0.2
 HOLDOUT_MIN_LABELS = 50
 MODELS = ("logreg", "nb")
+CALIBRATIONS = ("temperature", "none")
+#: strategy_params keys read by the loop, not passed to the strategy
+RESERVED_PARAMS = frozenset(
+    {"model", "calibration", "random_state", "committee_size", "keywords", "cold_start_params"}
+)
+STOP_SET_SIZE = 1000
 _HOLDOUT_SALT = 1
 _AUDIT_SALT = 2
+_STOP_SET_SALT = 3
+_AUDIT_DRAW = 10  # round_random_state purpose of the audit sample's draw
 
 
 # --------------------------------------------------------------------------- helpers
@@ -131,6 +165,18 @@ def _holdout_mask(item_ids: Any) -> np.ndarray:
     return _unit_hash(item_ids, _HOLDOUT_SALT) < HOLDOUT_FRACTION
 
 
+def _stop_set_ids(item_ids: np.ndarray) -> np.ndarray:
+    """Up to :data:`STOP_SET_SIZE` item ids with the smallest hash: fixed as items are added."""
+    if item_ids.shape[0] <= STOP_SET_SIZE:
+        return np.sort(item_ids)
+    h = _unit_hash(item_ids, _STOP_SET_SALT)
+    return np.sort(item_ids[np.argpartition(h, STOP_SET_SIZE)[:STOP_SET_SIZE]])
+
+
+def _ids_key(ids: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(ids, dtype="<i8").tobytes()).hexdigest()[:16]
+
+
 def _atomic_dump(obj: Any, path: Path) -> None:
     import joblib
 
@@ -146,7 +192,23 @@ def _atomic_dump(obj: Any, path: Path) -> None:
 
 
 def _strategy_params(project: Project) -> dict[str, Any]:
-    return {k: v for k, v in project.strategy_params.items() if k != "model"}
+    return {k: v for k, v in project.strategy_params.items() if k not in RESERVED_PARAMS}
+
+
+def project_seed(project: Project) -> int:
+    """The project's session seed: ``strategy_params["random_state"]``, else the project id."""
+    seed = project.strategy_params.get("random_state", project.id)
+    return int(seed) % 2**32
+
+
+def _calibrates(project: Project) -> bool:
+    name = project.strategy_params.get("calibration", "temperature")
+    if name not in CALIBRATIONS:
+        raise LabelwiseError(
+            f"unknown calibration {name!r} in project {project.name!r}'s strategy_params; use "
+            f"one of {list(CALIBRATIONS)}."
+        )
+    return name == "temperature"
 
 
 def build_model(project: Project, sparse: bool = False) -> Any:
@@ -185,16 +247,6 @@ def _targets(project: Project, labels: Sequence[Any]) -> np.ndarray:
                 Y[i, col[c]] = 1
         return Y
     return np.array([str(x) for x in labels], dtype=object)
-
-
-def _n_classes(y: np.ndarray) -> int:
-    return len(np.unique(y)) if y.ndim == 1 else int(y.shape[1])
-
-
-def _can_fit(y: np.ndarray) -> bool:
-    if y.shape[0] == 0:
-        return False
-    return _n_classes(y) >= 2 if y.ndim == 1 else bool(np.any(y.sum(axis=0) > 0))
 
 
 def _predictions(
@@ -245,14 +297,39 @@ class LoadedModel:
     temperature: float | None
     model_version: ModelVersion
     feature_key: str
+    stop_set_key: str | None = None
+    stop_set_pred: np.ndarray | None = None
 
     def transform(self, proba: np.ndarray) -> np.ndarray:
         """Temperature-scaled probabilities (identity without a fitted temperature)."""
         if self.temperature is None:
             return proba
+        from labelwise.calibration import TemperatureScaling
+
         scaler = TemperatureScaling()
         scaler.temperature_ = self.temperature
         return scaler.transform(proba)
+
+
+def _load_artifact(store: BaseStore, mv: ModelVersion) -> dict[str, Any] | None:
+    import joblib
+
+    path = Path(mv.artifact_path)  # type: ignore[arg-type]
+    if not path.exists():
+        log.warning("model artifact %s of model version %d is missing", path, mv.id)
+        return None
+    return joblib.load(path)
+
+
+def _as_loaded(art: dict[str, Any], mv: ModelVersion) -> LoadedModel:
+    return LoadedModel(
+        art["model"],
+        art.get("temperature"),
+        mv,
+        art["feature_key"],
+        art.get("stop_set_key"),
+        art.get("stop_set_pred"),
+    )
 
 
 def load_model(
@@ -261,17 +338,13 @@ def load_model(
     """The latest model version's artifact, or ``None`` (no model yet, file gone, or it was
     fitted on features that no longer match, e.g. a TF-IDF vocabulary refitted after an
     import)."""
-    import joblib
-
     versions = [v for v in store.list_model_versions(project.id) if v.artifact_path]
     if not versions:
         return None
     mv = versions[-1]
-    path = Path(mv.artifact_path)  # type: ignore[arg-type]
-    if not path.exists():
-        log.warning("model artifact %s of model version %d is missing", path, mv.id)
+    art = _load_artifact(store, mv)
+    if art is None:
         return None
-    art = joblib.load(path)
     if features is not None:
         n_features = features.X.shape[1]
         stale = art["n_features"] != n_features or (
@@ -280,11 +353,104 @@ def load_model(
         if stale:
             log.info("model version %d was fitted on other features; ignoring it", mv.id)
             return None
-    return LoadedModel(art["model"], art.get("temperature"), mv, art["feature_key"])
+    return _as_loaded(art, mv)
 
 
 def _rows(X: Any, pos: np.ndarray) -> Any:
     return X[pos] if sp.issparse(X) else np.asarray(X[pos])
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a round or a retrain reads from the store, with ids mapped to pool positions.
+
+    Attributes
+    ----------
+    features : FeatureMatrix
+        Row ``i`` is item ``features.item_ids[i]``.
+    train_ids, y_train : training labels (ids ascending; validation items excluded)
+    val_ids, y_val : validation labels (``metadata["split"] == "validation"``)
+    unlabeled_ids : ndarray of int64
+        Items with no label yet (ascending).
+    """
+
+    features: FeatureMatrix
+    train_ids: np.ndarray
+    y_train: np.ndarray
+    val_ids: np.ndarray
+    y_val: np.ndarray
+    unlabeled_ids: np.ndarray
+
+    @property
+    def n_labeled_items(self) -> int:
+        return int(self.train_ids.shape[0] + self.val_ids.shape[0])
+
+
+def _covers(fm: FeatureMatrix, n_items: int, item_ids: np.ndarray) -> bool:
+    """Whether ``fm`` still has a row for every item (none was added since it was computed)."""
+    return fm.n == n_items and bool(np.isin(item_ids, fm.item_ids).all())
+
+
+def read_snapshot(
+    store: BaseStore, project: Project, settings: Any, features: FeatureMatrix | None = None
+) -> Snapshot:
+    """Read the project's features and labels (step 1 of a round and of a retrain)."""
+    unlabeled = np.asarray(store.list_unlabeled_item_ids(project.id), dtype=np.int64)
+    fm = features
+    if fm is None or not _covers(fm, store.count_items(project.id), unlabeled):
+        fm = project_features(store, project.id, settings)  # none given, or items were added
+    labeled = sorted(store.list_items(project.id, status="labeled"), key=lambda it: it.id)
+    val = [it for it in labeled if it.metadata.get("split") == "validation"]
+    train = [it for it in labeled if it.metadata.get("split") != "validation"]
+    return Snapshot(
+        features=fm,
+        train_ids=np.array([it.id for it in train], dtype=np.int64),
+        y_train=_targets(project, [it.label for it in train]),
+        val_ids=np.array([it.id for it in val], dtype=np.int64),
+        y_val=_targets(project, [it.label for it in val]),
+        unlabeled_ids=unlabeled,
+    )
+
+
+def build_session(
+    project: Project,
+    snap: Snapshot,
+    loaded: LoadedModel | None,
+    *,
+    round: int,
+    random_fraction: float,
+) -> Any:
+    """The project's :class:`~labelwise.loop.Session` at round ``round`` (step 2 of a round).
+
+    Candidates are the unlabeled items outside the audit sample; the fitted model is the latest
+    model version (``None``: the session fits one from the labels if it can, else starts cold).
+    """
+    from labelwise.loop import Session
+
+    fm = snap.features
+    candidate = np.isin(fm.item_ids, snap.unlabeled_ids) & ~audit_mask(fm.item_ids, random_fraction)
+    return Session.from_state(
+        build_model(project, sp.issparse(fm.X)),
+        fm.X,
+        fitted_model=None if loaded is None else loaded.model,
+        labeled_idx=fm.positions(snap.train_ids),
+        y_labeled=snap.y_train,
+        classes=np.asarray(project.classes, dtype=object),
+        task_type=project.task_type,
+        strategy=project.strategy,
+        strategy_params=_strategy_params(project),
+        cold_start=project.cold_start_strategy,
+        cold_start_params=project.strategy_params.get("cold_start_params"),
+        metadata=fm.metadata,
+        candidate_mask=candidate,
+        committee_size=int(project.strategy_params.get("committee_size", 5)),
+        proba_transform=None if loaded is None else loaded.transform,
+        random_state=project_seed(project),
+        round=round,
+    )
 
 
 # --------------------------------------------------------------------------- rounds
@@ -300,15 +466,6 @@ def why_no_round(store: BaseStore, project_id: int) -> str | None:
     return None
 
 
-def _covers(fm: FeatureMatrix, n_items: int, item_ids: np.ndarray) -> bool:
-    """Whether ``fm`` still has a row for every item (none was added since it was computed)."""
-    return fm.n == n_items and bool(np.isin(item_ids, fm.item_ids).all())
-
-
-def _seed(project_id: int, n_rounds: int) -> int:
-    return (project_id * 1_000_003 + n_rounds * 7919) % (2**32)
-
-
 def start_round(
     store: BaseStore,
     project_id: int,
@@ -317,7 +474,7 @@ def start_round(
     now: datetime | None = None,
     features: FeatureMatrix | None = None,
 ) -> Round | None:
-    """Select the next batch and queue it as tasks of a new round.
+    """Select the next batch with the project's session and queue it as tasks of a new round.
 
     Parameters
     ----------
@@ -337,56 +494,49 @@ def start_round(
         ``None`` when the pool is exhausted or the stopping rule said stop;
         :func:`why_no_round` gives the reason.
     """
+    from labelwise.loop import round_random_state
+
     project = store.get_project(project_id)
     reason = why_no_round(store, project_id)
     if reason is not None:
         log.info("project %d: no round started: %s", project_id, reason)
         return None
-    pool_ids = np.asarray(store.list_unlabeled_item_ids(project_id), dtype=np.int64)
-    fm = features
-    if fm is None or not _covers(fm, store.count_items(project_id), pool_ids):
-        fm = project_features(store, project_id, settings)  # none given, or items were added
+    snap = read_snapshot(store, project, settings, features)
+    fm, pool_ids = snap.features, snap.unlabeled_ids
     loaded = load_model(store, project, fm)
     rounds = store.list_rounds(project_id)
-    rng = np.random.RandomState(_seed(project_id, len(rounds)))
+    session = build_session(
+        project, snap, loaded, round=len(rounds), random_fraction=settings.random_fraction
+    )
 
-    if loaded is None:
-        strategy = get_strategy(project.cold_start_strategy)
-    else:
-        strategy = get_strategy(project.strategy, **_strategy_params(project))
     k = min(project.batch_size, pool_ids.shape[0])
     audit = audit_mask(pool_ids, settings.random_fraction)
     n_rand = min(int(np.floor(settings.random_fraction * k + 0.5)), int(audit.sum()))
-    main_pool = pool_ids[~audit]
-    n_rand = max(n_rand, k - main_pool.shape[0])  # a tiny pool: fill from the audit subset
+    n_main = int((~audit).sum())
+    n_rand = max(n_rand, k - n_main)  # a tiny pool: fill from the audit subset
     k_main = k - n_rand
 
     picked: list[int] = []
     scores: list[float] = []
+    strategy_name = (session.strategy if session.is_fitted else session.cold_start).name
     if k_main > 0:
-        labeled_ids = [i for i, _ in store.list_labeled(project_id)]
-        cands = Candidates(
-            X=fm.X,
-            model=None if loaded is None else loaded.model,
-            row_idx=fm.positions(main_pool),
-            X_labeled=_rows(fm.X, fm.positions(labeled_ids)) if labeled_ids else None,
-            metadata=fm.metadata,
-            task_type=project.task_type,
-            proba_transform=None if loaded is None else loaded.transform,
-        )
-        q = strategy.select(cands, k_main, random_state=rng)
-        picked = fm.item_ids[cands.pool_positions(q.idx)].tolist()
+        q = session.query(k_main)
+        strategy_name = q.strategy
+        picked = fm.item_ids[q.idx].tolist()
         scores = np.nan_to_num(q.scores, nan=0.0, posinf=0.0, neginf=0.0).tolist()
     if n_rand > 0:
-        audit_ids = pool_ids[audit]
-        picked += rng.choice(audit_ids, n_rand, replace=False).tolist()
+        rng = round_random_state(session.seed, len(rounds), _AUDIT_DRAW)
+        picked += rng.choice(pool_ids[audit], n_rand, replace=False).tolist()
         scores += [min(scores, default=0.0)] * n_rand
 
     confidences: list[float | None] | None = None
-    if loaded is not None:
+    model = session.selecting_model_
+    if model is not None:
         pos = fm.positions(picked)
-        proba = loaded.transform(np.asarray(loaded.model.predict_proba(_rows(fm.X, pos))))
-        tags, confidences = _predictions(loaded.model, proba, project.classes)
+        proba = np.asarray(model.predict_proba(_rows(fm.X, pos)))
+        if session.proba_transform is not None:
+            proba = session.proba_transform(proba)
+        tags, confidences = _predictions(model, proba, project.classes)
     else:
         tags = [first_tag(store.get_item(i)) for i in picked]
 
@@ -394,13 +544,13 @@ def start_round(
     if open_empty and not store.has_tasks(project_id, round_id=rounds[-1].id):
         round_id = rounds[-1].id  # left empty by a crash between create_round and create_tasks
     else:
-        round_id = store.create_round(project_id, strategy.name, now=now)
+        round_id = store.create_round(project_id, strategy_name, now=now)
     store.create_tasks(
         round_id, picked, priorities=scores, routing_tags=tags, confidences=confidences, now=now
     )
     log.info(
         "project %d: round %d queued %d items (%s, %d random)",
-        project_id, round_id, len(picked), strategy.name, n_rand,
+        project_id, round_id, len(picked), strategy_name, n_rand,
     )  # fmt: skip
     return store.get_round(round_id)
 
@@ -559,90 +709,43 @@ class RetrainResult:
     n_rescored: int = 0
 
 
-def _scores(project: Project, y_true: np.ndarray, proba: np.ndarray, model: Any) -> dict:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    if project.task_type == TaskType.MULTILABEL:
-        pred = (proba >= 0.5).astype(np.int64)
-    else:
-        pred = np.asarray(model.classes_, dtype=object)[np.argmax(proba, axis=1)]
-    return {
-        "accuracy": float(accuracy_score(y_true, pred)),
-        "macro_f1": float(f1_score(y_true, pred, average="macro", zero_division=0)),
-    }
+#: validation metrics the service records, and so the ones a stopping rule may read
+RECORDED_METRICS = ("accuracy", "macro_f1", "pr_auc")
 
 
-def _calibrate(project: Project, y_true: np.ndarray, proba: np.ndarray, model: Any) -> dict:
-    """Fit a temperature on the evaluation probabilities; ECE before and after."""
-    if project.task_type == TaskType.MULTILABEL or proba.shape[0] < 2:
-        return {}
-    classes = np.asarray(model.classes_, dtype=object)
-    keep = np.isin(y_true, classes)
-    if keep.sum() < 2:
-        return {}
-    p, y = proba[keep], y_true[keep]
-    scaler = TemperatureScaling().fit(p, y, classes=classes)
-    return {
-        "method": "temperature",
-        "temperature": scaler.temperature_,
-        "ece": expected_calibration_error(p, y, classes=classes),
-        "ece_calibrated": expected_calibration_error(scaler.transform(p), y, classes=classes),
-        "n": int(keep.sum()),
-    }
-
-
-def _fit_and_evaluate(
-    project: Project, X: Any, fm: FeatureMatrix, train: np.ndarray, y_train: np.ndarray,
-    val: np.ndarray, y_val: np.ndarray,
-) -> tuple[Any, dict[str, Any], np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
-    """Fit the deployed model and get evaluation probabilities.
-
-    Returns (model, info, y_eval, proba_eval, eval_ids); ``eval_ids`` is None for CV.
-    """
-    from sklearn.base import clone
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
-
-    sparse = sp.issparse(X)
-    base = build_model(project, sparse)
-    if val.shape[0]:
-        model = clone(base).fit(_rows(X, fm.positions(train)), y_train)
-        proba = np.asarray(model.predict_proba(_rows(X, fm.positions(val))))
-        return model, {"eval": "validation_split"}, y_val, proba, val
-    if train.shape[0] >= HOLDOUT_MIN_LABELS:
-        hold = _holdout_mask(train)
-        if hold.any() and _can_fit(y_train[~hold]):
-            model = clone(base).fit(_rows(X, fm.positions(train[~hold])), y_train[~hold])
-            proba = np.asarray(model.predict_proba(_rows(X, fm.positions(train[hold]))))
-            return model, {"eval": "holdout"}, y_train[hold], proba, train[hold]
-    Xt = _rows(X, fm.positions(train))
-    model = clone(base).fit(Xt, y_train)
-    if y_train.ndim == 1:
-        n_splits = min(5, int(np.unique(y_train, return_counts=True)[1].min()))
-        cv: Any = StratifiedKFold(n_splits, shuffle=True, random_state=0) if n_splits >= 2 else None
-    else:
-        n_splits = min(5, train.shape[0])
-        cv = KFold(n_splits, shuffle=True, random_state=0) if n_splits >= 2 else None
-    if cv is None:
-        return model, {"eval": "none"}, y_train[:0], np.empty((0, 0)), None
-    proba = np.asarray(cross_val_predict(clone(base), Xt, y_train, cv=cv, method="predict_proba"))
-    return model, {"eval": f"cv{n_splits}"}, y_train, proba, None
+def _stop_set_history(
+    store: BaseStore, previous: Sequence[ModelVersion], key: str, window: int
+) -> list[np.ndarray]:
+    """Stop-set predictions of the latest earlier model versions on the same stop set."""
+    out: list[np.ndarray] = []
+    for mv in reversed([v for v in previous if v.artifact_path]):
+        if len(out) >= window:
+            break
+        art = _load_artifact(store, mv)
+        if art is None or art.get("stop_set_key") != key or art.get("stop_set_pred") is None:
+            break  # a gap: the predictions before it are not successive models
+        out.append(np.asarray(art["stop_set_pred"]))
+    return out[::-1]
 
 
 def _stop_decision(
-    project: Project, previous: Sequence[ModelVersion], metrics: Mapping[str, Any]
+    project: Project,
+    previous: Sequence[ModelVersion],
+    metrics: Mapping[str, Any],
+    stop_set_predictions: Sequence[np.ndarray] = (),
 ) -> StopDecision:
     """Apply the project's stopping rule to the history of model versions plus this one."""
     if not project.stopping:
         return StopDecision(False, "continue: the project has no stopping rule", "none")
     history = [*(v.metrics for v in previous), metrics]
     series = {
-        key: [float(m[key]) for m in history if m.get(key) is not None]
-        for key in ("accuracy", "macro_f1")
+        key: [float(m[key]) for m in history if m.get(key) is not None] for key in RECORDED_METRICS
     }
     state = StoppingState(
         n_labeled=int(metrics.get("n_labels", 0)),
         round=len(history),
         metrics={k: v for k, v in series.items() if v},
+        stop_set_predictions=list(stop_set_predictions),
     )
     try:
         return from_config(project.stopping).check(state)
@@ -692,28 +795,113 @@ def rescore_queued(
     )
 
 
-def _random_baseline(
-    project: Project, fm: FeatureMatrix, train: np.ndarray, y_train: np.ndarray,
-    eval_ids: np.ndarray | None, y_eval: np.ndarray, annotated: set[int], fraction: float,
-) -> dict[str, Any]:  # fmt: skip
-    """Accuracy of a model fitted on the random (audit) labels only, on the same eval set."""
-    if eval_ids is None or eval_ids.shape[0] == 0 or fraction <= 0:
-        return {"n_random": None, "random_accuracy": None}
-    in_fit = ~np.isin(train, eval_ids)
-    rand = in_fit & audit_mask(train, fraction) & np.isin(train, list(annotated))
-    n_random = int(rand.sum())
-    if not _can_fit(y_train[rand]):
-        return {"n_random": n_random, "random_accuracy": None}
-    model = build_model(project, sp.issparse(fm.X)).fit(
-        _rows(fm.X, fm.positions(train[rand])), y_train[rand]
-    )
-    proba = np.asarray(model.predict_proba(_rows(fm.X, fm.positions(eval_ids))))
-    acc = _scores(project, y_eval, proba, model)["accuracy"]
-    return {"n_random": n_random, "random_accuracy": acc}
-
-
 def _model_path(settings: Any, project_id: int, job_id: int) -> Path:
     return Path(settings.data_dir) / "models" / f"project_{project_id}" / f"job_{job_id}.joblib"
+
+
+def _train(
+    store: BaseStore, project: Project, snap: Snapshot, job: Job, dv_id: int, settings: Any,
+    previous: Sequence[ModelVersion], now: datetime,
+) -> tuple[int | None, dict[str, Any], StopDecision]:  # fmt: skip
+    """Fit, evaluate, calibrate and store a model version; the stopping decision with it."""
+    from labelwise.loop import model_seed
+    from labelwise.models.training import can_fit, fit_and_score, train_and_evaluate
+
+    fm, pid = snap.features, project.id
+    metrics: dict[str, Any] = {
+        "job_id": job.id,
+        "n_labels": int(snap.train_ids.shape[0]),
+        "n_validation": int(snap.val_ids.shape[0]),
+        "n_labeled_items": snap.n_labeled_items,
+        "dataset_version_id": dv_id,
+        "accuracy": None,
+        "macro_f1": None,
+    }
+    if not can_fit(snap.y_train, project.task_type):
+        decision = StopDecision(
+            False, "continue: label at least two classes before a model can be fitted", "none"
+        )
+        metrics.update(stop=False, stop_reason=decision.reason)
+        return None, metrics, decision
+
+    template = build_model(project, sp.issparse(fm.X))
+    seed = model_seed(project_seed(project))
+    X_train = _rows(fm.X, fm.positions(snap.train_ids))
+    trained = train_and_evaluate(
+        template,
+        X_train,
+        snap.y_train,
+        X_val=_rows(fm.X, fm.positions(snap.val_ids)) if snap.val_ids.size else None,
+        y_val=snap.y_val,
+        holdout=_holdout_mask(snap.train_ids),
+        task_type=project.task_type,
+        calibrate=_calibrates(project),
+        random_state=seed,
+    )
+    metrics["eval"] = trained.evaluation
+    metrics.update(trained.metrics)
+    metrics["ece"] = trained.calibration.get("ece") if trained.calibration else None
+
+    # the random-sampling baseline: a model of the audit labels alone, on the same evaluation
+    if trained.evaluation == "validation_split":
+        eval_ids, y_eval = snap.val_ids, snap.y_val
+    elif trained.eval_idx is not None:
+        eval_ids, y_eval = snap.train_ids[trained.eval_idx], trained.y_eval
+    else:
+        eval_ids, y_eval = None, None
+    metrics.update(n_random=None, random_accuracy=None)
+    if eval_ids is not None and settings.random_fraction > 0:
+        annotated = np.fromiter({a.item_id for a in store.list_annotations(pid)}, dtype=np.int64)
+        rand = (
+            ~np.isin(snap.train_ids, eval_ids)
+            & audit_mask(snap.train_ids, settings.random_fraction)
+            & np.isin(snap.train_ids, annotated)
+        )
+        scored = fit_and_score(
+            template,
+            _rows(fm.X, fm.positions(snap.train_ids[rand])),
+            snap.y_train[rand],
+            _rows(fm.X, fm.positions(eval_ids)),
+            y_eval,
+            task_type=project.task_type,
+            random_state=seed,
+        )
+        metrics["n_random"] = int(rand.sum())
+        metrics["random_accuracy"] = None if scored is None else scored["accuracy"]
+
+    stop_ids = _stop_set_ids(fm.item_ids)
+    stop_key = _ids_key(stop_ids)
+    stop_pred = np.asarray(trained.model.predict(_rows(fm.X, fm.positions(stop_ids))))
+    stop_pred = stop_pred.reshape(stop_pred.shape[0], -1).ravel()  # multi-label: every cell
+    history: list[np.ndarray] = []
+    if project.stopping and needs_stop_set(from_config(project.stopping)):
+        history = _stop_set_history(store, previous, stop_key, window=10)
+    decision = _stop_decision(project, previous, metrics, [*history, stop_pred])
+    metrics.update(stop=decision.stop, stop_reason=decision.reason)
+
+    path = _model_path(settings, pid, job.id)
+    artifact = {
+        "model": trained.model,
+        "temperature": trained.temperature,
+        "classes": list(project.classes),
+        "task_type": project.task_type,
+        "feature_kind": fm.kind,
+        "feature_key": fm.key,
+        "n_features": int(fm.X.shape[1]),
+        "stop_set_key": stop_key,
+        "stop_set_pred": stop_pred,
+    }
+    _atomic_dump(artifact, path)
+    round_id = job.payload.get("round_id")
+    mv_id = store.create_model_version(
+        pid,
+        round_id=round_id if isinstance(round_id, int) else None,
+        metrics=metrics,
+        calibration=trained.calibration,
+        artifact_path=str(path),
+        now=now,
+    )
+    return mv_id, metrics, decision
 
 
 def run_retrain(
@@ -721,12 +909,12 @@ def run_retrain(
 ) -> RetrainResult:
     """Retrain a project's model after new labels, then queue the next batch.
 
-    Steps: fit a fresh model on the labeled items (validation split excluded), evaluate it
-    (accuracy, macro-F1) and fit a temperature on the evaluation probabilities (ECE before and
-    after), measure the random-sampling baseline on the audit labels, save the artifact
-    (joblib, atomic), record a dataset version and a model version with the stopping decision,
-    close finished rounds, start the next round unless stopping (or an open round remains), and
-    re-score tasks still queued from older rounds.
+    Steps: read the snapshot; fit, evaluate and calibrate with
+    :func:`labelwise.models.training.train_and_evaluate`; measure the random-sampling
+    baseline on the audit labels; record the stop-set predictions; save the artifact (joblib,
+    atomic); record a dataset version and a model version with the stopping decision; close
+    finished rounds; start the next round unless stopping (or an open round remains); re-score
+    tasks still queued from older rounds.
 
     Safe to run again after a crash: see the module docstring.
 
@@ -747,7 +935,8 @@ def run_retrain(
     now = utcnow() if now is None else now
     project = store.get_project(job.project_id)
     pid = project.id
-    fm = project_features(store, pid, settings)
+    snap = read_snapshot(store, project, settings)
+    fm = snap.features
     previous = store.list_model_versions(pid)
     existing = next((v for v in previous if v.metrics.get("job_id") == job.id), None)
     dv_id = store.create_dataset_version(pid, now=now)
@@ -758,74 +947,7 @@ def run_retrain(
             bool(metrics.get("stop")), str(metrics.get("stop_reason", "")), "stored"
         )
     else:
-        labeled = store.list_items(pid, status="labeled")
-        val_items = [it for it in labeled if it.metadata.get("split") == "validation"]
-        train_items = [it for it in labeled if it.metadata.get("split") != "validation"]
-        train = np.array([it.id for it in train_items], dtype=np.int64)
-        val = np.array([it.id for it in val_items], dtype=np.int64)
-        y_train = _targets(project, [it.label for it in train_items])
-        y_val = _targets(project, [it.label for it in val_items])
-        n_labeled_items = len(labeled)
-        metrics = {
-            "job_id": job.id,
-            "n_labels": int(train.shape[0]),
-            "n_validation": int(val.shape[0]),
-            "n_labeled_items": n_labeled_items,
-            "dataset_version_id": dv_id,
-            "accuracy": None,
-            "macro_f1": None,
-        }
-        if not _can_fit(y_train):
-            decision = StopDecision(
-                False, "continue: label at least two classes before a model can be fitted", "none"
-            )
-            mv_id = None
-            metrics.update(stop=False, stop_reason=decision.reason)
-        else:
-            model, info, y_eval, proba, eval_ids = _fit_and_evaluate(
-                project, fm.X, fm, train, y_train, val, y_val
-            )
-            metrics.update(info)
-            calibration: dict[str, Any] = {}
-            if proba.shape[0]:
-                metrics.update(_scores(project, y_eval, proba, model))
-                calibration = _calibrate(project, y_eval, proba, model)
-                metrics["ece"] = calibration.get("ece")
-            annotated = {a.item_id for a in store.list_annotations(pid)}
-            metrics.update(
-                _random_baseline(
-                    project,
-                    fm,
-                    train,
-                    y_train,
-                    eval_ids,
-                    y_eval,
-                    annotated,
-                    settings.random_fraction,
-                )
-            )
-            decision = _stop_decision(project, previous, metrics)
-            metrics.update(stop=decision.stop, stop_reason=decision.reason)
-            path = _model_path(settings, pid, job.id)
-            artifact = {
-                "model": model,
-                "temperature": calibration.get("temperature"),
-                "classes": list(project.classes),
-                "task_type": project.task_type,
-                "feature_kind": fm.kind,
-                "feature_key": fm.key,
-                "n_features": int(fm.X.shape[1]),
-            }
-            _atomic_dump(artifact, path)
-            round_id = job.payload.get("round_id")
-            mv_id = store.create_model_version(
-                pid,
-                round_id=round_id if isinstance(round_id, int) else None,
-                metrics=metrics,
-                calibration=calibration,
-                artifact_path=str(path),
-                now=now,
-            )
+        mv_id, metrics, decision = _train(store, project, snap, job, dv_id, settings, previous, now)
 
     closed = []
     for r in store.list_rounds(pid):

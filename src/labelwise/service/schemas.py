@@ -44,6 +44,7 @@ __all__ = [
     "ProjectUpdate",
     "RoundPublic",
     "TaskPublic",
+    "check_loop_params",
     "check_stopping",
     "check_strategy",
 ]
@@ -54,8 +55,13 @@ Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[
 Tag = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 Role = Literal["admin", "annotator"]
 TaskTypeName = Literal["multiclass", "binary", "multilabel"]
-# strategy_params keys read by the retraining job rather than by the strategy itself
-RESERVED_STRATEGY_PARAMS = frozenset({"model"})
+# strategy_params keys read by the loop (model, calibration, seed, committee, cold start) rather
+# than by the strategy itself; labelwise.service.rounds documents each
+RESERVED_STRATEGY_PARAMS = frozenset(
+    {"model", "calibration", "random_state", "committee_size", "keywords", "cold_start_params"}
+)
+_MODELS = ("logreg", "nb")
+_CALIBRATIONS = ("temperature", "none")
 
 
 class _In(BaseModel):
@@ -128,16 +134,68 @@ def check_strategy(
         raise ValueError(f"bad strategy_params for {name!r}: {e}") from None
 
 
-def check_stopping(config: Mapping[str, Any] | None) -> None:
-    """Check a stopping rule with :func:`labelwise.stopping.from_config` (empty = never stop)."""
+def check_loop_params(params: Mapping[str, Any] | None) -> None:
+    """Check the reserved ``strategy_params`` keys that configure the loop, not the strategy.
+
+    Raises
+    ------
+    ValueError
+        Naming the key and what it accepts.
+    """
+    params = params or {}
+    if "model" in params and params["model"] not in _MODELS:
+        raise ValueError(f"strategy_params.model must be one of {list(_MODELS)}; got "
+                         f"{params['model']!r}")  # fmt: skip
+    if "calibration" in params and params["calibration"] not in _CALIBRATIONS:
+        raise ValueError(f"strategy_params.calibration must be one of {list(_CALIBRATIONS)}; "
+                         f"got {params['calibration']!r}")  # fmt: skip
+    seed = params.get("random_state", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"strategy_params.random_state must be an integer in [0, 2**32); got "
+                         f"{seed!r}")  # fmt: skip
+    size = params.get("committee_size", 5)
+    if isinstance(size, bool) or not isinstance(size, int) or not 2 <= size <= 50:
+        raise ValueError(f"strategy_params.committee_size must be an integer in [2, 50]; got "
+                         f"{size!r}")  # fmt: skip
+    keywords = params.get("keywords", [])
+    if (
+        not isinstance(keywords, list)
+        or len(keywords) > 100
+        or not all(isinstance(k, str) and k.strip() and len(k) <= 200 for k in keywords)
+    ):
+        raise ValueError("strategy_params.keywords must be a list of at most 100 non-empty "
+                         f"words or phrases; got {keywords!r}")  # fmt: skip
+    cold = params.get("cold_start_params", {})
+    if not isinstance(cold, dict):
+        raise ValueError(f"strategy_params.cold_start_params must be an object of the cold-start "
+                         f"strategy's parameters; got {cold!r}")  # fmt: skip
+
+
+def check_stopping(
+    config: Mapping[str, Any] | None, task_type: str | None = None, n_classes: int | None = None
+) -> None:
+    """Check a stopping rule with :func:`labelwise.stopping.from_config` (empty = never stop).
+
+    The metrics it reads must be ones the service records after every retrain: ``accuracy``,
+    ``macro_f1`` and, for two-class projects, ``pr_auc``.
+    """
     if not config:
         return
-    from labelwise.stopping import from_config
+    from labelwise.stopping import from_config, metrics_read
 
     try:
-        from_config(config)
+        rule = from_config(config)
     except (LabelwiseError, TypeError, OverflowError) as e:
         raise ValueError(f"bad stopping rule: {e}") from None
+    recorded = ["accuracy", "macro_f1"]
+    two_classes = task_type == "binary" or (task_type != "multilabel" and n_classes == 2)
+    if two_classes or task_type is None:
+        recorded.append("pr_auc")
+    unknown = sorted(metrics_read(rule) - set(recorded))
+    if unknown:
+        why = " (pr_auc needs a two-class project)" if "pr_auc" in unknown else ""
+        raise ValueError(f"the stopping rule reads metric {unknown[0]!r}, which the service does "
+                         f"not record{why}; use one of: {', '.join(recorded)}")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- projects
@@ -181,8 +239,10 @@ class ProjectCreate(_In):
         if self.task_type == "binary" and self.classes and len(self.classes) != 2:
             raise ValueError(f"a binary project needs exactly 2 classes; got {self.classes!r}")
         check_strategy(self.strategy, self.strategy_params, self.task_type)
-        check_strategy(self.cold_start_strategy, None, self.task_type, cold_start=True)
-        check_stopping(self.stopping)
+        check_loop_params(self.strategy_params)
+        cold_params = self.strategy_params.get("cold_start_params")
+        check_strategy(self.cold_start_strategy, cold_params, self.task_type, cold_start=True)
+        check_stopping(self.stopping, self.task_type, len(self.classes) or None)
         return self
 
 
@@ -208,8 +268,11 @@ class ProjectUpdate(_In):
             raise ValueError(f"classes must be unique; got {self.classes!r}")
         if self.strategy is not None:
             check_strategy(self.strategy, self.strategy_params)
+        if self.strategy_params is not None:
+            check_loop_params(self.strategy_params)
         if self.cold_start_strategy is not None:
-            check_strategy(self.cold_start_strategy, None, cold_start=True)
+            cold_params = (self.strategy_params or {}).get("cold_start_params")
+            check_strategy(self.cold_start_strategy, cold_params, cold_start=True)
         check_stopping(self.stopping)
         return self
 
