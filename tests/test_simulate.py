@@ -1,11 +1,12 @@
-"""Tests for labelwise.simulate: the round loop, the noisy oracle, consensus and latency."""
+"""Tests for labelwise.simulate: the round loop over a Session, noise, consensus and latency.
+
+The annotators and label aggregation themselves are tested in test_annotators.py.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -20,9 +21,7 @@ from labelwise.simulate import (
     NoiseModel,
     Oracle,
     RoundPoint,
-    dawid_skene,
     iter_simulate,
-    majority_vote,
     simulate,
 )
 from labelwise.stopping import LabelBudget, Plateau
@@ -151,85 +150,61 @@ def test_latency_changes_the_selections(digits):
     )
 
 
-def test_oracle_flip_rates():
-    y = np.array([0, 1] * 50)
-    assert (Oracle(y).label(np.arange(100)).labels == y).all()
-    always = Oracle(y, noise=NoiseModel(flip_rate=1.0), random_state=0)
-    assert (always.label(np.arange(100)).labels == 1 - y).all()  # binary: flip = the other one
-    # class-dependent: only class 1 is ever mislabeled
-    by_class = Oracle(y, noise=NoiseModel(class_flip_rates={1: 1.0}), random_state=0)
-    labels = by_class.label(np.arange(100)).labels
-    assert (labels[y == 0] == 0).all() and (labels[y == 1] == 0).all()
-    # annotator rates combine with class rates: 1 - (1 - 0.5) * (1 - 0.5) = 0.75
-    rates = NoiseModel(annotator_flip_rates=(0.5,), class_flip_rates={0: 0.5}).rates(
-        1, np.array([0, 1])
+def test_dawid_skene_revisions_reach_the_session(digits, monkeypatch):
+    # the session must train on the labels the oracle holds now, after Dawid-Skene revised
+    # earlier consensus items, not on the labels first given
+    import labelwise.loop
+
+    sessions = []
+
+    class Recording(labelwise.loop.Session):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            sessions.append(self)
+
+    monkeypatch.setattr(labelwise.loop, "Session", Recording)
+    y_train = digits[1]
+    oracle = Oracle(
+        y_train,
+        noise=NoiseModel(annotator_flip_rates=(0.05, 0.45, 0.45)),
+        consensus=Consensus(k=3, fraction=1.0, method="dawid_skene"),
+        random_state=0,
     )
-    np.testing.assert_allclose(rates, [[0.75, 0.5]])
+    revised = []
+    real_update = Recording.update_labels
+    monkeypatch.setattr(
+        Recording,
+        "update_labels",
+        lambda self, idx, labels, refit=True: (
+            revised.append(len(idx)) or real_update(self, idx, labels, refit=refit)
+        ),
+    )
+    list(iter_simulate(digits, "margin", batch_size=30, n_rounds=5, oracle=oracle, random_state=0))
+    (session,) = sessions
+    np.testing.assert_array_equal(session.y_labeled, oracle.current(session.labeled_idx))
+    assert sum(revised) > 0  # with these rates Dawid-Skene does revise earlier labels
 
 
-def test_oracle_flip_rate_is_about_right_and_seeded():
-    y = np.arange(5000) % 10
-    a = Oracle(y, noise=NoiseModel(flip_rate=0.3), random_state=1).label(np.arange(5000))
-    b = Oracle(y, noise=NoiseModel(flip_rate=0.3), random_state=1).label(np.arange(5000))
-    np.testing.assert_array_equal(a.labels, b.labels)
-    assert abs(np.mean(a.labels != y) - 0.3) < 0.03
+def test_any_random_state_kind_resolves_once_and_repeats(digits):
+    runs = [
+        simulate(digits, "margin", batch_size=10, n_rounds=2, random_state=rs)
+        for rs in (np.random.RandomState(5), np.random.RandomState(5))
+    ]
+    runs += [
+        simulate(digits, "margin", batch_size=10, n_rounds=2, random_state=rs)
+        for rs in (np.random.default_rng(5), np.random.default_rng(5))
+    ]
+    for a, b in (runs[:2], runs[2:]):
+        np.testing.assert_array_equal(a.points[-1].selected, b.points[-1].selected)
 
 
-def test_majority_vote_by_hand():
-    votes = np.array([[0, 0, 1], [2, 1, 1], [1, -1, -1]])
-    np.testing.assert_array_equal(majority_vote(votes, 3, random_state=0), [0, 1, 1])
-
-
-def test_dawid_skene_beats_majority_with_one_reliable_annotator():
-    # 300 binary items; annotator 0 is right 95% of the time, annotators 1 and 2 only 60%
-    # (independently). Majority is right when at least two are:
-    # 0.95 * (1 - 0.4 * 0.4) + 0.05 * (0.6 * 0.6) = 0.798 + 0.018 = 0.816.
-    # Dawid-Skene learns the reliabilities and follows annotator 0, whose log-odds
-    # ln(0.95 / 0.05) = 2.94 outweigh two poor ones (2 * ln(0.6 / 0.4) = 0.81): about 0.95.
-    rng = np.random.RandomState(0)
-    truth = rng.randint(2, size=300)
-    right = rng.random_sample((300, 3)) < np.array([0.95, 0.6, 0.6])
-    votes = np.where(right, truth[:, None], 1 - truth[:, None])
-    majority = majority_vote(votes, 2, random_state=0)
-    assert np.mean(majority == truth) == pytest.approx(0.816, abs=0.04)
-    posterior, confusion, priors = dawid_skene(votes, 2)
-    ds = np.mean(posterior.argmax(axis=1) == truth)
-    assert ds >= 0.92 and ds > np.mean(majority == truth) + 0.1
-    accuracy = confusion[:, [0, 1], [0, 1]].mean(axis=1)  # mean diagonal per annotator
-    assert accuracy.argmax() == 0 and accuracy[0] > 0.8 and (accuracy[1:] < 0.75).all()
-    np.testing.assert_allclose(priors, np.bincount(truth) / 300, atol=0.08)
-
-
-@settings(max_examples=25, deadline=None)
-@given(st.integers(0, 2**31 - 1))
-def test_dawid_skene_returns_distributions(seed):
-    rng = np.random.RandomState(seed)
-    votes = rng.randint(-1, 3, size=(12, 4))
-    votes[:, 0] = rng.randint(0, 3, size=12)  # every item has at least one vote
-    posterior, confusion, priors = dawid_skene(votes, 3)
-    np.testing.assert_allclose(posterior.sum(axis=1), 1.0)
-    np.testing.assert_allclose(confusion.sum(axis=2), 1.0)
-    np.testing.assert_allclose(priors.sum(), 1.0)
-
-
-def test_dawid_skene_consensus_in_the_oracle_beats_majority():
-    # annotator 0 errs 5% of the time, annotators 1 and 2 40%: majority of three is wrong on
-    # about 1 - (0.95 * (1 - 0.4**2) + 0.05 * 0.6**2) ~ 0.18 of the items (a bit less: two
-    # wrong votes need not agree among 3 classes); Dawid-Skene finds annotator 0 and follows it.
-    y = np.arange(600) % 3
-    wrong = {}
-    for method in ("majority", "dawid_skene"):
-        oracle = Oracle(
-            y,
-            noise=NoiseModel(annotator_flip_rates=(0.05, 0.4, 0.4)),
-            consensus=Consensus(k=3, fraction=1.0, method=method),
-            random_state=0,
-        )
-        out = oracle.label(np.arange(600))
-        assert out.n_annotations == 1800 and out.n_consensus_items == 600
-        wrong[method] = oracle.n_wrong(np.arange(600)) / 600
-    assert 0.1 < wrong["majority"] < 0.22
-    assert wrong["dawid_skene"] < wrong["majority"] - 0.05
+def test_cold_start_strategy_picks_round_zero(digits):
+    res = simulate(
+        digits, "margin", batch_size=10, n_rounds=1, random_state=0, cold_start="kcenter"
+    )
+    assert res.config["cold_start"] == "kcenter"
+    rand = simulate(digits, "margin", batch_size=10, n_rounds=1, random_state=0)
+    assert not np.array_equal(res.points[0].selected, rand.points[0].selected)
 
 
 # ----------------------------------------------------------------------------------- bad input
@@ -265,19 +240,6 @@ def test_non_positive_batch(digits):
 def test_rounds_and_budget_together(digits):
     with pytest.raises(LabelwiseError, match="not both"):
         simulate(digits, "random", n_rounds=2, label_budget=100)
-
-
-def test_bad_noise_and_consensus():
-    with pytest.raises(LabelwiseError, match=r"flip_rate must be a probability in \[0, 1\]"):
-        NoiseModel(flip_rate=1.5)
-    with pytest.raises(LabelwiseError, match="unknown consensus method"):
-        Consensus(method="vote")
-    with pytest.raises(LabelwiseError, match="k must be an integer >= 2"):
-        Consensus(k=1)
-    with pytest.raises(LabelwiseError, match="needs 3 distinct annotators"):
-        Oracle([0, 1], annotators=2, consensus=Consensus(k=3))
-    with pytest.raises(LabelwiseError, match="not in the data"):
-        Oracle([0, 1], noise=NoiseModel(class_flip_rates={7: 0.1}))
 
 
 def test_bad_metric(digits):
