@@ -440,3 +440,117 @@ def test_update_labels_replaces_and_refits(digits):
     assert s.fitted_model_ is not first
     with pytest.raises(LabelMismatchError, match="not labelled"):
         s.update_labels([500], [1])
+
+
+def test_calibrated_model_trains_in_session_and_its_temperature_follows_the_labels(digits):
+    """Session(CalibratedModel(...)) clones and refits model *and* temperature every round."""
+    from labelwise.calibration import CalibratedModel
+
+    X_pool, X_test, y_pool, _ = digits
+    s = Session(CalibratedModel(lr(), TemperatureScaling()), X_pool, random_state=0)
+    temperatures = []
+    for _ in range(4):
+        q = s.query(40)
+        s.teach(q, y_pool[q.idx])
+        temperatures.append(s.fitted_model_.calibrator.temperature_)
+    assert len(set(temperatures)) == 4  # refitted each round, not frozen after the first
+    proba = s.predict_proba(X_test)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # the calibrated probabilities are the base model's, softened or sharpened by T
+    base = s.fitted_model_.model.predict_proba(X_test)
+    np.testing.assert_array_equal(proba.argmax(axis=1), base.argmax(axis=1))
+    assert not np.allclose(proba, base)
+    # calibration="temperature" is the same thing
+    s2 = Session(lr(), X_pool, calibration="temperature", random_state=0)
+    for _ in range(4):
+        q = s2.query(40)
+        s2.teach(q, y_pool[q.idx])
+    np.testing.assert_allclose(s2.predict_proba(X_test), proba)
+
+
+def test_resumed_session_selects_what_the_original_selects(digits):
+    X_pool, _, y_pool, _ = digits
+    kw = {"strategy": "qbc_vote_entropy", "committee_size": 3, "random_state": 11}
+    s = Session(lr(), X_pool, **kw)
+    for _ in range(3):
+        q = s.query(15)
+        s.teach(q, y_pool[q.idx])
+    resumed = Session.from_state(
+        lr(), X_pool, labeled_idx=s.labeled_idx, y_labeled=s.y_labeled, round=s.round, **kw
+    )
+    np.testing.assert_array_equal(resumed.query(15).idx, s.query(15).idx)
+    # given the fitted model, from_state does not refit it
+    same = Session.from_state(
+        lr(), X_pool, fitted_model=s.fitted_model_, labeled_idx=s.labeled_idx,
+        y_labeled=s.y_labeled, round=s.round, **kw,
+    )  # fmt: skip
+    assert same.fitted_model_ is s.fitted_model_
+
+
+def test_candidate_mask_limits_queries_not_labels(digits):
+    X_pool, _, y_pool, _ = digits
+    mask = np.zeros(X_pool.shape[0], dtype=bool)
+    mask[:100] = True
+    s = Session(lr(), X_pool, candidate_mask=mask, random_state=0)
+    for _ in range(3):
+        q = s.query(30)
+        assert (q.idx < 100).all()
+        s.teach(q, y_pool[q.idx])
+    s.add_labels([500], [y_pool[500]])  # outside the mask: still a welcome label
+    with pytest.raises(BatchSizeError):
+        s.query(20)  # 10 queryable items left
+    s.teach(q := s.query(10), y_pool[q.idx])
+    with pytest.raises(EmptyPoolError, match="candidate_mask"):
+        s.query(1)
+    with pytest.raises(LabelwiseError, match="boolean"):
+        Session(lr(), X_pool, candidate_mask=np.arange(3))
+
+
+def test_model_lag_selects_with_the_older_model(digits):
+    X_pool, _, y_pool, _ = digits
+    lagged = Session(lr(), X_pool, model_lag=1, random_state=3)
+    fresh = Session(lr(), X_pool, random_state=3)
+    for s in (lagged, fresh):
+        for _ in range(3):
+            q = s.query(20)
+            s.teach(q, y_pool[q.idx])
+    assert lagged.selecting_model_ is not lagged.fitted_model_
+    assert fresh.selecting_model_ is fresh.fitted_model_
+    with pytest.raises(LabelwiseError, match="model_lag"):
+        Session(lr(), X_pool, model_lag=-1)
+
+
+def test_default_committee_is_built_for_committee_strategies(digits):
+    X_pool, _, y_pool, _ = digits
+    s = Session(lr(), X_pool, strategy="qbc_kl", committee_size=4, random_state=0)
+    q = s.query(30)
+    assert q.strategy == "random"
+    s.teach(q, y_pool[q.idx])
+    assert s.query(10).strategy == "qbc_kl"
+    assert len(s.candidates().committee) == 4
+
+
+def test_committee_strategy_with_only_a_pretrained_model_starts_cold(digits):
+    X_pool, _, y_pool, _ = digits
+    pre = lr().fit(X_pool[:200], y_pool[:200])
+    s = Session.from_state(lr(), X_pool, fitted_model=pre, strategy="qbc_kl")
+    assert s.query(5).strategy == "random"  # no labels here to fit a committee on
+    m = Session.from_state(lr(), X_pool, fitted_model=pre, strategy="margin")
+    assert m.query(5).strategy == "margin"  # a single-model strategy uses it at once
+
+
+def test_session_stopping_with_stabilizing_predictions(digits):
+    from labelwise.stopping import StabilizingPredictions
+
+    X_pool, _, y_pool, _ = digits
+    s = Session(lr(), X_pool, stopping=StabilizingPredictions(kappa=0.95, window=2), random_state=0)
+    assert s.stop_set.shape == (1000, X_pool.shape[1])
+    decisions = []
+    for _ in range(12):
+        q = s.query(40)
+        s.teach(q, y_pool[q.idx])
+        decisions.append(s.should_stop().stop)
+    assert len(s.stop_set_predictions) == 12
+    assert not decisions[0] and any(decisions)  # stops once successive models agree
+    with pytest.raises(LabelwiseError, match="no stopping rule"):
+        Session(lr(), X_pool).should_stop()
