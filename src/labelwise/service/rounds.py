@@ -113,6 +113,7 @@ __all__ = [
     "audit_mask",
     "build_model",
     "build_session",
+    "import_model",
     "load_model",
     "project_seed",
     "read_snapshot",
@@ -974,3 +975,108 @@ def run_retrain(
         next_round_id=next_round_id,
         n_rescored=n_rescored,
     )
+
+
+# --------------------------------------------------------------------------- pre-trained models
+
+
+def import_model(
+    store: BaseStore, project_id: int, path: str | Path, *, settings: Any,
+    now: datetime | None = None,
+) -> int:  # fmt: skip
+    """Make a model trained elsewhere the project's current model (transfer-learning start).
+
+    The next round selects with the project's strategy under this model's uncertainty instead
+    of the cold start; the first retrain replaces it with a model fitted on the project's own
+    labels. Only load files you trust: a joblib/pickle file can run code when loaded.
+
+    Parameters
+    ----------
+    store : BaseStore
+    project_id : int
+    path : str or Path
+        A joblib file of a fitted classifier with ``predict_proba`` whose ``classes_`` are
+        classes of the project (strings), fitted on features like the project's (same width).
+    settings : Settings
+    now : datetime, optional
+
+    Returns
+    -------
+    int
+        The new model version's id. Its metrics hold the validation accuracy when the project
+        has validation items.
+
+    Raises
+    ------
+    LabelwiseError
+        If the file cannot be read, is not a fitted classifier, or does not fit the project
+        (classes or feature width); nothing is stored then.
+    """
+    import joblib
+
+    from labelwise.models import check_fitted
+    from labelwise.models.training import evaluation_metrics
+
+    project = store.get_project(project_id)
+    try:
+        model = joblib.load(path)
+    except Exception as e:  # any unpickling failure is the file's fault
+        raise LabelwiseError(f"cannot load a model from {str(path)!r}: {e}") from None
+    check_fitted(model)
+    classes = [str(c) for c in np.atleast_1d(getattr(model, "classes_", []))]
+    if project.task_type != TaskType.MULTILABEL:
+        foreign = [c for c in classes if c not in project.classes]
+        if foreign or len(classes) < 2:
+            raise LabelwiseError(
+                f"the model's classes {classes} must be at least two of the project's classes "
+                f"{list(project.classes)} (as strings); {foreign[:3]} are not."
+            )
+    snap = read_snapshot(store, project, settings)
+    fm = snap.features
+    try:
+        proba = np.asarray(model.predict_proba(_rows(fm.X, np.arange(min(fm.n, 2)))))
+    except Exception as e:  # a width or type mismatch shows up here
+        raise LabelwiseError(
+            f"the model cannot score this project's features ({fm.kind}, {fm.X.shape[1]} "
+            f"columns): {e}"
+        ) from None
+    if proba.ndim != 2 or proba.shape[0] != min(fm.n, 2):
+        raise LabelwiseError(f"the model's predict_proba returned shape {proba.shape}.")
+    metrics: dict[str, Any] = {
+        "source": "imported",
+        "n_labels": 0,
+        "n_validation": int(snap.val_ids.shape[0]),
+        "n_labeled_items": snap.n_labeled_items,
+        "accuracy": None,
+        "macro_f1": None,
+        "stop": False,
+        "stop_reason": "continue: a pre-trained model, not yet refitted on this project's labels",
+    }
+    if snap.val_ids.size:
+        val_proba = np.asarray(model.predict_proba(_rows(fm.X, fm.positions(snap.val_ids))))
+        metrics.update(
+            evaluation_metrics(
+                snap.y_val, val_proba, np.asarray(model.classes_), task_type=project.task_type
+            )
+        )
+        metrics["eval"] = "validation_split"
+    stamp = (utcnow() if now is None else now).strftime("%Y%m%dT%H%M%S%f")
+    target = (
+        Path(settings.data_dir) / "models" / f"project_{project_id}" / f"imported_{stamp}.joblib"
+    )
+    artifact = {
+        "model": model,
+        "temperature": None,
+        "classes": list(project.classes),
+        "task_type": project.task_type,
+        "feature_kind": fm.kind,
+        "feature_key": fm.key,
+        "n_features": int(fm.X.shape[1]),
+    }
+    _atomic_dump(artifact, target)
+    mv_id = store.create_model_version(
+        project_id, round_id=None, metrics=metrics, calibration={}, artifact_path=str(target),
+        now=now,
+    )  # fmt: skip
+    log.info("project %d: imported model %s as model version %d", project_id, path, mv_id)
+    return mv_id
