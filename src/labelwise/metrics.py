@@ -6,7 +6,6 @@ Pure numpy / scikit-learn functions; they do not validate (callers validate at t
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import cohen_kappa_score
 
 __all__ = ["agreement_kappa", "confidence_and_correct"]
 
@@ -28,6 +27,8 @@ def agreement_kappa(pred_a: np.ndarray, pred_b: np.ndarray) -> float:
     kappa : float
         In ``[-1, 1]``; ``[0, 1, 1]`` vs ``[0, 1, 0]`` gives ``0.4``.
     """
+    from sklearn.metrics import cohen_kappa_score  # here, not at the top: keeps imports light
+
     pred_a = np.asarray(pred_a)
     pred_b = np.asarray(pred_b)
     if np.array_equal(pred_a, pred_b):

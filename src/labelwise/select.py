@@ -8,7 +8,8 @@ favoured by its place in the pool.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils import check_random_state
+
+from labelwise._random import check_random_state
 
 __all__ = ["RunningTopK", "top_k"]
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn import config_context
-from sklearn.exceptions import NotFittedError as SklearnNotFittedError
-from sklearn.utils.validation import check_is_fitted
 
 from labelwise.errors import ModelInterfaceError, NotFittedError
 
@@ -52,6 +49,10 @@ def check_fitted(model: Any) -> Any:
             "strategy such as 'random' or 'representative') and fit the model."
         )
     check_model(model)
+    # Imported here, not at the top: `import labelwise` must not load scikit-learn.
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
     try:
         check_is_fitted(model)
     except SklearnNotFittedError:
@@ -84,6 +85,8 @@ def predict_proba(model: Any, X: Any) -> np.ndarray:
     -------
     proba : ndarray of shape (n_samples, n_classes) or (n_samples, n_labels)
     """
+    from sklearn import config_context  # here, not at the top: keeps `import labelwise` light
+
     # Scikit-learn re-checks every chunk of features for NaN/inf; a NaN feature shows up as a NaN
     # probability, which labelwise's proba validation reports with its row, so the check on the
     # (much larger) feature chunk is skipped: ~20% of predict_proba time on a 1M x 384 pool.

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import check_random_state
 
+from labelwise._random import check_random_state
 from labelwise.errors import MissingInputError, UnsupportedTaskError
 from labelwise.models import check_fitted, predict_proba
 from labelwise.select import RunningTopK

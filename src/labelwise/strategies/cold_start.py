@@ -18,11 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
-from sklearn.utils.random import sample_without_replacement
 
+from labelwise._random import check_random_state
 from labelwise.errors import LabelwiseError, MissingInputError
 from labelwise.select import top_k
 from labelwise.strategies.base import Candidates, Strategy
@@ -413,6 +410,11 @@ class Representative(Strategy):
         self.max_iter = max_iter
 
     def _select(self, candidates, k, rng):
+        # scikit-learn is imported where it is used: `import labelwise` must stay light.
+        from sklearn.cluster import KMeans
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.utils.random import sample_without_replacement
+
         n = candidates.n
         s = min(n, max(self.sample_size, k))
         if s < n:

@@ -26,9 +26,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics.pairwise import euclidean_distances
 from threadpoolctl import threadpool_limits
 
 from labelwise.errors import LabelMismatchError, LabelwiseError
@@ -615,6 +612,11 @@ class UncertaintyMix(Strategy):
         return np.concatenate([unc_idx, rep_idx]), np.concatenate([unc_scores, rep_scores])
 
     def _representatives(self, candidates, exclude, n_rep, rng):
+        # scikit-learn is imported where it is used: `import labelwise` must stay light.
+        from sklearn.cluster import KMeans
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.metrics.pairwise import euclidean_distances
+
         n_rest = candidates.n - exclude.shape[0]
         m = min(n_rest, max(self.sample_size, 10 * n_rep))
         if m == n_rest:

@@ -24,12 +24,8 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.preprocessing import normalize
-from sklearn.utils import check_random_state
-from sklearn.utils.random import sample_without_replacement
 
+from labelwise._random import check_random_state
 from labelwise.errors import LabelwiseError, UnknownStrategyError
 from labelwise.select import top_k
 from labelwise.strategies.base import Candidates, ScoreStrategy, Strategy
@@ -270,6 +266,10 @@ def cluster_select(
     n = X.shape[0]
     if k >= n:
         return top_k(scores, n, rng)
+    # scikit-learn is imported where it is used: `import labelwise` must stay light.
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
     km = KMeans(n_clusters=k, n_init=1, max_iter=max_iter, random_state=rng)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -330,6 +330,8 @@ def cosine_capped_select(
     order = top_k(np.asarray(scores, dtype=np.float64), n, rng)
     if max_similarity >= 1:
         return order[:k]
+    from sklearn.preprocessing import normalize  # here, not at the top: keeps imports light
+
     Xn = normalize(_as_float(X)[order])
     sparse = sp.issparse(Xn)
     accepted: list[int] = []  # positions into ``order``
@@ -460,6 +462,8 @@ class KCenterGreedy(_Diversity):
             pidx, _ = _prefilter_by_score(candidates, m, self.base, rng)
             start = 0
         else:
+            from sklearn.utils.random import sample_without_replacement  # keeps imports light
+
             pidx = np.sort(sample_without_replacement(candidates.n, m, random_state=rng))
             start = None
         Z = candidates.embedding_rows(pidx)

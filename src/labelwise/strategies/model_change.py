@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.pipeline import Pipeline
-from sklearn.utils.extmath import row_norms
 
 from labelwise.errors import LabelwiseError, ModelInterfaceError
 from labelwise.models import embed
@@ -161,6 +159,8 @@ def badge_seeding(
         Distance of each pick to the nearest earlier pick in gradient space (the first: its
         gradient norm).
     """
+    from sklearn.utils.extmath import row_norms  # here, not at the top: keeps imports light
+
     n = a.shape[0]
     g_sq = np.einsum("ij,ij->i", a, a).astype(np.float64) * row_norms(e, squared=True)
     first = int(np.argmax(g_sq))
@@ -189,6 +189,8 @@ def badge_seeding(
 
 def _linear_head(model: Any) -> tuple[Any, Any]:
     """``(transform, head)``: how to map X into the linear model's inputs, and the model."""
+    from sklearn.pipeline import Pipeline  # here, not at the top: keeps imports light
+
     if isinstance(model, Pipeline):
         head = model.steps[-1][1]
         front = model[:-1]
@@ -231,6 +233,8 @@ class ExpectedGradientLength(Strategy):
     task_types = SINGLE_LABEL
 
     def _select(self, candidates, k, rng):
+        from sklearn.utils.extmath import row_norms  # here, not at the top: keeps imports light
+
         transform, head = _linear_head(candidates.model)
         coef = getattr(head, "coef_", None)
         if coef is None:
@@ -304,6 +308,8 @@ class BADGE(Strategy):
         return a, _embedding_rows(candidates, X_chunk)
 
     def _select(self, candidates, k, rng):
+        from sklearn.utils.extmath import row_norms  # here, not at the top: keeps imports light
+
         m = self._n_keep(k, candidates.n)
         if m < candidates.n:
             best = RunningTopK(m, random_state=rng)

@@ -1,22 +1,72 @@
-"""Strategies registered by name, so configuration, the CLI and the service can ask for them."""
+"""Strategies registered by name, so configuration, the CLI and the service can ask for them.
+
+The built-in strategies register themselves when their modules are imported. Those modules are
+imported on the first lookup (:func:`get_strategy`, :func:`list_strategies`, ...), not when
+``labelwise`` or ``labelwise.strategies`` is imported, so that a script that only needs a score
+function (or ``labelwise --help``) does not pay for every strategy and its dependencies.
+"""
 
 from __future__ import annotations
 
+import importlib
+import threading
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from labelwise.errors import UnknownStrategyError
-from labelwise.strategies.base import Strategy
+
+if TYPE_CHECKING:
+    # At run time the base is imported where it is used: `labelwise --help` and the CLI's
+    # import of this module then skip numpy/scipy.
+    from labelwise.strategies.base import Strategy
 
 __all__ = ["StrategyInfo", "get_strategy", "list_strategies", "register", "strategy_names"]
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 
-S = TypeVar("S", bound=type[Strategy])
+# Every module that registers built-in strategies at import. Adding a strategy module means
+# adding it here, or lookups will not see it until something else imports it.
+BUILTIN_MODULES = (
+    "labelwise.strategies.uncertainty",
+    "labelwise.strategies.committee",
+    "labelwise.strategies.model_change",
+    "labelwise.strategies.diversity",
+    "labelwise.strategies.cold_start",
+    "labelwise.strategies.combine",
+)
+
+_builtins_loaded = False
+_builtins_loading = False
+# Re-entrant: the modules imported below call back into the registry (``register``, and lookups
+# while they import); other threads wait, so none sees a half-filled registry.
+_builtins_lock = threading.RLock()
+
+S = TypeVar("S", bound="type[Strategy]")
+
+
+def _load_builtins() -> None:
+    """Import every built-in strategy module once, so that all of them are registered."""
+    global _builtins_loaded, _builtins_loading
+    if _builtins_loaded:
+        return
+    with _builtins_lock:
+        if _builtins_loaded or _builtins_loading:  # done, or this thread is mid-import
+            return
+        _builtins_loading = True
+        try:
+            for module in BUILTIN_MODULES:
+                importlib.import_module(module)
+            _builtins_loaded = True
+        finally:
+            _builtins_loading = False
 
 
 def register(cls: S) -> S:
     """Class decorator: register a strategy under ``cls.name``."""
+    if cls.__module__ not in BUILTIN_MODULES:
+        # A user's strategy is checked against every built-in name, as it was when the
+        # built-ins were registered eagerly; built-ins register as their modules import.
+        _load_builtins()
     if not cls.name:
         raise TypeError(f"{cls.__name__} needs a non-empty `name` to be registered")
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
@@ -38,6 +88,7 @@ class StrategyInfo:
 
 def strategy_names() -> list[str]:
     """Sorted names of every registered strategy."""
+    _load_builtins()
     return sorted(_REGISTRY)
 
 
@@ -57,6 +108,7 @@ def list_strategies() -> list[StrategyInfo]:
 
 def get_strategy_class(name: str) -> type[Strategy]:
     """The class registered under ``name``; raises :class:`UnknownStrategyError`."""
+    _load_builtins()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -75,6 +127,8 @@ def get_strategy(name: str | Strategy, **params: Any) -> Strategy:
     UnknownStrategyError
         If no strategy has that name; the message lists the valid ones.
     """
+    from labelwise.strategies.base import Strategy
+
     if isinstance(name, Strategy):
         if params:
             raise TypeError("parameters cannot be given with a Strategy instance")

@@ -8,7 +8,6 @@ the input's floating dtype (float32 stays float32) and do not validate: the stra
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import entr
 
 __all__ = [
     "entropy",
@@ -21,7 +20,10 @@ __all__ = [
 
 
 def _xlogx(p: np.ndarray) -> np.ndarray:
-    # scipy's entr is -x log x with 0 log 0 = 0, in one ufunc pass.
+    # scipy's entr is -x log x with 0 log 0 = 0, in one ufunc pass. Imported here (a dict
+    # lookup per call) because scipy.special is most of the import time of this module.
+    from scipy.special import entr
+
     return -entr(p)
 
 
@@ -75,6 +77,8 @@ def entropy(proba: np.ndarray) -> np.ndarray:
     scores : ndarray of shape (n_samples,)
         In ``[0, ln n_classes]``; ``[0.5, 0.5] -> ln 2``.
     """
+    from scipy.special import entr  # here, not at the top: keeps the import light
+
     return entr(proba).sum(axis=1)
 
 
