@@ -91,16 +91,10 @@ def test_progress_says_why_the_loop_stopped(store, settings, digits_project, ann
     assert point[0] == 20 and point[1] > 0.3
 
 
-def test_power_law_helpers():
-    assert labels_for_accuracy((1.0, 1.0, 1.0), 0.9) == pytest.approx(10)  # (1 / 0.1) ** 1
-    assert labels_for_accuracy((0.8, 1.0, 1.0), 0.9) is None  # above the ceiling
-    assert fit_power_law([10, 20], [0.5, 0.6]) is None  # needs 3 distinct points
-    a, b, c = fit_power_law([10, 20, 40], [0.88, 0.93, 0.955])
-    assert (a, b, c) == pytest.approx((0.98, 1.0, 1.0), rel=1e-3)
+def test_compute_functions_are_still_importable_from_the_service():
+    # the arithmetic moved to labelwise.progress (tested in tests/test_progress.py)
+    import labelwise.progress as compute
 
-
-def test_stopping_target():
-    assert stopping_target({"target": 0.9}) == 0.9
-    assert stopping_target({"all": [{"min_labels": 5}, {"target": {"target": 0.8}}]}) == 0.8
-    assert stopping_target({"target": {"target": 0.8, "metric": "macro_f1"}}) is None
-    assert stopping_target({}) is None
+    assert fit_power_law is compute.fit_power_law
+    assert labels_for_accuracy is compute.labels_for_accuracy
+    assert stopping_target is compute.stopping_target

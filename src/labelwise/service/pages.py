@@ -17,13 +17,13 @@ Routes (none of them is part of the OpenAPI schema):
 - ``GET /api/items/{item_id}/keywords``: words to highlight in a text item (bearer token).
 
 Keywords to highlight come from the item's ``metadata["keywords"]`` when the importer set it;
-otherwise they are the item's top TF-IDF terms (:func:`top_terms`), with document frequencies
-taken from up to :data:`KEYWORD_SAMPLE` text items of the project and cached per project.
+otherwise they are the item's top TF-IDF terms (:func:`labelwise.text.top_terms`, re-exported
+here), with document frequencies (:func:`labelwise.text.term_idf`) taken from up to
+:data:`KEYWORD_SAMPLE` text items of the project and cached per project.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,6 +38,7 @@ from labelwise.errors import LabelwiseError
 from labelwise.service.deps import CurrentUser, ProjectId, StoreDep, visible_project
 from labelwise.service.schemas import MAX_ID
 from labelwise.storage.base import BaseStore, NotFound
+from labelwise.text import term_idf, top_terms
 
 __all__ = ["IMAGE_TYPES", "KEYWORD_SAMPLE", "router", "static_files", "top_terms"]
 
@@ -122,47 +123,11 @@ def item_image(item_id: ItemId, store: StoreDep, user: CurrentUser) -> FileRespo
     return FileResponse(p, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
 
 
-_TAG = re.compile(r"<[^>]{0,200}>")
-
-
-def _plain(text: str) -> str:
-    """Lower-cased text without HTML tags (``<br />`` in scraped reviews is not a keyword)."""
-    return _TAG.sub(" ", text).lower()
-
-
-def top_terms(text: str, idf: dict[str, float], k: int = 5) -> list[str]:
-    """The ``k`` terms of ``text`` with the highest TF-IDF weight, best first.
-
-    Parameters
-    ----------
-    text : str
-    idf : dict of str to float
-        Inverse document frequency of each known term; unknown terms are ignored.
-    k : int, default=5
-
-    Returns
-    -------
-    list of str
-        At most ``k`` terms; ties broken by first occurrence.
-    """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    analyzer = TfidfVectorizer(stop_words="english", preprocessor=_plain).build_analyzer()
-    tf: dict[str, int] = {}
-    for term in analyzer(text):
-        if term in idf:
-            tf[term] = tf.get(term, 0) + 1
-    order = sorted(tf, key=lambda t: -tf[t] * idf[t])  # stable: first occurrence wins ties
-    return order[:k]
-
-
 _idf_lock = threading.Lock()
 
 
 def _project_idf(request: Request, store: BaseStore, project_id: int) -> dict[str, float]:
     """Document frequencies of a project's text items, cached on the app per item count."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     cache: dict[int, tuple[int, dict[str, float]]] = request.app.state.__dict__.setdefault(
         "keyword_idf", {}
     )
@@ -176,15 +141,7 @@ def _project_idf(request: Request, store: BaseStore, project_id: int) -> dict[st
         for it in store.list_items(project_id, limit=KEYWORD_SAMPLE)
         if isinstance(it.payload.get("text"), str)
     ]
-    idf: dict[str, float] = {}
-    if texts:
-        vec = TfidfVectorizer(stop_words="english", preprocessor=_plain)
-        try:
-            vec.fit(texts)
-        except ValueError:  # only stop words
-            pass
-        else:
-            idf = dict(zip(vec.get_feature_names_out(), vec.idf_.tolist(), strict=True))
+    idf = term_idf(texts)
     with _idf_lock:
         cache[project_id] = (n_items, idf)
     return idf

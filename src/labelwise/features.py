@@ -1,0 +1,417 @@
+"""Featurisers: payloads, texts, image paths and ``.npy`` rows in, float32 matrices out.
+
+This is the compute band under :mod:`labelwise.service.features`, which reads items from the
+store, keeps the on-disk cache and calls these functions. Nothing here knows of the store: every
+function takes plain lists (of payloads, texts, paths, metadata) in item order and returns one
+row per item.
+
+- :func:`npy_rows`: rows of memory-mapped ``.npy`` files (no copy when every item reads row ``i``
+  of one file in order; otherwise the rows are gathered);
+- :func:`tfidf`: TF-IDF (scikit-learn, ``sublinear_tf``, up to :data:`MAX_FEATURES` terms,
+  ``min_df=2`` from 1,000 texts on), float32 CSR;
+- :func:`tabular`: numeric payload fields, standardised, dense float32, columns in sorted key
+  order (missing values take the column mean, so they become 0);
+- :func:`thumbnails`: 16 x 16 grayscale thumbnails (Pillow), flattened, scaled to ``[0, 1]``;
+- :func:`item_metadata`: the per-item columns stratified cold start reads (``source``, ``tag``,
+  and for text ``length`` and one ``keyword:<kw>`` flag per project keyword);
+- :func:`features_key`: the hash that says two featurisations are the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from labelwise.errors import LabelwiseError
+from labelwise.strategies.cold_start import keyword_flags
+
+__all__ = [
+    "FEATURE_KINDS",
+    "MAX_FEATURES",
+    "THUMBNAIL_SIZE",
+    "FeatureMatrix",
+    "check_keywords",
+    "feature_kind",
+    "features_key",
+    "first_tag",
+    "item_metadata",
+    "keyword_columns",
+    "npy_rows",
+    "tabular",
+    "tfidf",
+    "thumbnails",
+]
+
+FEATURE_KINDS = ("npy", "text", "tabular", "image")
+THUMBNAIL_SIZE = 16
+MAX_FEATURES = 50_000
+CACHE_VERSION = "1"  # bump when a featurisation changes: every cached matrix is then recomputed
+KEYWORD_PREFIX = "keyword:"
+
+
+@dataclass(frozen=True)
+class FeatureMatrix:
+    """Features of every item of a project, one row per item.
+
+    Attributes
+    ----------
+    item_ids : ndarray of shape (n_items,), int64
+        Item ids, ascending; row ``i`` of ``X`` is item ``item_ids[i]``.
+    X : ndarray, memmap or CSR matrix of shape (n_items, n_features)
+        float32 features.
+    kind : {"npy", "text", "tabular", "image"}
+    metadata : dict of str to ndarray of shape (n_items,)
+        Columns for stratified cold start (``source``, ``tag``; for text ``length`` and
+        ``keyword:<kw>`` flags).
+    key : str
+        Hash of the item ids and the featurisation: equal keys, equal matrices.
+    """
+
+    item_ids: np.ndarray
+    X: Any
+    kind: str
+    metadata: dict[str, np.ndarray] = field(default_factory=dict)
+    key: str = ""
+
+    @property
+    def n(self) -> int:
+        return int(self.item_ids.shape[0])
+
+    def positions(self, item_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Row positions of ``item_ids`` (which must all be items of the project).
+
+        Parameters
+        ----------
+        item_ids : array-like of shape (m,)
+
+        Returns
+        -------
+        positions : ndarray of shape (m,), int64
+
+        Raises
+        ------
+        LabelwiseError
+            If an id has no row.
+        """
+        ids = np.asarray(item_ids, dtype=np.int64)
+        if self.n == 0:  # nothing to index into: every id is missing
+            if ids.size:
+                raise LabelwiseError(
+                    f"items {ids[:5].tolist()} have no feature row; recompute the features."
+                )
+            return np.empty(0, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.item_ids, ids), self.n - 1)
+        bad = self.item_ids[pos] != ids
+        if bad.any():
+            missing = ids[bad][:5].tolist()
+            raise LabelwiseError(f"items {missing} have no feature row; recompute the features.")
+        return pos.astype(np.int64)
+
+
+# --------------------------------------------------------------------------- kinds and keys
+
+
+def feature_kind(payload: Mapping[str, Any], features_path: str | None = None) -> str:
+    """How an item is featurised: ``"npy"``, ``"text"``, ``"image"`` or ``"tabular"``.
+
+    Parameters
+    ----------
+    payload : mapping
+        The item's payload: ``{"text": str}``, ``{"image": path}`` or numeric fields.
+    features_path : str or None
+        A ``.npy`` file holding the item's feature row; wins over the payload.
+    """
+    if features_path is not None:
+        return "npy"
+    if isinstance(payload.get("text"), str):
+        return "text"
+    if isinstance(payload.get("image"), str):
+        return "image"
+    return "tabular"
+
+
+def first_tag(metadata: Mapping[str, Any]) -> str | None:
+    """The first of ``metadata["tags"]`` (a list, or one string), or ``None``.
+
+    ``{"tags": ["b", "a"]} -> "b"``, ``{"tags": "x"} -> "x"``, ``{"tags": []} -> None``.
+    """
+    tags = metadata.get("tags")
+    if isinstance(tags, str):
+        return tags or None
+    if isinstance(tags, Sequence) and tags:
+        return str(tags[0])
+    return None
+
+
+def check_keywords(keywords: Any) -> list[str]:
+    """Validate project keywords: ``None`` -> ``[]``, one string -> a list; duplicates dropped.
+
+    Raises
+    ------
+    LabelwiseError
+        If ``keywords`` is not a list of non-empty strings.
+    """
+    if keywords is None:
+        return []
+    if isinstance(keywords, str):
+        keywords = [keywords]
+    if not isinstance(keywords, Sequence) or not all(
+        isinstance(kw, str) and kw.strip() for kw in keywords
+    ):
+        raise LabelwiseError(
+            f"keywords must be a list of non-empty strings (e.g. ['refund', 'late']); "
+            f"got {keywords!r}."
+        )
+    return list(dict.fromkeys(keywords))  # an empty keyword would flag every text
+
+
+def features_key(
+    kind: str, item_ids: np.ndarray, extra: str = "", keywords: Sequence[str] = ()
+) -> str:
+    """Hash of a featurisation: equal keys mean equal matrices and metadata.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`FEATURE_KINDS`.
+    item_ids : ndarray of shape (n_items,)
+        Adding or removing an item changes the key (a new TF-IDF vocabulary, new statistics).
+    extra : str
+        Anything else the rows depend on (the ``.npy`` paths).
+    keywords : sequence of str
+        The project's keywords: they add metadata columns. Without keywords the key is the one
+        earlier versions computed, so existing caches stay valid.
+
+    Returns
+    -------
+    key : str
+        20 hexadecimal characters.
+    """
+    if keywords:
+        extra = f"{extra}|keywords={json.dumps(list(keywords))}"
+    h = hashlib.sha256(f"{CACHE_VERSION}:{kind}:{extra}:".encode())
+    h.update(np.ascontiguousarray(item_ids, dtype="<i8").tobytes())
+    return h.hexdigest()[:20]
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def keyword_columns(texts: Sequence[str], keywords: Sequence[str]) -> dict[str, np.ndarray]:
+    """One boolean column per keyword: does the text contain it as a whole word?
+
+    Parameters
+    ----------
+    texts : sequence of str, length n_items
+    keywords : sequence of str
+        Matched case-insensitively (:func:`labelwise.strategies.cold_start.keyword_flags`).
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n_items,), bool
+        Keyed ``"keyword:<kw>"``, in the order of ``keywords``: ``(["Refund please",
+        "thanks"], ["refund"]) -> {"keyword:refund": [True, False]}``.
+    """
+    return {f"{KEYWORD_PREFIX}{kw}": keyword_flags(texts, [kw]) for kw in keywords}
+
+
+def item_metadata(
+    sources: Sequence[Any],
+    tags: Sequence[str | None],
+    texts: Sequence[str] | None = None,
+    keywords: Sequence[str] = (),
+) -> dict[str, np.ndarray]:
+    """Metadata columns for stratified cold start.
+
+    Parameters
+    ----------
+    sources : sequence, length n_items
+        Where each item came from (the importer's file name), as strings.
+    tags : sequence of str or None, length n_items
+        Each item's first tag; ``None`` becomes ``""``.
+    texts : sequence of str, length n_items, optional
+        For text items: adds ``length`` (characters) and the keyword flags.
+    keywords : sequence of str
+        Adds one ``keyword:<kw>`` column each (text only, see :func:`keyword_columns`).
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n_items,)
+        ``source`` and ``tag`` (object), ``length`` (int64), ``keyword:<kw>`` (bool).
+    """
+    metadata: dict[str, np.ndarray] = {
+        "source": np.array([str(s) for s in sources], dtype=object),
+        "tag": np.array([t or "" for t in tags], dtype=object),
+    }
+    if texts is not None:
+        metadata["length"] = np.fromiter((len(t) for t in texts), np.int64, count=len(texts))
+        if keywords:
+            metadata.update(keyword_columns(texts, keywords))
+    return metadata
+
+
+# --------------------------------------------------------------------------- featurisers
+
+
+def npy_rows(
+    paths: Sequence[str],
+    rows: Sequence[int | None],
+    names: Sequence[Any] | None = None,
+) -> Any:
+    """Rows of memory-mapped ``.npy`` files as float32.
+
+    Parameters
+    ----------
+    paths : sequence of str, length n_items
+        The ``.npy`` file of each item (2-D arrays of one width).
+    rows : sequence of int or None, length n_items
+        The row of each item in its file.
+    names : sequence, length n_items, optional
+        Item names for error messages (external ids).
+
+    Returns
+    -------
+    X : memmap or ndarray of shape (n_items, n_features), float32
+        The memory map itself, with no copy, when one float32 file is read row ``i`` for item
+        ``i`` in order (the usual big pool); otherwise a gathered array.
+
+    Raises
+    ------
+    LabelwiseError
+        If a row is missing, a file is not 2-D, or files differ in width.
+    """
+    missing = [i for i, r in enumerate(rows) if r is None or r < 0]
+    if missing:
+        i = missing[0]
+        name = names[i] if names is not None else f"at position {i}"
+        raise LabelwiseError(f"item {name!r} has features_path but no features_row; set both.")
+    rows_arr = np.asarray(rows, dtype=np.int64)
+    files: dict[str, np.ndarray] = {}
+    for p in dict.fromkeys(paths):
+        arr = np.load(p, mmap_mode="r")
+        if arr.ndim != 2:
+            raise LabelwiseError(f"{p} holds an array of shape {arr.shape}; expected 2-D.")
+        files[p] = arr
+    if len(files) == 1:
+        (arr,) = files.values()
+        if rows_arr.shape[0] == arr.shape[0] and np.array_equal(rows_arr, np.arange(arr.shape[0])):
+            return arr if arr.dtype == np.float32 else np.asarray(arr, dtype=np.float32)
+    widths = {a.shape[1] for a in files.values()}
+    if len(widths) != 1:
+        raise LabelwiseError(f"feature files have different widths {sorted(widths)}; align them.")
+    out = np.empty((len(paths), widths.pop()), dtype=np.float32)
+    path_arr = np.array(paths, dtype=object)
+    for p, arr in files.items():
+        sel = np.flatnonzero(path_arr == p)
+        out[sel] = arr[rows_arr[sel]]
+    return out
+
+
+def tfidf(texts: Sequence[str]) -> sp.csr_matrix:
+    """TF-IDF of texts: ``sublinear_tf``, smooth idf, l2-normalised rows.
+
+    Parameters
+    ----------
+    texts : sequence of str, length n_items
+
+    Returns
+    -------
+    X : CSR matrix of shape (n_items, n_terms), float32
+        Columns are the vocabulary in sorted order (at most :data:`MAX_FEATURES`; terms in a
+        single text are dropped from 1,000 texts on). Texts with no terms at all (only stop words
+        or punctuation) give one all-zero column. ``["good movie", "bad movie"]``: row 0 is
+        ``[0, 0.8148, 0.5797]`` over ``bad, good, movie`` (idf ``1 + ln 1.5`` and ``1``).
+    """
+    # scikit-learn is imported here, not at the top, so the module stays cheap to import.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    min_df = 2 if len(texts) >= 1000 else 1
+    vec = TfidfVectorizer(
+        sublinear_tf=True, min_df=min_df, max_features=MAX_FEATURES, dtype=np.float32
+    )
+    try:
+        X = vec.fit_transform(texts)
+    except ValueError:  # empty vocabulary (e.g. only stop words / punctuation)
+        X = sp.csr_matrix((len(texts), 1), dtype=np.float32)
+    return sp.csr_matrix(X, dtype=np.float32)
+
+
+def tabular(payloads: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Numeric payload fields, standardised per column.
+
+    Parameters
+    ----------
+    payloads : sequence of mapping, length n_items
+        Non-numeric fields are ignored; booleans count as 0 / 1.
+
+    Returns
+    -------
+    X : ndarray of shape (n_items, n_columns), float32
+        Columns in sorted key order; a missing value takes its column's mean (so it becomes 0);
+        a constant column becomes 0.
+
+    Raises
+    ------
+    LabelwiseError
+        If no payload has a numeric field.
+    """
+
+    def numeric(v: Any) -> bool:
+        return isinstance(v, Real)
+
+    columns = sorted({k for p in payloads for k, v in p.items() if numeric(v)})
+    if not columns:
+        raise LabelwiseError(
+            "tabular items need numeric payload fields (e.g. {'x1': 0.3, 'x2': 7}); none "
+            "were found. Import text with text_field=, or give items features_path."
+        )
+    X = np.full((len(payloads), len(columns)), np.nan, dtype=np.float64)
+    for i, p in enumerate(payloads):
+        for j, c in enumerate(columns):
+            v = p.get(c)
+            if numeric(v):
+                X[i, j] = float(v)
+    mean = np.nanmean(X, axis=0)
+    mean = np.where(np.isnan(mean), 0.0, mean)
+    X = np.where(np.isnan(X), mean, X)
+    std = X.std(axis=0)
+    X = (X - mean) / np.where(std > 0, std, 1.0)
+    return X.astype(np.float32)
+
+
+def thumbnails(paths: Sequence[str], size: int = THUMBNAIL_SIZE) -> np.ndarray:
+    """Grayscale ``size x size`` thumbnails of image files, flattened.
+
+    Parameters
+    ----------
+    paths : sequence of str, length n_items
+    size : int
+
+    Returns
+    -------
+    X : ndarray of shape (n_items, size * size), float32
+        Pixel values in ``[0, 1]`` (``value / 255``), row by row.
+
+    Raises
+    ------
+    LabelwiseError
+        If a file cannot be read as an image.
+    """
+    from PIL import Image  # only image projects need Pillow
+
+    out = np.empty((len(paths), size * size), dtype=np.float32)
+    for i, p in enumerate(paths):
+        try:
+            with Image.open(p) as img:
+                thumb = img.convert("L").resize((size, size))
+        except OSError as e:
+            raise LabelwiseError(f"cannot read image {p!r} ({e}); fix or remove the item.") from e
+        out[i] = np.asarray(thumb, dtype=np.float32).ravel() / 255.0
+    return out
