@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import json
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -779,6 +780,24 @@ def project_round(
         console(stderr=True).print(f"[red]error:[/red] no round started: {reason}", markup=True)
         raise typer.Exit(code=2)
     console().print(f"round {started.number} of project {pid} started with {started.strategy}")
+
+
+@project_app.command("import-model")
+def project_import_model(
+    project: str = typer.Argument(..., help="Project name or id."),
+    path: Path = typer.Argument(..., help="joblib file of a fitted classifier (trusted only)."),
+    database_url: str = DATABASE_URL_OPTION,
+) -> None:
+    """Start from a model trained elsewhere: the next round selects with its uncertainty."""
+    from labelwise.service.admin import resolve_project
+    from labelwise.service.rounds import import_model
+
+    with _service_errors():
+        settings = _settings(database_url)
+        with _open(settings) as store:
+            pid = resolve_project(store, project).id
+            mv_id = import_model(store, pid, path, settings=settings)
+    console().print(f"model version {mv_id} of project {pid} is {path.name}; next round uses it")
 
 
 @token_app.command("create")

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import check_random_state
 
+from labelwise._random import check_random_state
 from labelwise.errors import (
     EmptyPoolError,
     LabelMismatchError,
