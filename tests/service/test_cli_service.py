@@ -409,6 +409,37 @@ def test_project_round_queues_a_batch_then_says_why_not(reviews, tmp_path):
     assert "no project named or numbered 'nope'" in fails("project", "round", "nope")
 
 
+def test_project_import_model_then_the_first_round_uses_it(reviews, tmp_path):
+    import joblib
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    texts = [f"review {i} tastes {'great' if i % 2 else 'odd'}" for i in range(12)]
+    write_csv(tmp_path / "r.csv", [(f"r{i}", t, "") for i, t in enumerate(texts)])
+    ok("project", "import", "reviews", str(tmp_path / "r.csv"))
+    # a "pre-trained" model on the project's own feature space (its TF-IDF width)
+    store = store_of(reviews)
+    try:
+        from labelwise.service.features import project_features
+
+        pid = store.find_project("reviews").id
+        fm = project_features(store, pid, Settings(data_dir=tmp_path / "data"))
+    finally:
+        store.close()
+    y = ["great" if i % 2 else "other" for i in range(12)]
+    joblib.dump(LogisticRegression().fit(fm.X, y), tmp_path / "model.joblib")
+    joblib.dump(LogisticRegression().fit(TfidfVectorizer().fit_transform(["apple pie", "cold tea"]), [0, 1]),
+                tmp_path / "foreign.joblib")  # fmt: skip
+    assert "must be at least two of the project's classes" in fails(
+        "project", "import-model", "reviews", str(tmp_path / "foreign.joblib")
+    )
+    assert (
+        "next round uses it"
+        in ok("project", "import-model", "reviews", str(tmp_path / "model.joblib")).output
+    )
+    assert "started with margin" in ok("project", "round", "reviews").output  # not the cold start
+
+
 # --------------------------------------------------------------------------- serve --workers
 
 
