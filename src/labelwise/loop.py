@@ -201,7 +201,7 @@ class Session:
         Members of the default committee.
     calibration : {None, "temperature"}
         ``"temperature"``: every refit also refits a temperature on cross-validated
-        probabilities of the labels (:class:`labelwise.calibration.CalibratedModel`), so the
+        probabilities of the labels (:class:`labelwise.models.calibrated.CalibratedModel`), so the
         strategy sees calibrated probabilities that follow the model as labels grow.
     proba_transform : callable or calibrator, optional
         A fixed transform applied to probabilities before scoring, e.g. a fitted
@@ -727,7 +727,8 @@ class Session:
             return model
         if calibration != "temperature":
             raise LabelwiseError(f"unknown calibration {calibration!r}; use None or 'temperature'.")
-        from labelwise.calibration import CalibratedModel, TemperatureScaling
+        from labelwise.calibration import TemperatureScaling
+        from labelwise.models.calibrated import CalibratedModel
 
         return CalibratedModel(model, TemperatureScaling())
 

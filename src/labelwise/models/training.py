@@ -24,25 +24,69 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
 
+from labelwise.errors import LabelwiseError
 from labelwise.models import predict_proba
 from labelwise.tasks import TaskType
 
 __all__ = [
+    "CALIBRATIONS",
     "HOLDOUT_MIN_LABELS",
+    "MODELS",
     "TrainedModel",
     "can_fit",
     "evaluation_metrics",
     "fit_and_score",
     "fit_model",
     "fit_temperature",
+    "make_model",
     "out_of_fold_proba",
     "prior_model",
     "train_and_evaluate",
 ]
 
+#: Built-in model names (:func:`make_model`).
+MODELS = ("logreg", "nb")
+#: How a deployed model's probabilities are calibrated: a temperature fitted at each retrain, or
+#: not at all.
+CALIBRATIONS = ("temperature", "none")
 #: Below this many labels a held-out share is too small to mean anything: cross-validate.
 HOLDOUT_MIN_LABELS = 50
 SEED_MAX = np.iinfo(np.int32).max
+
+
+def make_model(
+    name: str = "logreg", task_type: TaskType | str = TaskType.MULTICLASS, *, sparse: bool = False
+) -> Any:
+    """A fresh, unfitted built-in model.
+
+    Parameters
+    ----------
+    name : {"logreg", "nb"}
+        ``"logreg"``: ``LogisticRegression(max_iter=1000)``; ``"nb"``: multinomial naive Bayes on
+        sparse (text) features, Gaussian naive Bayes on dense ones.
+    task_type : {"multiclass", "binary", "multilabel"}
+        Multi-label tasks get one-vs-rest of the same model.
+    sparse : bool
+        Whether the features are a sparse matrix.
+
+    Raises
+    ------
+    LabelwiseError
+        For an unknown name (the message lists the valid ones).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.naive_bayes import GaussianNB, MultinomialNB
+
+    if name == "logreg":
+        model: Any = LogisticRegression(max_iter=1000)
+    elif name == "nb":
+        model = MultinomialNB() if sparse else GaussianNB()
+    else:
+        raise LabelwiseError(f"unknown model {name!r}; use one of {list(MODELS)}.")
+    if TaskType(task_type) == TaskType.MULTILABEL:
+        model = OneVsRestClassifier(model)
+    return model
 
 
 def can_fit(y: np.ndarray | None, task_type: TaskType | str = TaskType.MULTICLASS) -> bool:

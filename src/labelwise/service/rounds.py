@@ -105,7 +105,6 @@ from labelwise.tasks import TaskType
 __all__ = [
     "HOLDOUT_FRACTION",
     "HOLDOUT_MIN_LABELS",
-    "MODELS",
     "RESERVED_PARAMS",
     "LoadedModel",
     "RetrainResult",
@@ -130,8 +129,6 @@ log = logging.getLogger(__name__)
 
 HOLDOUT_FRACTION = 0.2
 HOLDOUT_MIN_LABELS = 50
-MODELS = ("logreg", "nb")
-CALIBRATIONS = ("temperature", "none")
 #: strategy_params keys read by the loop, not passed to the strategy
 RESERVED_PARAMS = frozenset(
     {"model", "calibration", "random_state", "committee_size", "keywords", "cold_start_params"}
@@ -203,6 +200,8 @@ def project_seed(project: Project) -> int:
 
 
 def _calibrates(project: Project) -> bool:
+    from labelwise.models.training import CALIBRATIONS
+
     name = project.strategy_params.get("calibration", "temperature")
     if name not in CALIBRATIONS:
         raise LabelwiseError(
@@ -213,29 +212,15 @@ def _calibrates(project: Project) -> bool:
 
 
 def build_model(project: Project, sparse: bool = False) -> Any:
-    """A fresh, unfitted model for the project.
-
-    ``project.strategy_params["model"]`` picks it: ``"logreg"`` (default,
-    ``LogisticRegression(max_iter=1000)``) or ``"nb"`` (multinomial naive Bayes on sparse text
-    features, Gaussian otherwise). Multilabel projects get one-vs-rest of the same model.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.naive_bayes import GaussianNB, MultinomialNB
+    """A fresh, unfitted model for the project: :func:`labelwise.models.training.make_model` of
+    ``project.strategy_params["model"]`` (``"logreg"``, the default, or ``"nb"``)."""
+    from labelwise.models.training import make_model
 
     name = project.strategy_params.get("model", "logreg")
-    if name == "logreg":
-        model: Any = LogisticRegression(max_iter=1000)
-    elif name == "nb":
-        model = MultinomialNB() if sparse else GaussianNB()
-    else:
-        raise LabelwiseError(
-            f"unknown model {name!r} in project {project.name!r}'s strategy_params; "
-            f"use one of {list(MODELS)}."
-        )
-    if project.task_type == TaskType.MULTILABEL:
-        model = OneVsRestClassifier(model)
-    return model
+    try:
+        return make_model(name, project.task_type, sparse=sparse)
+    except LabelwiseError as e:
+        raise LabelwiseError(f"project {project.name!r}: {e}") from None
 
 
 def _targets(project: Project, labels: Sequence[Any]) -> np.ndarray:

@@ -60,8 +60,6 @@ TaskTypeName = Literal["multiclass", "binary", "multilabel"]
 RESERVED_STRATEGY_PARAMS = frozenset(
     {"model", "calibration", "random_state", "committee_size", "keywords", "cold_start_params"}
 )
-_MODELS = ("logreg", "nb")
-_CALIBRATIONS = ("temperature", "none")
 
 
 class _In(BaseModel):
@@ -142,6 +140,9 @@ def check_loop_params(params: Mapping[str, Any] | None) -> None:
     ValueError
         Naming the key and what it accepts.
     """
+    from labelwise.models.training import CALIBRATIONS as _CALIBRATIONS
+    from labelwise.models.training import MODELS as _MODELS
+
     params = params or {}
     if "model" in params and params["model"] not in _MODELS:
         raise ValueError(f"strategy_params.model must be one of {list(_MODELS)}; got "
