@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint format clean chromium
+.PHONY: run test bench lint format clean chromium screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP) chromium
 # The browser tests drive Debian's Chromium (playwright's own download is never used).
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+
+# Refresh docs/screenshots/ from the browser tests (a plain test run leaves them alone).
+screenshots: $(STAMP) chromium
+	LABELWISE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/browser/test_pages.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/select_speed.py

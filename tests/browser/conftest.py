@@ -15,6 +15,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,13 @@ CHROMIUM_ARGS = [
 ]
 ADMIN = "browser-admin-token"
 VIEWPORT = {"width": 1366, "height": 860}  # a laptop screen
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The docs' screenshots are refreshed on request only (LABELWISE_SCREENSHOTS=1), so that a test
+# run leaves the working tree clean; otherwise they go to a temporary folder.
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("LABELWISE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "labelwise-screenshots"
+)
 
 pytestmark = pytest.mark.browser
 

@@ -6,7 +6,8 @@
 3. The server goes down during a submission: the page keeps the task and the label, offers a
    retry and retries by itself; after a restart on the same database the label is stored once.
 
-Screenshots of the labeling view and the dashboard go to docs/screenshots/.
+Screenshots of the labeling view and the dashboard go to docs/screenshots/ when the run sets
+LABELWISE_SCREENSHOTS=1 (``make screenshots``), to a temporary folder otherwise.
 """
 
 from __future__ import annotations
