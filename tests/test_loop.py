@@ -554,3 +554,16 @@ def test_session_stopping_with_stabilizing_predictions(digits):
     assert not decisions[0] and any(decisions)  # stops once successive models agree
     with pytest.raises(LabelwiseError, match="no stopping rule"):
         Session(lr(), X_pool).should_stop()
+
+
+def test_numpy_generators_are_accepted_where_the_docs_say_so(digits):
+    from labelwise.strategies import Candidates, get_strategy
+
+    X_pool, _, y_pool, _ = digits
+    s = Session(lr(), X_pool, random_state=np.random.default_rng(0))
+    q = s.query(10)
+    s.teach(q, y_pool[q.idx])
+    assert len(s.query(5)) == 5
+    cands = Candidates(X_pool, model=s.fitted_model_, row_idx=np.arange(100, 300))
+    picked = get_strategy("margin").select(cands, 7, random_state=np.random.default_rng(1))
+    assert (picked.pool_idx >= 100).all() and (picked.pool_idx < 300).all()

@@ -532,7 +532,7 @@ class Session:
                 else "every pool item is labelled; nothing is left to query."
             )
         q = strategy.select(cands, k, random_state=round_random_state(self.seed, self._round))
-        self._pending = Query(idx=cands.pool_positions(q.idx), scores=q.scores, strategy=q.strategy)
+        self._pending = Query(idx=q.pool_idx, scores=q.scores, strategy=q.strategy)
         return self._pending
 
     def teach(self, query: Query | Any, labels: Any) -> None:

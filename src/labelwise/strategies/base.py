@@ -33,17 +33,26 @@ class Query:
     Attributes
     ----------
     idx : ndarray of shape (k,), int64
-        Positions, best first. Positions into the candidates for ``Strategy.select``; positions
-        into the pool for ``Session.query``.
+        Positions, best first. For ``Strategy.select`` these count *within the candidates*
+        (``candidates.row_idx[idx]`` are the rows of ``X``); for ``Session.query`` they are
+        pool positions. When in doubt, use :attr:`pool_idx`.
     scores : ndarray of shape (k,), float64
         The score each pick was chosen by (meaning depends on the strategy).
     strategy : str
         Registered name of the strategy that chose the batch.
+    pool_idx : ndarray of shape (k,), int64
+        Rows of the pool ``X`` to label, best first: what to index ``X`` (or your ids) with.
+        Equal to ``idx`` when the candidates are the whole pool.
     """
 
     idx: np.ndarray
     scores: np.ndarray
     strategy: str = ""
+    pool_idx: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.pool_idx is None:
+            object.__setattr__(self, "pool_idx", self.idx)
 
     def __len__(self) -> int:
         return int(self.idx.shape[0])
@@ -242,17 +251,20 @@ class Strategy:
         Returns
         -------
         Query
-            ``idx`` are positions into the candidates, best first.
+            ``idx`` are positions into the candidates, best first; ``pool_idx`` the rows of
+            ``candidates.X`` they are.
         """
         k = check_batch_size(k, candidates.n)
         self.check_task(candidates.task_type)
         self._check_inputs(candidates)
         rng = check_random_state(random_state)
         idx, scores = self._select(candidates, k, rng)
+        idx = np.asarray(idx, dtype=np.int64)
         return Query(
-            idx=np.asarray(idx, dtype=np.int64),
+            idx=idx,
             scores=np.asarray(scores, dtype=np.float64),
             strategy=self.name,
+            pool_idx=candidates.pool_positions(idx),
         )
 
     def check_task(self, task_type: TaskType | str) -> None:
