@@ -121,3 +121,35 @@ def test_cli_evaluate_bad_input_exits_2(tmp_path):
     )
     assert result.exit_code == 2 and "unknown data set" in result.output
     assert not out.exists()
+
+
+def test_few_seeds_warn_and_labels_are_whole(ev, tmp_path):
+    import re
+
+    html = write_report(ev, tmp_path / "few").read_text(encoding="utf-8")
+    assert 'id="few-seeds"' in html and "Only 2" in html  # 2 seeds < report.MIN_SEEDS
+    table = html[html.index('<table id="ratio-table">') :]
+    table = table[: table.index("</table>")]
+    rows = [re.findall(r"<td>(.*?)</td>", r, re.S) for r in table.split("<tr>")[2:]]
+    assert len(rows) == 3
+    for row in rows:  # strategy, (labels, ratio) per threshold, AUC
+        labels = [re.sub(r"\s*\(\d+/\d+ seeds\)", "", c).strip() for c in row[1:-1:2]]
+        assert len(labels) == 2 and all(re.fullmatch(r"[\d,]+|never", c) for c in labels), row
+
+
+def test_labels_are_rounded_to_whole_labels():
+    assert report._labels(40.35) == "40" and report._labels(1234.6) == "1,235"
+    assert report._labels(float("inf")) == "never"
+
+
+def test_cli_evaluate_warns_below_five_seeds(tmp_path):
+    from typer.testing import CliRunner
+
+    from labelwise.cli import app
+
+    args = ["evaluate", "--dataset", "breast_cancer", "--strategies", "margin", "--seeds", "2",
+            "--rounds", "1", "--batch-size", "10", "--initial-size", "10",
+            "--out", str(tmp_path / "o")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "--seeds 5" in result.output

@@ -204,9 +204,15 @@ def evaluate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from labelwise.evaluate import evaluate as run_evaluation
-    from labelwise.report import write_report
+    from labelwise.report import MIN_SEEDS, write_report
     from labelwise.simulate import Consensus, NoiseModel
 
+    if seeds < MIN_SEEDS:
+        console(stderr=True).print(
+            f"[yellow]warning:[/yellow] {seeds} seed(s): confidence intervals from fewer than "
+            f"{MIN_SEEDS} seeds are too wide to quote; use --seeds {MIN_SEEDS} or more.",
+            markup=True,
+        )
     with _errors():
         kwargs = {
             "seeds": seeds,

@@ -176,6 +176,18 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def _labels(v: Any) -> str:
+    """A label count as a whole number of labels (``never`` for an unreached target)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if isinstance(v, float) and math.isinf(v):
+        return "never"
+    return f"{round(float(v)):,d}"
+
+
+#: Below this many seeds the report warns that its bands and intervals are too wide to quote.
+MIN_SEEDS = 5
+
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>labelwise evaluation: {{ ev.data_name }}</title>
@@ -187,6 +199,7 @@ th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; } code { background: #f3f3f3; padding: 0 3px; }
 .note { color: #555; font-size: 12px; }
+.warn { background: #fff4e5; border-left: 4px solid #e08a00; padding: 6px 10px; }
 </style></head><body>
 <h1>Label efficiency on <code>{{ ev.data_name }}</code></h1>
 <p>Metric: test <b>{{ ev.metric }}</b>. Full-data model (all {{ n_pool }} training labels):
@@ -197,6 +210,10 @@ rounds; model <code>{{ ev.config.model }}</code>.
 {% if ev.config.consensus %}Consensus: <code>{{ ev.config.consensus }}</code>.{% endif %}
 {% if ev.config.latency_rounds %}Labeling latency: {{ ev.config.latency_rounds }} rounds.{% endif %}
 </p>
+{% if ev.seeds|length < min_seeds %}<p class="warn" id="few-seeds"><b>Only {{ ev.seeds|length }}
+seed{{ "s" if ev.seeds|length != 1 }}:</b> the 95% bands and confidence intervals below are wide
+and may not mean what they seem. Use <code>--seeds {{ min_seeds }}</code> or more before quoting a
+number.</p>{% endif %}
 
 <h2>Labels to target and efficiency ratio</h2>
 <table id="ratio-table">
@@ -204,7 +221,7 @@ rounds; model <code>{{ ev.config.model }}</code>.
 <th>ratio vs random [95% CI]</th>{% endfor %}<th>AUC</th></tr>
 {% for s in ev.strategies %}<tr><td>{{ s }}</td>
 {% for t in ev.thresholds %}{% set r = ev.ratio(s, t) %}
-<td>{{ fmt(r.labels_mean, 4) }}{% if r.reached < r.n_seeds %}
+<td>{{ labels(r.labels_mean) }}{% if r.reached < r.n_seeds %}
  ({{ r.reached }}/{{ r.n_seeds }} seeds){% endif %}</td>
 <td>{{ r.bound }}{{ fmt(r.ratio) }} [{{ fmt(r.ci_low) }}, {{ fmt(r.ci_high) }}]</td>{% endfor %}
 <td>{{ fmt(ev.auc[s][0], 4) }}</td></tr>
@@ -212,7 +229,8 @@ rounds; model <code>{{ ev.config.model }}</code>.
 <p class="note">Targets are fractions of the full-data model's test {{ ev.metric }}
 ({% for t, v in ev.targets().items() %}{{ "%.0f"|format(100*t) }}% = {{ fmt(v, 4) }}
 {%- if not loop.last %}, {% endif %}{% endfor %}).
-Labels are interpolated between rounds and averaged over the seeds that reached the target.
+Labels are interpolated between rounds, averaged over the seeds that reached the target and
+rounded to whole labels.
 Ratio = random's mean labels / the strategy's; seeds that never reached the target count as the
 final label count ({{ budget }}), so "&gt;=" marks a lower bound (random did not always get
 there) and "&lt;=" an upper bound. AUC: mean test {{ ev.metric }} over the label range.</p>
@@ -283,6 +301,8 @@ def render_html(ev: Evaluation, png: dict[str, str]) -> str:
         ev=ev,
         png=png,
         fmt=_fmt,
+        labels=_labels,
+        min_seeds=MIN_SEEDS,
         sel=sel,
         top=max(ev.thresholds),
         budget=budget,
