@@ -28,8 +28,9 @@ screenshots: $(STAMP) chromium
 	LABELWISE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/browser/test_pages.py
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/select_speed.py
-	$(BIN)/python benchmarks/service_load.py
+	$(BIN)/python benchmarks/select_speed.py --repeats 3
+	$(BIN)/python benchmarks/service_load.py --annotators 50 --duration 20 --tasks 5000 \
+		--pool 100000 --batch-size 100 --cycles 2 --think-time 0,2 --server-workers 1,2
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
