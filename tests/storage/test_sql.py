@@ -19,7 +19,7 @@ def test_migrations_run_once_and_match_the_models(tmp_path):
     assert store.current_revision() is None
     store.upgrade()
     store.upgrade()  # idempotent
-    assert store.current_revision() == "0004"
+    assert store.current_revision() == "0005"
     cfg = alembic_config(store.url)
     command.check(cfg)  # raises if models.py and the migrations disagree
     store.close()
@@ -50,7 +50,7 @@ def test_migration_0002_adds_task_confidence_to_existing_tasks(tmp_path):
             "created) VALUES (1, 1, 1, 'queued', 0.5, 'a', '2026-01-01 12:00:00')"
         )
     store.upgrade()
-    assert store.current_revision() == "0004"
+    assert store.current_revision() == "0005"
     (task,) = store.list_tasks(1)
     assert (task.priority, task.routing_tag, task.confidence, task.created) == (0.5, "a", None, T0)
     store.update_tasks([task.id], priorities=[0.7], confidences=[0.8])
@@ -60,6 +60,45 @@ def test_migration_0002_adds_task_confidence_to_existing_tasks(tmp_path):
         cols = {c["name"] for c in sa.inspect(conn).get_columns("tasks")}
         assert "confidence" not in cols
         assert conn.exec_driver_sql("SELECT priority FROM tasks").scalar() == 0.7
+    store.close()
+
+
+def test_migration_0005_adds_guidelines_flags_and_keeps_old_annotations(tmp_path):
+    store = SqlStore(f"sqlite:///{tmp_path}/lw.db")
+    store.upgrade("0004")  # a database from before guidelines and flags
+    pid = 1
+    with store._engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO projects (name, task_type, classes, strategy, strategy_params, "
+            "cold_start_strategy, batch_size, stopping, label_cost, show_predictions, created) "
+            "VALUES ('p', 'binary', '[\"a\", \"b\"]', 'entropy', '{}', 'random', 10, '{}', "
+            "1.0, 0, '2026-01-01 12:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO items (project_id, external_id, payload, meta, status, label, created) "
+            "VALUES (1, 'x', '{}', '{}', 'labeled', '\"a\"', '2026-01-01 12:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO annotations (item_id, label, created) "
+            "VALUES (1, '\"a\"', '2026-01-01 12:00:00')"
+        )
+    store.upgrade()
+    (ann,) = store.list_annotations(pid)
+    assert (ann.label, ann.guideline_version) == ("a", None)  # made before any guidelines
+    gid = store.create_guidelines(pid, "# v1", hard_cases="ask")
+    assert store.get_guidelines(gid).version == 1
+    store.create_flag(1, store.create_annotator("ann"), "blurry")
+    command.downgrade(alembic_config(store.url), "0004")  # and back: the annotation survives
+    with store._engine.connect() as conn:
+        insp = sa.inspect(conn)
+        assert "guidelines" not in insp.get_table_names()
+        assert "flags" not in insp.get_table_names()
+        assert "guideline_version" not in {c["name"] for c in insp.get_columns("annotations")}
+        assert conn.exec_driver_sql("SELECT label FROM annotations").scalar() == '"a"'
+        sql = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'annotations'"
+        ).scalar()
+        assert "AUTOINCREMENT" in sql  # migration 0004's guarantee outlives the downgrade
     store.close()
 
 
@@ -127,7 +166,7 @@ def test_unsupported_database():
 def test_open_store(tmp_path):
     assert isinstance(open_store("memory://"), InMemoryStore)
     store = open_store(f"sqlite:///{tmp_path}/lw.db", upgrade=True)
-    assert isinstance(store, SqlStore) and store.current_revision() == "0004"
+    assert isinstance(store, SqlStore) and store.current_revision() == "0005"
     store.close()
 
 

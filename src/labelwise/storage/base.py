@@ -18,9 +18,15 @@ The store keeps ids; the library sees positions. A task's life cycle::
                                    |  \\--skip_task--> skipped
                                    \\--lease expires--> claimable again (still "leased" until then)
     done --undo_annotation--> leased (by the same annotator, while the round is open)
+    done --revise_annotation--> done (a new answer replaces the annotator's old one, round open)
 
 An item is ``unlabeled`` until a task is created for it (``queued``), ``labeled`` once it has a
 resolved label (from an annotation or an import) and ``skipped`` when its task was skipped.
+
+A project's guidelines are versioned (:meth:`BaseStore.create_guidelines` writes version 1, 2,
+...; nothing is ever overwritten) and every annotation records the version that was current when
+it was made (``Annotation.guideline_version``). Flags (:meth:`BaseStore.create_flag`) are an
+annotator's note that an item is broken or ambiguous, with a reason, for the project's owner.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ __all__ = [
     "Annotator",
     "BaseStore",
     "DatasetVersion",
+    "Flag",
+    "Guidelines",
     "Item",
     "Job",
     "LeaseError",
@@ -66,6 +74,11 @@ TASK_STATUSES = ("queued", "leased", "done", "skipped")
 JOB_STATUSES = ("queued", "running", "done", "failed")
 JOB_KINDS = ("retrain", "select")
 ROLES = ("admin", "annotator")
+#: Longest guidelines text (Markdown characters), class definition, example and flag reason.
+MAX_GUIDELINES_CHARS = 100_000
+MAX_DEFINITION_CHARS = 2_000
+MAX_EXAMPLES = 20
+MAX_REASON_CHARS = 2_000
 
 
 # --------------------------------------------------------------------------- errors
@@ -175,6 +188,38 @@ class Annotation:
     label: Any
     created: datetime
     duration_s: float | None
+    guideline_version: int | None = None  # the project's guidelines when it was made
+
+
+@dataclass(frozen=True, slots=True)
+class Guidelines:
+    """One version of a project's labeling guidelines.
+
+    ``body`` and ``hard_cases`` are Markdown; ``classes`` maps a class name to
+    ``{"definition": str, "examples": [str, ...]}`` (classes without notes are absent).
+    """
+
+    id: int
+    project_id: int
+    version: int
+    body: str
+    classes: dict[str, dict[str, Any]]
+    hard_cases: str
+    author_id: int | None
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """An annotator's report that an item needs the owner's attention, with the reason."""
+
+    id: int
+    project_id: int
+    item_id: int
+    task_id: int | None
+    annotator_id: int | None
+    reason: str
+    created: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,6 +470,84 @@ def _check_undo(
             "its label, so it can no longer be undone."
         )
     return task
+
+
+def _check_revise(
+    annotation: Annotation, annotator_id: int, task: Task | None, round_closed: datetime | None
+) -> Task:
+    """Why ``annotator_id`` may not revise ``annotation`` (an :class:`UndoError`), else its task.
+
+    Unlike undo, any of the annotator's annotations may be revised, not only the most recent:
+    the task stays ``done``, so nothing else in the queue moves.
+    """
+    aid = annotation.id
+    if annotation.annotator_id != annotator_id:
+        raise UndoError(
+            f"annotation {aid} was made by another annotator; you can only change your own."
+        )
+    if task is None:
+        raise UndoError(f"annotation {aid} has no task (an import?); it cannot be changed here.")
+    if round_closed is not None:
+        raise UndoError(
+            f"the round of annotation {aid} is closed: a retrained model already learned "
+            "its label, so it can no longer be changed."
+        )
+    return task
+
+
+def _guidelines_fields(
+    project: Project,
+    body: str,
+    classes: Mapping[str, Mapping[str, Any]] | None,
+    hard_cases: str,
+) -> dict[str, Any]:
+    """Validate create_guidelines' arguments once, for every backend; return them normalised."""
+    for name, text in (("body", body), ("hard_cases", hard_cases)):
+        if not isinstance(text, str):
+            raise LabelwiseError(f"guidelines {name} must be a string of Markdown.")
+        if len(text) > MAX_GUIDELINES_CHARS:
+            raise LabelwiseError(
+                f"guidelines {name} has {len(text)} characters; at most "
+                f"{MAX_GUIDELINES_CHARS} are kept. Link to a longer document instead."
+            )
+    notes: dict[str, dict[str, Any]] = {}
+    for cls, note in dict(classes or {}).items():
+        if project.classes and cls not in project.classes:
+            raise LabelwiseError(
+                f"guidelines name class {cls!r}, which is not a class of project "
+                f"{project.name!r}; use one of {list(project.classes)!r}."
+            )
+        if not isinstance(note, Mapping) or set(note) - {"definition", "examples"}:
+            raise LabelwiseError(
+                f"the note of class {cls!r} must be {{'definition': str, 'examples': [str]}}."
+            )
+        definition = note.get("definition") or ""
+        examples = list(note.get("examples") or [])
+        if not isinstance(definition, str) or len(definition) > MAX_DEFINITION_CHARS:
+            raise LabelwiseError(
+                f"the definition of class {cls!r} must be a string of at most "
+                f"{MAX_DEFINITION_CHARS} characters."
+            )
+        if len(examples) > MAX_EXAMPLES or not all(
+            isinstance(e, str) and len(e) <= MAX_DEFINITION_CHARS for e in examples
+        ):
+            raise LabelwiseError(
+                f"the examples of class {cls!r} must be at most {MAX_EXAMPLES} strings of at "
+                f"most {MAX_DEFINITION_CHARS} characters each."
+            )
+        if definition.strip() or examples:
+            notes[str(cls)] = {"definition": definition.strip(), "examples": examples}
+    return {"body": body, "classes": notes, "hard_cases": hard_cases}
+
+
+def _check_reason(reason: str) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise LabelwiseError("a flag needs a reason: say what is wrong with the item.")
+    if len(reason) > MAX_REASON_CHARS:
+        raise LabelwiseError(
+            f"the reason has {len(reason)} characters; keep it under {MAX_REASON_CHARS}."
+        )
+    return reason.strip()
 
 
 def _check_statuses(statuses: Sequence[str]) -> list[str]:
@@ -734,6 +857,7 @@ class BaseStore(ABC):
         expired, and :class:`~labelwise.errors.LabelMismatchError` for a label outside the
         project's classes. With ``resolve=True`` (default) the item becomes ``labeled`` with this
         label; pass ``False`` when labels are resolved later by consensus (``set_item_label``).
+        The annotation records the project's current guidelines version (``None`` without any).
         """
 
     @abstractmethod
@@ -757,7 +881,40 @@ class BaseStore(ABC):
         """
 
     @abstractmethod
+    def revise_annotation(
+        self,
+        annotation_id: int,
+        annotator_id: int,
+        label: Any,
+        *,
+        duration_s: float | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Change an earlier answer: a new annotation replaces the annotator's old one.
+
+        In one transaction the old annotation is deleted and a new one (a new id, the same task
+        and item, the current guideline version) records ``label``; a ``labeled`` item takes the
+        new label (it is now the item's latest annotation). Returns the new annotation's id.
+
+        Raises :class:`UndoError` unless the annotation is the annotator's own and its round is
+        still open (any of their annotations, not only the most recent);
+        :class:`~labelwise.errors.LabelMismatchError` for a label outside the project's classes;
+        :class:`NotFound` for an unknown id.
+        """
+
+    @abstractmethod
     def get_annotation(self, annotation_id: int) -> Annotation: ...
+
+    def list_recent_annotations(
+        self, project_id: int, annotator_id: int, limit: int = 10
+    ) -> list[Annotation]:
+        """The annotator's ``limit`` most recent annotations in the project, newest first.
+
+        This default lists them all; backends override it with a bounded query.
+        """
+        if limit < 1:
+            raise LabelwiseError(f"limit must be >= 1; got {limit!r}.")
+        return self.list_annotations(project_id, annotator_id=annotator_id)[::-1][:limit]
 
     @abstractmethod
     def list_annotations(
@@ -776,6 +933,63 @@ class BaseStore(ABC):
         self, project_id: int, since: datetime, until: datetime | None = None
     ) -> dict[int, int]:
         """Annotations per annotator id created in ``[since, until)`` (``until`` = now)."""
+
+    # ---- guidelines
+    @abstractmethod
+    def create_guidelines(
+        self,
+        project_id: int,
+        body: str = "",
+        *,
+        classes: Mapping[str, Mapping[str, Any]] | None = None,
+        hard_cases: str = "",
+        author_id: int | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Write the project's next guidelines version (1 for the first); returns its id.
+
+        ``body`` and ``hard_cases`` are Markdown (stored as given; rendering and sanitising is
+        the reader's job); ``classes`` maps class names to ``{"definition": str, "examples":
+        [str]}``. Versions are numbered per project without gaps, also under concurrent writers.
+
+        Raises :class:`~labelwise.errors.LabelwiseError` for a class outside the project's
+        classes or texts over the size limits, :class:`NotFound` for an unknown project.
+        """
+
+    @abstractmethod
+    def get_guidelines(self, guidelines_id: int) -> Guidelines: ...
+
+    @abstractmethod
+    def find_guidelines(self, project_id: int, version: int | None = None) -> Guidelines | None:
+        """The given version of the project's guidelines (the latest when ``None``), or ``None``."""
+
+    @abstractmethod
+    def list_guidelines(self, project_id: int) -> list[Guidelines]:
+        """Every version of the project's guidelines, oldest first."""
+
+    # ---- flags
+    @abstractmethod
+    def create_flag(
+        self,
+        item_id: int,
+        annotator_id: int,
+        reason: str,
+        *,
+        task_id: int | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Record that an annotator flagged an item (broken, ambiguous, off-topic) and why.
+
+        Raises :class:`~labelwise.errors.LabelwiseError` for an empty or over-long reason or a
+        task of another item; :class:`NotFound` for an unknown item, task or annotator.
+        """
+
+    @abstractmethod
+    def get_flag(self, flag_id: int) -> Flag: ...
+
+    @abstractmethod
+    def list_flags(self, project_id: int, *, item_id: int | None = None) -> list[Flag]:
+        """The project's flags (of one item), oldest first."""
 
     # ---- model versions
     @abstractmethod

@@ -23,6 +23,8 @@ from labelwise.storage.base import (
     Annotator,
     BaseStore,
     DatasetVersion,
+    Flag,
+    Guidelines,
     Item,
     Job,
     LeaseError,
@@ -33,10 +35,13 @@ from labelwise.storage.base import (
     Round,
     Task,
     _check_choice,
+    _check_reason,
+    _check_revise,
     _check_statuses,
     _check_task_statuses,
     _check_undo,
     _check_update,
+    _guidelines_fields,
     _lease_until,
     _project_fields,
     _resolve_now,
@@ -78,6 +83,8 @@ class InMemoryStore(BaseStore):
         self._dataset_versions: dict[int, DatasetVersion] = {}
         self._dataset_rows: dict[int, list[tuple[str, Any]]] = {}
         self._jobs: dict[int, Job] = {}
+        self._guidelines: dict[int, Guidelines] = {}
+        self._flags: dict[int, Flag] = {}
 
     def _next_id(self, table: str) -> int:
         return next(self._ids.setdefault(table, count(1)))
@@ -494,7 +501,14 @@ class InMemoryStore(BaseStore):
             label = check_label(self.get_project(t.project_id), label)
             aid = self._next_id("annotations")
             self._annotations[aid] = Annotation(
-                aid, task_id, t.item_id, annotator_id, copy.deepcopy(label), now, duration_s
+                aid,
+                task_id,
+                t.item_id,
+                annotator_id,
+                copy.deepcopy(label),
+                now,
+                duration_s,
+                self._guideline_version(t.project_id),
             )
             self._tasks[task_id] = replace(t, status="done")
             if resolve:
@@ -538,6 +552,45 @@ class InMemoryStore(BaseStore):
             self._tasks[task.id] = reopened
             return reopened
 
+    def _guideline_version(self, project_id: int) -> int | None:
+        return max(
+            (g.version for g in self._guidelines.values() if g.project_id == project_id),
+            default=None,
+        )
+
+    def revise_annotation(
+        self,
+        annotation_id: int,
+        annotator_id: int,
+        label: Any,
+        *,
+        duration_s: float | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        now = _resolve_now(now)
+        with self._lock:
+            a = _get(self._annotations, "annotation", annotation_id)
+            task = None if a.task_id is None else self._tasks.get(a.task_id)
+            closed = None if task is None else self._rounds[task.round_id].closed
+            task = _check_revise(a, annotator_id, task, closed)
+            label = check_label(self.get_project(task.project_id), label)
+            del self._annotations[annotation_id]
+            aid = self._next_id("annotations")
+            self._annotations[aid] = Annotation(
+                aid,
+                task.id,
+                a.item_id,
+                annotator_id,
+                copy.deepcopy(label),
+                now,
+                duration_s,
+                self._guideline_version(task.project_id),
+            )
+            item = self._items[a.item_id]
+            if item.status == "labeled":
+                self._items[item.id] = replace(item, label=copy.deepcopy(label))
+            return aid
+
     def get_annotation(self, annotation_id: int) -> Annotation:
         return copy.deepcopy(_get(self._annotations, "annotation", annotation_id))
 
@@ -572,6 +625,89 @@ class InMemoryStore(BaseStore):
         return out
 
     # ---- model versions
+    # ---- guidelines
+    def create_guidelines(
+        self,
+        project_id: int,
+        body: str = "",
+        *,
+        classes: Mapping[str, Mapping[str, Any]] | None = None,
+        hard_cases: str = "",
+        author_id: int | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        now = _resolve_now(now)
+        with self._lock:
+            fields = _guidelines_fields(self.get_project(project_id), body, classes, hard_cases)
+            if author_id is not None:
+                self.get_annotator(author_id)
+            version = (self._guideline_version(project_id) or 0) + 1
+            gid = self._next_id("guidelines")
+            self._guidelines[gid] = Guidelines(
+                gid,
+                project_id,
+                version,
+                fields["body"],
+                copy.deepcopy(fields["classes"]),
+                fields["hard_cases"],
+                author_id,
+                now,
+            )
+            return gid
+
+    def get_guidelines(self, guidelines_id: int) -> Guidelines:
+        return copy.deepcopy(_get(self._guidelines, "guidelines", guidelines_id))
+
+    def find_guidelines(self, project_id: int, version: int | None = None) -> Guidelines | None:
+        with self._lock:
+            versions = [g for g in self._guidelines.values() if g.project_id == project_id]
+            if version is not None:
+                versions = [g for g in versions if g.version == version]
+            best = max(versions, key=lambda g: g.version, default=None)
+            return copy.deepcopy(best)
+
+    def list_guidelines(self, project_id: int) -> list[Guidelines]:
+        with self._lock:
+            return [
+                copy.deepcopy(g)
+                for g in sorted(self._guidelines.values(), key=lambda g: g.version)
+                if g.project_id == project_id
+            ]
+
+    # ---- flags
+    def create_flag(
+        self,
+        item_id: int,
+        annotator_id: int,
+        reason: str,
+        *,
+        task_id: int | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        now = _resolve_now(now)
+        reason = _check_reason(reason)
+        with self._lock:
+            item = self.get_item(item_id)
+            self.get_annotator(annotator_id)
+            if task_id is not None and self.get_task(task_id).item_id != item_id:
+                raise LabelwiseError(f"task {task_id} is not a task of item {item_id}.")
+            fid = self._next_id("flags")
+            self._flags[fid] = Flag(
+                fid, item.project_id, item_id, task_id, annotator_id, reason, now
+            )
+            return fid
+
+    def get_flag(self, flag_id: int) -> Flag:
+        return _get(self._flags, "flag", flag_id)
+
+    def list_flags(self, project_id: int, *, item_id: int | None = None) -> list[Flag]:
+        with self._lock:
+            return [
+                f
+                for _, f in sorted(self._flags.items())
+                if f.project_id == project_id and (item_id is None or f.item_id == item_id)
+            ]
+
     def create_model_version(
         self,
         project_id: int,

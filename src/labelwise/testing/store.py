@@ -747,6 +747,162 @@ def test_concurrent_undo_of_one_annotation_succeeds_once(store):
     assert sorted(got, key=str) == sorted([tids[1]] + ["refused"] * 9, key=str)
 
 
+# --------------------------------------------------------------------------- revising answers
+
+
+def test_revise_replaces_any_earlier_answer_with_a_new_one(store):
+    pid, _, tids, a, (first, last) = _answered(store)
+    later = T0 + timedelta(minutes=5)
+    new = store.revise_annotation(first, a, "neg", duration_s=1.5, now=later)
+    assert new > last  # a new answer: a new id, never a reused one
+    with pytest.raises(NotFound):
+        store.get_annotation(first)
+    ann = store.get_annotation(new)
+    assert (ann.task_id, ann.annotator_id, ann.label) == (tids[0], a, "neg")
+    assert (ann.created, ann.duration_s) == (later, 1.5)
+    item = store.get_item(ann.item_id)
+    assert (item.status, item.label) == ("labeled", "neg")
+    assert store.get_task(tids[0]).status == "done"  # the queue does not move
+    assert [x.id for x in store.list_annotations(pid, annotator_id=a)] == [last, new]
+
+
+def test_revise_refusals_change_nothing(store):
+    _, rid, _, a, (first, _) = _answered(store)
+    b = store.create_annotator("b")
+    with pytest.raises(UndoError, match="another annotator"):
+        store.revise_annotation(first, b, "neg", now=T0)
+    with pytest.raises(LabelMismatchError):
+        store.revise_annotation(first, a, "maybe", now=T0)
+    with pytest.raises(NotFound, match="annotation 999"):
+        store.revise_annotation(999, a, "neg", now=T0)
+    store.close_round(rid, now=T0)
+    with pytest.raises(UndoError, match="closed"):
+        store.revise_annotation(first, a, "neg", now=T0)
+    assert store.get_annotation(first).label == "pos"
+
+
+def test_list_recent_annotations_newest_first(store):
+    pid, _, _, a, (first, last) = _answered(store)
+    b = store.create_annotator("b")
+    assert [x.id for x in store.list_recent_annotations(pid, a)] == [last, first]
+    assert [x.id for x in store.list_recent_annotations(pid, a, limit=1)] == [last]
+    assert store.list_recent_annotations(pid, b) == []
+    with pytest.raises(LabelwiseError, match="limit"):
+        store.list_recent_annotations(pid, a, limit=0)
+
+
+# --------------------------------------------------------------------------- guidelines
+
+
+def test_guidelines_are_versioned_and_annotations_record_the_version(store):
+    pid, _, _ = _queue(store, 3)
+    a = store.create_annotator("a")
+    assert store.find_guidelines(pid) is None and store.list_guidelines(pid) == []
+    t = store.claim_next_task(pid, a, now=T0)
+    before = store.create_annotation(t.id, a, "pos", now=T0)
+    assert store.get_annotation(before).guideline_version is None  # none written yet
+    g1 = store.create_guidelines(
+        pid,
+        "# Sentiment\nLabel the *whole* review.",
+        classes={"pos": {"definition": "Praise", "examples": ["Loved it"]}},
+        hard_cases="Sarcasm is *neg*.",
+        author_id=a,
+        now=T0,
+    )
+    t = store.claim_next_task(pid, a, now=T0)
+    under_v1 = store.create_annotation(t.id, a, "neg", now=T0)
+    g2 = store.create_guidelines(pid, "v2", now=T0 + timedelta(hours=1))
+    t = store.claim_next_task(pid, a, now=T0)
+    under_v2 = store.create_annotation(t.id, a, "pos", now=T0)
+    assert store.get_annotation(under_v1).guideline_version == 1
+    assert store.get_annotation(under_v2).guideline_version == 2
+    # a revision is a new answer, made under the guidelines of its own time
+    revised = store.revise_annotation(before, a, "neg", now=T0)
+    assert store.get_annotation(revised).guideline_version == 2
+    v1 = store.get_guidelines(g1)
+    assert (v1.project_id, v1.version, v1.author_id, v1.created) == (pid, 1, a, T0)
+    assert v1.body == "# Sentiment\nLabel the *whole* review."
+    assert v1.classes == {"pos": {"definition": "Praise", "examples": ["Loved it"]}}
+    assert v1.hard_cases == "Sarcasm is *neg*."
+    assert store.find_guidelines(pid).id == g2
+    assert store.find_guidelines(pid, version=1) == v1
+    assert store.find_guidelines(pid, version=3) is None
+    assert [g.version for g in store.list_guidelines(pid)] == [1, 2]
+    assert store.get_guidelines(g2).classes == {} and store.get_guidelines(g2).author_id is None
+
+
+def test_guidelines_versions_are_per_project(store):
+    p1, p2 = _project(store, "p1"), _project(store, "p2")
+    store.create_guidelines(p1, "a")
+    store.create_guidelines(p1, "b")
+    gid = store.create_guidelines(p2, "c")
+    assert store.get_guidelines(gid).version == 1
+    assert [g.body for g in store.list_guidelines(p1)] == ["a", "b"]
+
+
+def test_guidelines_bad_input(store):
+    pid = _project(store)
+    with pytest.raises(NotFound, match="project 999"):
+        store.create_guidelines(999, "x")
+    with pytest.raises(LabelwiseError, match="not a class"):
+        store.create_guidelines(pid, "x", classes={"maybe": {"definition": "?"}})
+    with pytest.raises(LabelwiseError, match="definition"):
+        store.create_guidelines(pid, "x", classes={"pos": {"definition": 3}})
+    with pytest.raises(LabelwiseError, match="at most"):
+        store.create_guidelines(pid, "x" * 100_001)
+    with pytest.raises(LabelwiseError, match="examples"):
+        store.create_guidelines(pid, "x", classes={"pos": {"examples": ["e"] * 21}})
+    with pytest.raises(NotFound, match="annotator 999"):
+        store.create_guidelines(pid, "x", author_id=999)
+    with pytest.raises(NotFound, match="guidelines 999"):
+        store.get_guidelines(999)
+    assert store.list_guidelines(pid) == []  # nothing written
+
+
+def test_concurrent_guideline_edits_get_distinct_versions(store):
+    pid = _project(store)
+    got = _hammer(8, lambda i: [store.create_guidelines(pid, f"edit {i}")])
+    versions = sorted(store.get_guidelines(g).version for g in got)
+    assert versions == list(range(1, 9))
+
+
+# --------------------------------------------------------------------------- flags
+
+
+def test_flags_record_item_task_annotator_and_reason(store):
+    pid, _, tids = _queue(store, 2)
+    a = store.create_annotator("a")
+    t = store.claim_next_task(pid, a, now=T0)
+    fid = store.create_flag(t.item_id, a, "  The text is cut off  ", task_id=t.id, now=T0)
+    other = store.get_task(tids[1]).item_id
+    store.create_flag(other, a, "Not English", now=T0)
+    f = store.get_flag(fid)
+    assert (f.project_id, f.item_id, f.task_id, f.annotator_id) == (pid, t.item_id, t.id, a)
+    assert (f.reason, f.created) == ("The text is cut off", T0)
+    assert [x.reason for x in store.list_flags(pid)] == ["The text is cut off", "Not English"]
+    assert [x.reason for x in store.list_flags(pid, item_id=other)] == ["Not English"]
+    assert store.list_flags(_project(store, "other")) == []
+
+
+def test_flags_bad_input(store):
+    pid, _, tids = _queue(store, 2)
+    a = store.create_annotator("a")
+    item = store.get_task(tids[0]).item_id
+    with pytest.raises(LabelwiseError, match="reason"):
+        store.create_flag(item, a, "   ")
+    with pytest.raises(LabelwiseError, match="2000"):
+        store.create_flag(item, a, "x" * 2001)
+    with pytest.raises(LabelwiseError, match="not a task of item"):
+        store.create_flag(item, a, "why", task_id=tids[1])
+    with pytest.raises(NotFound, match="item 999"):
+        store.create_flag(999, a, "why")
+    with pytest.raises(NotFound, match="annotator 999"):
+        store.create_flag(item, 999, "why")
+    with pytest.raises(NotFound, match="flag 999"):
+        store.get_flag(999)
+    assert store.list_flags(pid) == []
+
+
 def test_annotator_throughput_window(store):
     pid, _, _ = _queue(store, 5)
     a, b = store.create_annotator("a"), store.create_annotator("b")

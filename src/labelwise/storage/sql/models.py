@@ -169,10 +169,48 @@ annotations = sa.Table(
     sa.Column("label", JSONType, nullable=False),
     sa.Column("created", UTCDateTime, nullable=False),
     sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("guideline_version", sa.Integer, nullable=True),  # migration 0005
     sa.Index("ix_annotations_annotator_created", "annotator_id", "created"),
     # Undo deletes annotations; without AUTOINCREMENT SQLite would hand a deleted id to the next
     # annotation, and an id would no longer name one event in the audit trail.
     sqlite_autoincrement=True,
+)
+
+# migration 0005: versioned guidelines (a new row per edit) and annotators' flags on items
+guidelines = sa.Table(
+    "guidelines",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id", index=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("classes", JSONType, nullable=False),
+    sa.Column("hard_cases", sa.Text, nullable=False),
+    sa.Column(
+        "author_id",
+        sa.Integer,
+        sa.ForeignKey("annotators.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("project_id", "version"),
+)
+
+flags = sa.Table(
+    "flags",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id"),
+    _fk("item_id", "items.id"),
+    sa.Column("task_id", sa.Integer, sa.ForeignKey("tasks.id", ondelete="SET NULL"), nullable=True),
+    sa.Column(
+        "annotator_id",
+        sa.Integer,
+        sa.ForeignKey("annotators.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
 )
 
 model_versions = sa.Table(

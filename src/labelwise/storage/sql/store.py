@@ -37,6 +37,8 @@ from labelwise.storage.base import (
     Annotator,
     BaseStore,
     DatasetVersion,
+    Flag,
+    Guidelines,
     Item,
     Job,
     LeaseError,
@@ -47,10 +49,13 @@ from labelwise.storage.base import (
     Round,
     Task,
     _check_choice,
+    _check_reason,
+    _check_revise,
     _check_statuses,
     _check_task_statuses,
     _check_undo,
     _check_update,
+    _guidelines_fields,
     _lease_until,
     _project_fields,
     _resolve_now,
@@ -147,7 +152,20 @@ def _task(r: sa.Row[Any]) -> Task:
 
 
 def _annotation(r: sa.Row[Any]) -> Annotation:
-    return Annotation(r.id, r.task_id, r.item_id, r.annotator_id, r.label, r.created, r.duration_s)
+    return Annotation(
+        r.id, r.task_id, r.item_id, r.annotator_id, r.label, r.created, r.duration_s,
+        r.guideline_version,
+    )  # fmt: skip
+
+
+def _guidelines(r: sa.Row[Any]) -> Guidelines:
+    return Guidelines(
+        r.id, r.project_id, r.version, r.body, r.classes, r.hard_cases, r.author_id, r.created
+    )
+
+
+def _flag(r: sa.Row[Any]) -> Flag:
+    return Flag(r.id, r.project_id, r.item_id, r.task_id, r.annotator_id, r.reason, r.created)
 
 
 def _model_version(r: sa.Row[Any]) -> ModelVersion:
@@ -921,6 +939,7 @@ class SqlStore(BaseStore):
                     label=label,
                     created=now,
                     duration_s=duration_s,
+                    guideline_version=self._guideline_version(conn, task.project_id),
                 )
                 .returning(m.annotations.c.id)
             ).scalar_one()
@@ -987,6 +1006,58 @@ class SqlStore(BaseStore):
             ).one()
             return _task(row)
 
+    @staticmethod
+    def _guideline_version(conn: sa.Connection, project_id: int) -> int | None:
+        g = m.guidelines
+        return conn.execute(
+            sa.select(sa.func.max(g.c.version)).where(g.c.project_id == project_id)
+        ).scalar()
+
+    def revise_annotation(
+        self,
+        annotation_id: int,
+        annotator_id: int,
+        label: Any,
+        *,
+        duration_s: float | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        now = _resolve_now(now)
+        a, t, it = m.annotations, m.tasks, m.items
+        with self._write() as conn:
+            stmt = self._for_update(sa.select(a).where(a.c.id == annotation_id))
+            ann = _annotation(self._one(conn, stmt, "annotation", annotation_id))
+            task, closed = None, None
+            if ann.task_id is not None:
+                row = conn.execute(sa.select(t).where(t.c.id == ann.task_id)).first()
+                if row is not None:
+                    task = _task(row)
+                    closed = conn.execute(
+                        sa.select(m.rounds.c.closed).where(m.rounds.c.id == task.round_id)
+                    ).scalar()
+            task = _check_revise(ann, annotator_id, task, closed)
+            label = check_label(self._get_project(conn, task.project_id), label)
+            conn.execute(sa.delete(a).where(a.c.id == annotation_id))
+            new_id = conn.execute(
+                sa.insert(a)
+                .values(
+                    task_id=task.id,
+                    item_id=ann.item_id,
+                    annotator_id=annotator_id,
+                    label=label,
+                    created=now,
+                    duration_s=duration_s,
+                    guideline_version=self._guideline_version(conn, task.project_id),
+                )
+                .returning(a.c.id)
+            ).scalar_one()
+            conn.execute(
+                sa.update(it)
+                .where(it.c.id == ann.item_id, it.c.status == "labeled")
+                .values(label=label)
+            )
+            return new_id
+
     def get_annotation(self, annotation_id: int) -> Annotation:
         with self._read() as conn:
             stmt = sa.select(m.annotations).where(m.annotations.c.id == annotation_id)
@@ -1006,6 +1077,22 @@ class SqlStore(BaseStore):
             stmt = stmt.where(a.c.item_id == item_id)
         if annotator_id is not None:
             stmt = stmt.where(a.c.annotator_id == annotator_id)
+        with self._read() as conn:
+            return [_annotation(r) for r in conn.execute(stmt)]
+
+    def list_recent_annotations(
+        self, project_id: int, annotator_id: int, limit: int = 10
+    ) -> list[Annotation]:
+        if limit < 1:
+            raise LabelwiseError(f"limit must be >= 1; got {limit!r}.")
+        a = m.annotations
+        stmt = (
+            sa.select(a)
+            .join(m.items, m.items.c.id == a.c.item_id)
+            .where(m.items.c.project_id == project_id, a.c.annotator_id == annotator_id)
+            .order_by(a.c.id.desc())
+            .limit(limit)
+        )
         with self._read() as conn:
             return [_annotation(r) for r in conn.execute(stmt)]
 
@@ -1039,6 +1126,100 @@ class SqlStore(BaseStore):
         )
         with self._read() as conn:
             return {r[0]: r[1] for r in conn.execute(stmt)}
+
+    # ---- guidelines
+    def create_guidelines(
+        self,
+        project_id: int,
+        body: str = "",
+        *,
+        classes: Mapping[str, Mapping[str, Any]] | None = None,
+        hard_cases: str = "",
+        author_id: int | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        now = _resolve_now(now)
+        g, p = m.guidelines, m.projects
+        with self._write() as conn:
+            # Number versions without gaps or duplicates: SQLite's BEGIN IMMEDIATE excludes other
+            # writers; on PostgreSQL the project row lock serialises concurrent editors.
+            lock = sa.select(p).where(p.c.id == project_id)
+            if self.dialect == "postgresql":
+                lock = lock.with_for_update(key_share=True)
+            project = _project(self._one(conn, lock, "project", project_id))
+            fields = _guidelines_fields(project, body, classes, hard_cases)
+            if author_id is not None:
+                stmt = sa.select(m.annotators.c.id).where(m.annotators.c.id == author_id)
+                self._one(conn, stmt, "annotator", author_id)
+            version = (self._guideline_version(conn, project_id) or 0) + 1
+            return conn.execute(
+                sa.insert(g)
+                .values(project_id=project_id, version=version, author_id=author_id,
+                        created=now, **fields)
+                .returning(g.c.id)
+            ).scalar_one()  # fmt: skip
+
+    def get_guidelines(self, guidelines_id: int) -> Guidelines:
+        with self._read() as conn:
+            stmt = sa.select(m.guidelines).where(m.guidelines.c.id == guidelines_id)
+            return _guidelines(self._one(conn, stmt, "guidelines", guidelines_id))
+
+    def find_guidelines(self, project_id: int, version: int | None = None) -> Guidelines | None:
+        g = m.guidelines
+        stmt = sa.select(g).where(g.c.project_id == project_id)
+        if version is not None:
+            stmt = stmt.where(g.c.version == version)
+        stmt = stmt.order_by(g.c.version.desc()).limit(1)
+        with self._read() as conn:
+            row = conn.execute(stmt).first()
+            return None if row is None else _guidelines(row)
+
+    def list_guidelines(self, project_id: int) -> list[Guidelines]:
+        g = m.guidelines
+        stmt = sa.select(g).where(g.c.project_id == project_id).order_by(g.c.version)
+        with self._read() as conn:
+            return [_guidelines(r) for r in conn.execute(stmt)]
+
+    # ---- flags
+    def create_flag(
+        self,
+        item_id: int,
+        annotator_id: int,
+        reason: str,
+        *,
+        task_id: int | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        now = _resolve_now(now)
+        reason = _check_reason(reason)
+        with self._write() as conn:
+            stmt = sa.select(m.items.c.project_id).where(m.items.c.id == item_id)
+            project_id = self._one(conn, stmt, "item", item_id).project_id
+            stmt = sa.select(m.annotators.c.id).where(m.annotators.c.id == annotator_id)
+            self._one(conn, stmt, "annotator", annotator_id)
+            if task_id is not None:
+                stmt = sa.select(m.tasks.c.item_id).where(m.tasks.c.id == task_id)
+                if self._one(conn, stmt, "task", task_id).item_id != item_id:
+                    raise LabelwiseError(f"task {task_id} is not a task of item {item_id}.")
+            return conn.execute(
+                sa.insert(m.flags)
+                .values(project_id=project_id, item_id=item_id, task_id=task_id,
+                        annotator_id=annotator_id, reason=reason, created=now)
+                .returning(m.flags.c.id)
+            ).scalar_one()  # fmt: skip
+
+    def get_flag(self, flag_id: int) -> Flag:
+        with self._read() as conn:
+            stmt = sa.select(m.flags).where(m.flags.c.id == flag_id)
+            return _flag(self._one(conn, stmt, "flag", flag_id))
+
+    def list_flags(self, project_id: int, *, item_id: int | None = None) -> list[Flag]:
+        f = m.flags
+        stmt = sa.select(f).where(f.c.project_id == project_id).order_by(f.c.id)
+        if item_id is not None:
+            stmt = stmt.where(f.c.item_id == item_id)
+        with self._read() as conn:
+            return [_flag(r) for r in conn.execute(stmt)]
 
     # ---- model versions
     def create_model_version(
