@@ -6,7 +6,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from labelwise.service.app import create_app
-from labelwise.service.pages import top_terms
 from labelwise.settings import Settings
 from labelwise.storage import InMemoryStore, NewItem
 
@@ -33,29 +32,6 @@ def _png(path):
 
     Image.new("RGB", (4, 3), (200, 10, 10)).save(path)
     return str(path)
-
-
-# --------------------------------------------------------------------------- top_terms
-
-
-def test_top_terms_ranks_by_tf_times_idf():
-    idf = {"sugar": 1.0, "gum": 2.0, "taste": 1.5}
-    # tf-idf: sugar 2 x 1.0 = 2.0, gum 1 x 2.0 = 2.0 (tie: sugar came first), taste 1 x 1.5 = 1.5;
-    # "the" is a stop word, "unknown" has no idf
-    text = "Sugar sugar gum the taste unknown"
-    assert top_terms(text, idf) == ["sugar", "gum", "taste"]
-    assert top_terms(text, idf, k=2) == ["sugar", "gum"]
-
-
-def test_top_terms_ignores_html_tags():
-    assert top_terms("great<br />gum<br/>", {"br": 9.0, "gum": 1.0, "great": 0.5}) == [
-        "gum",
-        "great",
-    ]
-
-
-def test_top_terms_of_text_without_known_terms_is_empty():
-    assert top_terms("the and of", {"sugar": 1.0}) == []
 
 
 # --------------------------------------------------------------------------- pages
@@ -130,7 +106,7 @@ def test_item_image_must_be_an_image_file(setup):
 # --------------------------------------------------------------------------- keywords
 
 
-def test_keywords_from_metadata_then_tfidf(setup):
+def test_keywords_from_metadata_then_none_without_a_model(setup):
     client, store, _ = setup
     pid = store.create_project("reviews", "binary", ["great", "other"])
     store.create_items(
@@ -138,20 +114,76 @@ def test_keywords_from_metadata_then_tfidf(setup):
         [
             NewItem("k", {"text": "anything"}, {"keywords": ["chosen", "words"]}),
             NewItem("a", {"text": "the gum tastes of sugar, sugar everywhere"}),
-            NewItem("b", {"text": "the gum is fine"}),
-            NewItem("c", {"text": "the gum is stale"}),
             NewItem("t", {"x": 1.0}),
         ],
     )
     ids = {it.external_id: it.id for it in store.list_items(pid)}
     r = client.get(f"/api/items/{ids['k']}/keywords").json()
     assert r == {"keywords": ["chosen", "words"], "source": "metadata"}
-    r = client.get(f"/api/items/{ids['a']}/keywords", params={"k": 1}).json()
-    # sugar: tf 2, in 1 of 5 documents; gum is in 3 of them: sugar first
-    assert r == {"keywords": ["sugar"], "source": "tfidf"}
+    # no model yet: no highlights (rare words are not cues for the classes)
+    assert client.get(f"/api/items/{ids['a']}/keywords").json() == {
+        "keywords": [],
+        "source": "none",
+    }
     assert client.get(f"/api/items/{ids['t']}/keywords").json()["keywords"] == []
     outsider = _user(client, "o", [])
     assert client.get(f"/api/items/{ids['a']}/keywords", headers=outsider).status_code == 404
+
+
+TEXTS = {
+    "g1": "great gum, great taste",
+    "g2": "a great lemon drink",
+    "g3": "great value boxes",
+    "o1": "stale gum, awful taste",
+    "o2": "awful lemon drink",
+    "o3": "awful boxes arrived",
+}
+
+
+def _import_model(client, store, tmp_path, pid, model_factory):
+    import joblib
+
+    from labelwise.service import rounds
+    from labelwise.service.features import project_features
+
+    settings = client.app.state.settings
+    fm = project_features(store, pid, settings)
+    y = [
+        "great" if store.get_item(int(i)).external_id.startswith("g") else "other"
+        for i in fm.item_ids
+    ]
+    model = model_factory().fit(fm.X, y)
+    joblib.dump(model, tmp_path / "m.joblib")
+    rounds.import_model(store, pid, tmp_path / "m.joblib", settings=settings)
+    return model
+
+
+def test_keywords_are_what_a_linear_model_weighs(setup):
+    from sklearn.linear_model import LogisticRegression
+
+    client, store, tmp_path = setup
+    pid = store.create_project("reviews", "binary", ["great", "other"])
+    store.create_items(pid, [NewItem(k, {"text": v}) for k, v in TEXTS.items()])
+    ids = {it.external_id: it.id for it in store.list_items(pid)}
+    _import_model(client, store, tmp_path, pid, lambda: LogisticRegression(C=10))
+    r = client.get(f"/api/items/{ids['g2']}/keywords", params={"k": 2}).json()
+    assert (r["source"], r["label"]) == ("model", "great")
+    # "great" is the class cue, not the rare topic word "lemon" (in one text of each class)
+    assert r["keywords"][0] == "great" and r["weights"][0] > 0
+    r = client.get(f"/api/items/{ids['o3']}/keywords").json()
+    assert (r["label"], r["keywords"][0]) == ("other", "awful")
+
+
+def test_no_keywords_from_a_model_that_is_not_linear(setup):
+    from sklearn.naive_bayes import MultinomialNB
+
+    client, store, tmp_path = setup
+    pid = store.create_project("reviews", "binary", ["great", "other"])
+    store.create_items(pid, [NewItem(k, {"text": v}) for k, v in TEXTS.items()])
+    ids = {it.external_id: it.id for it in store.list_items(pid)}
+    _import_model(client, store, tmp_path, pid, MultinomialNB)
+    r = client.get(f"/api/items/{ids['g2']}/keywords").json()
+    assert r == {"keywords": [], "source": "none"}
 
 
 def test_keywords_k_out_of_range_is_422(setup):

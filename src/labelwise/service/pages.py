@@ -17,9 +17,12 @@ Routes (none of them is part of the OpenAPI schema):
 - ``GET /api/items/{item_id}/keywords``: words to highlight in a text item (bearer token).
 
 Keywords to highlight come from the item's ``metadata["keywords"]`` when the importer set it;
-otherwise they are the item's top TF-IDF terms (:func:`labelwise.text.top_terms`, re-exported
-here), with document frequencies (:func:`labelwise.text.term_idf`) taken from up to
-:data:`KEYWORD_SAMPLE` text items of the project and cached per project.
+otherwise they are what the project's current model weighs for its prediction
+(:func:`labelwise.text.model_cues`: the item's terms with the largest ``|coef × tfidf|`` toward
+the predicted class, signed). There are none while the project has no model, for items that are
+not text, and for models that are not linear: no highlight beats a misleading one. The feature
+matrix, its vocabulary (:func:`labelwise.text.tfidf_vocabulary`) and the model are loaded once
+per project and kept until the item count or the model version changes.
 """
 
 from __future__ import annotations
@@ -37,16 +40,15 @@ from fastapi.templating import Jinja2Templates
 from labelwise.errors import LabelwiseError
 from labelwise.service.deps import CurrentUser, ProjectId, StoreDep, visible_project
 from labelwise.service.schemas import MAX_ID
-from labelwise.storage.base import BaseStore, NotFound
-from labelwise.text import term_idf, top_terms
+from labelwise.storage.base import BaseStore, NotFound, Project
+from labelwise.text import model_cues, tfidf_vocabulary
 
-__all__ = ["IMAGE_TYPES", "KEYWORD_SAMPLE", "router", "static_files", "top_terms"]
+__all__ = ["IMAGE_TYPES", "router", "static_files"]
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 
-KEYWORD_SAMPLE = 2000  # text items of a project used for document frequencies
 IMAGE_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -123,28 +125,67 @@ def item_image(item_id: ItemId, store: StoreDep, user: CurrentUser) -> FileRespo
     return FileResponse(p, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
 
 
-_idf_lock = threading.Lock()
+_cue_lock = threading.Lock()
 
 
-def _project_idf(request: Request, store: BaseStore, project_id: int) -> dict[str, float]:
-    """Document frequencies of a project's text items, cached on the app per item count."""
-    cache: dict[int, tuple[int, dict[str, float]]] = request.app.state.__dict__.setdefault(
-        "keyword_idf", {}
+class _CueModel:
+    """What keyword cues need for one project: feature rows, their terms, the model."""
+
+    def __init__(self, item_ids: Any, X: Any, names: list[str], model: Any) -> None:
+        self.item_ids, self.X, self.names, self.model = item_ids, X, names, model
+
+    def row(self, item_id: int) -> Any:
+        import numpy as np
+
+        pos = int(np.searchsorted(self.item_ids, item_id))
+        if pos >= len(self.item_ids) or self.item_ids[pos] != item_id:
+            return None  # imported after the model's features were read
+        return self.X[pos]
+
+
+def _load_cue_model(request: Request, store: BaseStore, project: Project) -> _CueModel | None:
+    from labelwise.service.features import project_features
+    from labelwise.service.rounds import load_model
+
+    fm = project_features(store, project.id, request.app.state.settings)
+    if fm.kind != "text":
+        return None
+    loaded = load_model(store, project, fm)
+    if loaded is None:
+        return None
+    texts: list[str] = []
+    page = 50_000
+    while True:  # ascending item ids: the rows of fm.X
+        batch = store.list_items(project.id, limit=page, offset=len(texts))
+        texts.extend(str(it.payload.get("text", "")) for it in batch)
+        if len(batch) < page:
+            break
+    names = tfidf_vocabulary(texts)
+    if len(names) != fm.X.shape[1]:
+        return None  # the matrix was built differently: better no cues than wrong ones
+    return _CueModel(fm.item_ids, fm.X, names, loaded.model)
+
+
+def _cue_model(request: Request, store: BaseStore, project: Project) -> _CueModel | None:
+    """The project's :class:`_CueModel`, cached on the app per (item count, model version)."""
+    latest = store.find_latest_model_version(project.id)
+    if latest is None:
+        return None
+    key = (store.count_items(project.id), latest.id)
+    cache: dict[int, tuple[Any, _CueModel | None]] = request.app.state.__dict__.setdefault(
+        "keyword_cues", {}
     )
-    n_items = store.count_items(project_id)
-    with _idf_lock:
-        hit = cache.get(project_id)
-        if hit is not None and hit[0] == n_items:
+    with _cue_lock:
+        hit = cache.get(project.id)
+        if hit is not None and hit[0] == key:
             return hit[1]
-    texts = [
-        str(it.payload["text"])
-        for it in store.list_items(project_id, limit=KEYWORD_SAMPLE)
-        if isinstance(it.payload.get("text"), str)
-    ]
-    idf = term_idf(texts)
-    with _idf_lock:
-        cache[project_id] = (n_items, idf)
-    return idf
+    try:
+        value = _load_cue_model(request, store, project)
+    except LabelwiseError:  # e.g. items of mixed kinds: highlighting is optional
+        value = None
+    with _cue_lock:
+        cache[project.id] = (key, value)
+    return value
 
 
 @router.get("/api/items/{item_id}/keywords")
@@ -155,13 +196,29 @@ def item_keywords(
     user: CurrentUser,
     k: Annotated[int, Query(ge=1, le=50)] = 5,
 ) -> dict[str, Any]:
-    """Words to highlight in a text item: ``{"keywords": [...], "source": ...}``."""
+    """Words to highlight in a text item.
+
+    ``{"keywords": [...], "source": "metadata" | "model" | "none"}``; from the model also
+    ``"weights"`` (each term's ``coef × tfidf`` toward the predicted class, positive: for it)
+    and ``"label"`` (the predicted class).
+    """
     item = _visible_item(store, user, item_id)
     given = item.metadata.get("keywords")
     if isinstance(given, list) and all(isinstance(w, str) for w in given):
         return {"keywords": given[:k], "source": "metadata"}
-    text = item.payload.get("text")
-    if not isinstance(text, str):
-        return {"keywords": [], "source": "none"}
-    idf = _project_idf(request, store, item.project_id)
-    return {"keywords": top_terms(text, idf, k), "source": "tfidf"}
+    none: dict[str, Any] = {"keywords": [], "source": "none"}
+    if not isinstance(item.payload.get("text"), str):
+        return none
+    cm = _cue_model(request, store, store.get_project(item.project_id))
+    row = None if cm is None else cm.row(item.id)
+    if cm is None or row is None:
+        return none
+    cues = model_cues(row, cm.names, cm.model, k)
+    if not cues.terms:
+        return none
+    return {
+        "keywords": [t for t, _ in cues.terms],
+        "weights": [round(w, 6) for _, w in cues.terms],
+        "label": cues.label,
+        "source": "model",
+    }

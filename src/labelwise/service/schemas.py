@@ -23,12 +23,19 @@ from labelwise.tasks import TaskType
 __all__ = [
     "MAX_ID",
     "AnnotationCreate",
+    "AnnotationEdit",
     "AnnotationPublic",
     "AnnotatorCreate",
     "AnnotatorCreated",
     "AnnotatorPublic",
+    "BatchProgress",
     "ClaimedTask",
+    "ClassNote",
     "DatasetVersionPublic",
+    "FlagCreate",
+    "FlagPublic",
+    "GuidelinesPublic",
+    "GuidelinesUpdate",
     "Health",
     "ImportResultPublic",
     "ItemCreate",
@@ -42,6 +49,7 @@ __all__ = [
     "ProjectCreate",
     "ProjectPublic",
     "ProjectUpdate",
+    "RecentAnnotation",
     "RoundPublic",
     "TaskPublic",
     "check_loop_params",
@@ -387,6 +395,15 @@ class Prediction(BaseModel):
     )
 
 
+class BatchProgress(BaseModel):
+    """Where a task stands in its round's batch: "12 of 50 in this batch"."""
+
+    round_number: int
+    position: int = Field(description="This task's place: the batch's finished tasks + 1.")
+    total: int = Field(description="Tasks in the round.")
+    finished: int = Field(description="Tasks of the round labeled or skipped, by anyone.")
+
+
 class ClaimedTask(BaseModel):
     """A task leased to the caller, with what to label and, optionally, the model's guess."""
 
@@ -394,6 +411,13 @@ class ClaimedTask(BaseModel):
     item: ItemPublic
     classes: list[str]
     prediction: Prediction | None = None
+    hard_case: bool = Field(
+        False,
+        description="The model is unsure of this item (its confidence is below the midpoint "
+        "between chance and certainty): the page shows the guidelines' hard-case "
+        "instructions.",
+    )
+    batch: BatchProgress | None = None
 
 
 class AnnotationCreate(_In):
@@ -415,6 +439,100 @@ class AnnotationPublic(_Out):
     label: Any
     created: datetime
     duration_s: float | None
+    guideline_version: int | None = Field(
+        None, description="The project's guidelines version when it was made (null: none)."
+    )
+
+
+class AnnotationEdit(_In):
+    """A new answer for one of your earlier annotations."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"label": "neg", "duration_s": 2.0}]}
+    )
+
+    label: Json = Field(description="A class name; for multilabel projects a list of them.")
+    duration_s: float | None = Field(None, ge=0, le=1e7, allow_inf_nan=False)
+
+
+class RecentAnnotation(BaseModel):
+    """One entry of an annotator's history: the answer, its item, whether it can change."""
+
+    annotation: AnnotationPublic
+    item: ItemPublic
+    editable: bool = Field(description="Its round is open: POST .../edit can still change it.")
+
+
+# --------------------------------------------------------------------------- guidelines, flags
+
+GuideText = Annotated[str, Field(max_length=100_000), AfterValidator(_no_nul)]
+NoteText = Annotated[str, Field(max_length=2_000), AfterValidator(_no_nul)]
+
+
+class ClassNote(BaseModel):
+    """What a class means, with examples (plain text; shown on the class button)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    definition: NoteText = ""
+    examples: list[NoteText] = Field(default_factory=list, max_length=20)
+
+
+class GuidelinesUpdate(_In):
+    """A new version of a project's guidelines (nothing is overwritten)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "body": "# Sentiment\nLabel the review as a whole.",
+                    "classes": {"pos": {"definition": "Praise", "examples": ["Loved it"]}},
+                    "hard_cases": "Sarcasm counts as *neg*.",
+                }
+            ]
+        },
+    )
+
+    body: GuideText = Field("", description="Markdown; raw HTML is shown as text.")
+    classes: Annotated[
+        dict[Annotated[str, Field(max_length=200)], ClassNote], AfterValidator(_no_nul)
+    ] = Field(default_factory=dict, max_length=1000, description="Notes per class name.")
+    hard_cases: GuideText = Field(
+        "", description="Markdown shown on items the model is unsure of (hard cases)."
+    )
+
+
+class GuidelinesPublic(BaseModel):
+    """A version of the guidelines with its Markdown rendered to safe HTML."""
+
+    project_id: int
+    version: int | None = Field(description="null: the project has no guidelines yet.")
+    body: str
+    body_html: str
+    classes: dict[str, ClassNote]
+    hard_cases: str
+    hard_cases_html: str
+    author_id: int | None
+    created: datetime | None
+
+
+class FlagCreate(_In):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "The text is cut off."}]}
+    )
+
+    reason: Annotated[str, Field(min_length=1, max_length=2_000), AfterValidator(_no_nul)]
+
+
+class FlagPublic(_Out):
+    id: int
+    project_id: int
+    item_id: int
+    task_id: int | None
+    annotator_id: int | None
+    reason: str
+    created: datetime
 
 
 # --------------------------------------------------------------------------- annotators

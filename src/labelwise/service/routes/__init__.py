@@ -7,6 +7,8 @@ from fastapi import APIRouter
 from labelwise.service.routes import (
     annotators,
     exports,
+    flags,
+    guidelines,
     health,
     items,
     progress,
@@ -17,5 +19,15 @@ from labelwise.service.routes import (
 __all__ = ["api_router"]
 
 api_router = APIRouter()
-for _module in (projects, items, tasks, annotators, exports, progress, health):
+for _module in (
+    projects,
+    guidelines,
+    items,
+    tasks,
+    flags,
+    annotators,
+    exports,
+    progress,
+    health,
+):
     api_router.include_router(_module.router)

@@ -1,16 +1,26 @@
-"""Rounds (admin) and the labeling loop (annotators): claim, label, skip, undo.
+"""Rounds (admin) and the labeling loop (annotators): claim, label, skip, undo, edit, history.
 
 A claim leases the next task for ``settings.lease_seconds``; labeling or skipping needs a valid
 lease held by the caller, otherwise the answer is 409 and the annotator claims again. An
 annotator can undo their most recent label while its round is open: the task comes back to them
-(409 once a retrain closed the round, or for an older or someone else's annotation).
+(409 once a retrain closed the round, or for an older or someone else's annotation). Any of
+their recent answers (``GET .../history``) can be changed while its round is open: an edit is a
+new answer that replaces the old one (``POST /api/annotations/{id}/edit``).
+
+A claimed task says where it stands in its batch (``batch``: "12 of 50 in this batch") and
+whether it is a *hard case* (:func:`is_hard_case`): the model's confidence in its predicted class
+is below the midpoint between chance and certainty, ``(1 + 1/k) / 2`` for ``k`` classes (0.75
+for two classes, 0.55 for ten; multilabel projects use two, since each class is a yes/no).
+Uncertainty strategies send exactly these items first, and they are where the guidelines'
+hard-case instructions are shown. Tasks queued before a model existed have no confidence and are
+never hard cases.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from labelwise.service.deps import (
     Admin,
@@ -23,14 +33,18 @@ from labelwise.service.deps import (
 from labelwise.service.schemas import (
     MAX_ID,
     AnnotationCreate,
+    AnnotationEdit,
     AnnotationPublic,
+    BatchProgress,
     ClaimedTask,
     ItemPublic,
     Prediction,
+    RecentAnnotation,
     RoundPublic,
     TaskPublic,
 )
 from labelwise.storage.base import Annotator, BaseStore, NotFound, Project, Task, UndoError
+from labelwise.tasks import TaskType
 
 router = APIRouter(prefix="/api")
 TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="Task id.")]
@@ -85,12 +99,42 @@ def _prediction(store: BaseStore, project: Project, task: Task) -> Prediction | 
     return Prediction(label=task.routing_tag, confidence=task.confidence)
 
 
+def hard_case_threshold(project: Project) -> float:
+    """Confidence below which a task is a hard case: ``(1 + 1/k) / 2`` for ``k`` classes.
+
+    That is the midpoint between a guess (``1/k``) and certainty (1): 0.75 for two classes,
+    ``2/3`` for three, 0.55 for ten. Multilabel projects decide each class yes/no, so ``k = 2``.
+    """
+    k = 2 if project.task_type == TaskType.MULTILABEL else max(2, len(project.classes))
+    return (1 + 1 / k) / 2
+
+
+def is_hard_case(project: Project, task: Task) -> bool:
+    """Whether the model was unsure of the task's item when it was queued or last re-scored."""
+    return task.confidence is not None and task.confidence < hard_case_threshold(project)
+
+
+def _batch(store: BaseStore, task: Task) -> BatchProgress:
+    total = store.count_tasks(task.project_id, round_id=task.round_id)
+    finished = store.count_tasks(
+        task.project_id, round_id=task.round_id, statuses=("done", "skipped")
+    )
+    return BatchProgress(
+        round_number=store.get_round(task.round_id).number,
+        position=min(finished + 1, total),
+        total=total,
+        finished=finished,
+    )
+
+
 def _claimed(store: BaseStore, project: Project, task: Task) -> ClaimedTask:
     return ClaimedTask(
         task=TaskPublic.model_validate(task),
         item=ItemPublic.model_validate(store.get_item(task.item_id)),
         classes=list(project.classes),
         prediction=_prediction(store, project, task),
+        hard_case=is_hard_case(project, task),
+        batch=_batch(store, task),
     )
 
 
@@ -148,7 +192,8 @@ def submit_annotation(
     ann = rounds.submit_annotation(
         store, task_id, user.id, body.label, settings=settings, duration_s=body.duration_s
     )
-    return AnnotationPublic.model_validate(ann)
+    # read it back for what the store recorded with it (the guidelines version)
+    return AnnotationPublic.model_validate(store.get_annotation(ann.id))
 
 
 @router.post(
@@ -193,3 +238,65 @@ def undo_annotation(
     except UndoError as e:
         raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
     return _claimed(store, project, task)
+
+
+@router.get(
+    "/projects/{project_id}/history",
+    summary="Your recent labels",
+    tags=["tasks"],
+    responses=_NOT_FOUND,
+)
+def history(
+    project_id: ProjectId,
+    store: StoreDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=100, description="How many, newest first.")] = 10,
+) -> list[RecentAnnotation]:
+    """Your ``limit`` most recent answers in the project, newest first, each with its item and
+    whether it can still be changed (its round is open)."""
+    visible_project(store, user, project_id)
+    out = []
+    open_rounds: dict[int, bool] = {}
+    for ann in store.list_recent_annotations(project_id, user.id, limit):
+        editable = False
+        if ann.task_id is not None:
+            round_id = store.get_task(ann.task_id).round_id
+            if round_id not in open_rounds:
+                open_rounds[round_id] = store.get_round(round_id).closed is None
+            editable = open_rounds[round_id]
+        out.append(
+            RecentAnnotation(
+                annotation=AnnotationPublic.model_validate(ann),
+                item=ItemPublic.model_validate(store.get_item(ann.item_id)),
+                editable=editable,
+            )
+        )
+    return out
+
+
+@router.post(
+    "/annotations/{annotation_id}/edit",
+    status_code=status.HTTP_201_CREATED,
+    summary="Change one of your labels",
+    tags=["tasks"],
+    responses={
+        404: {"description": "No such annotation (or not in one of your projects)."},
+        409: {"description": "Someone else's annotation, or its round is closed."},
+        422: {"description": "Not a class of the project."},
+    },
+)
+def edit_annotation(
+    annotation_id: AnnotationId, body: AnnotationEdit, store: StoreDep, user: CurrentUser
+) -> AnnotationPublic:
+    """Give a new answer for one of your annotations while its round is open: the new
+    annotation (a new id, today's guidelines version) replaces the old one, and the item takes
+    the new label. Not limited to the most recent answer, unlike undo."""
+    ann = store.get_annotation(annotation_id)
+    visible_project(store, user, store.get_item(ann.item_id).project_id)
+    try:
+        new_id = store.revise_annotation(
+            annotation_id, user.id, body.label, duration_s=body.duration_s
+        )
+    except UndoError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    return AnnotationPublic.model_validate(store.get_annotation(new_id))
