@@ -381,8 +381,9 @@ def _format_serving(base: str, demo: Any = None) -> Text:
     if demo is not None:
         verb = "created" if demo.created else "found"
         out.append(
-            f"\ndemo project {demo.project_id} ({verb}): {demo.n_items:,} fine-food reviews, "
-            f"{demo.n_validation:,} of them a labelled validation split\n"
+            f"\ndemo project {demo.project_id} ({verb}): {demo.n_items - demo.n_validation:,} "
+            f"fine-food reviews to label (great / other) and {demo.n_validation:,} labelled "
+            "validation reviews that score every retrain\n"
         )
         out.append(f"  admin token:     {demo.admin_token}\n")
         out.append(f"  annotator token: {demo.annotator_token}\n")
@@ -393,6 +394,9 @@ def _format_serving(base: str, demo: Any = None) -> Text:
             f"  next task: curl -X POST -H 'Authorization: Bearer {demo.annotator_token}' "
             f"{base}/api/projects/{demo.project_id}/tasks/next\n"
         )
+        from labelwise.service.demo_project import expectation
+
+        out.append(f"\n{expectation()}\n")
     out.append("Press Ctrl-C to stop.")
     return out
 
@@ -709,18 +713,31 @@ def _format_status(status: Any) -> list[Any]:
     summary.add_column(style="bold")
     summary.add_column()
     jobs = ", ".join(f"{n} {s}" for s, n in sorted(status.jobs.items())) or "none"
+    mb, rb = pr.majority_baseline, pr.random_baseline
+
+    def vs_majority(value: Any, key: str) -> str:
+        # the floor beside the number: 0.66 accuracy means little when 65.8 % is one class
+        return _fmt(value) + ("" if mb is None else f" (always {mb['label']!r}: {mb[key]:.3f})")
+
+    headline = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+    rate = ", ".join(f"#{aid}: {r:,.0f}" for aid, r in pr.throughput.items()) or "-"
     rows = [
-        ("items", f"{pr.n_items:,} ({pr.n_unlabeled:,} unlabeled)"),
-        ("labels", f"{pr.n_labeled:,} ({pr.n_annotations:,} from annotators)"),
+        ("items to label", f"{pr.n_to_label:,} ({pr.n_unlabeled:,} unlabeled)"),
+        ("validation items", f"{pr.n_validation:,} (labelled, never queued)"),
+        ("labels", f"{pr.n_labeled - pr.n_validation:,} ({pr.n_annotations:,} from annotators)"),
         ("rounds", f"{pr.rounds} ({pr.open_rounds} open)"),
         ("queue depth", f"{pr.queue_depth:,}"),
-        ("accuracy", _fmt(pr.accuracy)),
+        ("accuracy", vs_majority(pr.accuracy, "accuracy")),
+        ("macro-F1", vs_majority(pr.macro_f1, "macro_f1")),
+        ("headline metric", headline.get(pr.headline_metric, pr.headline_metric)),
         ("ECE", _fmt(pr.ece)),
         ("cost", f"{pr.cost:,.2f}"),
-        ("target", _fmt(pr.target)),
+        ("target", "-" if pr.target is None else f"{pr.target_metric} {pr.target:g}"),
         ("labels to target", _fmt(pr.projected_labels_to_target, ",d")),
+        ("random baseline", rb.get("note", "")),
         ("labels saved vs random", _fmt(pr.labels_saved, ",.0f")),
         ("money saved vs random", _fmt(pr.money_saved, ",.2f")),
+        ("labels / hour of labeling", rate),
         ("stopping", pr.stopping_status),
         ("jobs", jobs),
     ]
@@ -730,13 +747,15 @@ def _format_status(status: Any) -> list[Any]:
         summary.add_row(k, Text(str(v)))
     out: list[Any] = [summary]
     if pr.learning_curve:
-        curve = Table(title="learning curve (validation accuracy)", title_justify="left")
+        f1_at = dict(pr.macro_f1_curve)
+        curve = Table(title="learning curve (validation)", title_justify="left")
         curve.add_column("labels", justify="right")
         curve.add_column("accuracy", justify="right")
+        curve.add_column("macro-F1", justify="right")
         for n, acc in pr.learning_curve:
-            curve.add_row(f"{n:,}", f"{acc:.3f}")
+            curve.add_row(f"{n:,}", f"{acc:.3f}", _fmt(f1_at.get(n)))
         out.append(curve)
-    if pr.random_curve:
+    if pr.random_curve and rb.get("ready"):
         rnd = Table(title="random-sampling baseline (measured)", title_justify="left")
         rnd.add_column("random labels", justify="right")
         rnd.add_column("accuracy", justify="right")

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 #: Built-in model names (:func:`make_model`).
-MODELS = ("logreg", "nb")
+MODELS = ("logreg", "logreg_balanced", "nb")
 #: How a deployed model's probabilities are calibrated: a temperature fitted at each retrain, or
 #: not at all.
 CALIBRATIONS = ("temperature", "none")
@@ -61,9 +61,12 @@ def make_model(
 
     Parameters
     ----------
-    name : {"logreg", "nb"}
-        ``"logreg"``: ``LogisticRegression(max_iter=1000)``; ``"nb"``: multinomial naive Bayes on
-        sparse (text) features, Gaussian naive Bayes on dense ones.
+    name : {"logreg", "logreg_balanced", "nb"}
+        ``"logreg"``: ``LogisticRegression(max_iter=1000)``; ``"logreg_balanced"``: the same with
+        ``class_weight="balanced"`` (each class weighs ``n / (n_classes * n_class)``, so a few
+        labels of an imbalanced task do not fit "the majority class for everything");
+        ``"nb"``: multinomial naive Bayes on sparse (text) features, Gaussian naive Bayes on
+        dense ones.
     task_type : {"multiclass", "binary", "multilabel"}
         Multi-label tasks get one-vs-rest of the same model.
     sparse : bool
@@ -80,6 +83,8 @@ def make_model(
 
     if name == "logreg":
         model: Any = LogisticRegression(max_iter=1000)
+    elif name == "logreg_balanced":
+        model = LogisticRegression(max_iter=1000, class_weight="balanced")
     elif name == "nb":
         model = MultinomialNB() if sparse else GaussianNB()
     else:

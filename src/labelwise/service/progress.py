@@ -9,25 +9,45 @@ Each round queues a few items drawn uniformly at random from a fixed random *aud
 pool (``settings.random_fraction`` of each batch, see :mod:`labelwise.service.rounds`), and every
 retrain fits a second model on those random labels alone, evaluated on the same validation data.
 That gives *measured* points of the random-sampling learning curve, at fewer labels than the
-active curve. Both curves are compared at equal cost by power-law fits; the arithmetic lives in
-:mod:`labelwise.progress` (compute band), which this module calls with the curves it reads from
-the store.
+active curve. The baseline is shown only once it has enough random labels and points
+(:func:`labelwise.progress.random_baseline`: the rule, the 95 % interval, and the one sentence the
+dashboard and ``labelwise project status`` print); only then are both curves compared at equal
+cost by power-law fits. The arithmetic lives in :mod:`labelwise.progress` (compute band), which
+this module calls with the curves it reads from the store.
+
+Other numbers
+-------------
+- Items *to label* leave out the validation split (imported with labels, never queued).
+- Beside accuracy: macro-F1 and the majority-class baseline of the evaluation labels (the
+  validation split, else the training labels); the *headline* metric is the stopping target's
+  metric, else macro-F1 when the majority class holds 60 % or more of the labels, else accuracy.
+- Throughput is labels per hour of active labeling time in the last 24 hours
+  (:func:`labelwise.progress.active_labels_per_hour`).
+- A *reference* learning curve replayed offline with known labels (the demo project ships one,
+  :mod:`labelwise.service.demo_project`) is read from ``settings.data_dir /
+  "reference_curves" / "project_<id>.json"`` when present.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from labelwise.progress import (
+    Savings,
+    active_labels_per_hour,
     fit_power_law,
     labels_for_accuracy,
-    labels_per_hour,
+    majority_baseline,
     projected_labels_to_target,
+    random_baseline,
     savings_vs_random,
     stopping_target,
+    stopping_target_metric,
 )
 from labelwise.storage.base import BaseStore, utcnow
 
@@ -40,6 +60,14 @@ __all__ = [
 ]
 
 THROUGHPUT_WINDOW = timedelta(hours=24)
+#: Majority share from which macro-F1, not accuracy, is the headline metric.
+IMBALANCED_SHARE = 0.6
+REFERENCE_DIR = "reference_curves"
+
+
+def reference_path(data_dir: Any, project_id: int) -> Path:
+    """Where a project's reference learning curves live (JSON, see :func:`project_progress`)."""
+    return Path(data_dir) / REFERENCE_DIR / f"project_{project_id}.json"
 
 
 @dataclass(frozen=True)
@@ -51,6 +79,10 @@ class Progress:
     project_id : int
     n_items, n_labeled, n_unlabeled : int
         Items in the project; with a resolved label (imports included); still in the pool.
+    n_validation : int
+        Validation items (imported with their label; never labeled, never trained on).
+    n_to_label : int
+        ``n_items - n_validation``: the items labeling is about.
     n_annotations : int
         Labels given by annotators (what was paid for).
     rounds, open_rounds : int
@@ -61,17 +93,36 @@ class Progress:
     random_curve : list of (int, float)
         ``(n_random_labels, accuracy)`` of the model fitted on random labels only.
     random_accuracy_estimate : float or None
-        Random sampling's accuracy at the active curve's latest ``n_labels`` (power-law fit).
+        Random sampling's accuracy at the active curve's latest ``n_labels`` (power-law fit);
+        ``None`` until the random baseline is ready.
+    random_baseline : dict
+        :class:`labelwise.progress.RandomBaseline` as a dict: ``ready``, ``note`` (the one
+        sentence to show), ``n_random``, ``n_points``, ``accuracy``, ``ci_low``, ``ci_high``,
+        ``active_accuracy``, ``n_eval``.
+    macro_f1 : float or None
+        Of the latest model version.
+    macro_f1_curve : list of (int, float)
+        ``(n_labels, macro_f1)`` of each model version with a validation macro-F1.
+    majority_baseline : dict or None
+        :class:`labelwise.progress.MajorityBaseline` of the evaluation labels as a dict.
+    headline_metric : {"accuracy", "macro_f1"}
+        The metric the dashboard draws first.
+    reference : dict or None
+        Reference curves replayed offline with known labels: ``{"title", "protocol",
+        "metric", "curves": {name: [[n_labels, mean, low, high], ...]}}``.
     throughput : dict of int to float
-        Labels per hour of each annotator id over the last 24 hours.
+        Labels per hour of active labeling time of each annotator id, from their labels of the
+        last 24 hours (gaps over 5 minutes are breaks).
     cost : float
         ``n_annotations * project.label_cost``.
     accuracy, ece : float or None
         Of the latest model version.
     target : float or None
-        The stopping rule's target accuracy, if any.
+        The stopping rule's target, if any, on ``target_metric``.
+    target_metric : str or None
     projected_labels_to_target : int or None
-        More labels the fitted active curve needs to reach ``target`` (0 if reached; ``None``
+        More labels the fitted active curve of ``target_metric`` needs to reach ``target``
+        (0 if reached; ``None``
         without a target, without three curve points, or if the fit never gets there).
     labels_saved, money_saved : float or None
         Labels (and money) random sampling would have needed beyond those used for the current
@@ -88,14 +139,23 @@ class Progress:
     rounds: int
     open_rounds: int
     queue_depth: int
+    n_validation: int = 0
+    n_to_label: int = 0
     learning_curve: list[tuple[int, float]] = field(default_factory=list)
     random_curve: list[tuple[int, float]] = field(default_factory=list)
     random_accuracy_estimate: float | None = None
+    random_baseline: dict[str, Any] = field(default_factory=dict)
+    macro_f1: float | None = None
+    macro_f1_curve: list[tuple[int, float]] = field(default_factory=list)
+    majority_baseline: dict[str, Any] | None = None
+    headline_metric: str = "accuracy"
+    reference: dict[str, Any] | None = None
     throughput: dict[int, float] = field(default_factory=dict)
     cost: float = 0.0
     accuracy: float | None = None
     ece: float | None = None
     target: float | None = None
+    target_metric: str | None = None
     projected_labels_to_target: int | None = None
     labels_saved: float | None = None
     money_saved: float | None = None
@@ -113,6 +173,42 @@ def _status(store: BaseStore, project_id: int, metrics: Mapping[str, Any] | None
     return reason if reason.startswith("continue") else f"continue: {reason}"
 
 
+def _curve(versions: Any, metric: str) -> list[tuple[int, float]]:
+    return [
+        (int(v.metrics.get("n_labels", 0)), float(v.metrics[metric]))
+        for v in versions
+        if v.metrics.get(metric) is not None
+    ]
+
+
+def _evaluation_counts(store: BaseStore, project_id: int) -> tuple[int, dict[str, int]]:
+    """``(n_validation, class counts of the evaluation labels)``.
+
+    The evaluation labels are the validation split's; without one, the training labels (the
+    holdout and the cross-validation draw from them). Multi-label labels are not counted.
+    """
+    val: dict[str, int] = {}
+    train: dict[str, int] = {}
+    n_val = 0
+    for item in store.list_items(project_id, status="labeled"):
+        is_val = item.metadata.get("split") == "validation"
+        n_val += is_val
+        if isinstance(item.label, str):
+            counts = val if is_val else train
+            counts[item.label] = counts.get(item.label, 0) + 1
+    return n_val, (val if n_val else train)
+
+
+def _reference(settings: Any, project_id: int) -> dict[str, Any] | None:
+    if settings is None or getattr(settings, "data_dir", None) is None:
+        return None
+    try:
+        data = json.loads(reference_path(settings.data_dir, project_id).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("curves"), dict) else None
+
+
 def project_progress(
     store: BaseStore, project_id: int, *, settings: Any = None, now: datetime | None = None
 ) -> Progress:
@@ -123,49 +219,78 @@ def project_progress(
     store : BaseStore
     project_id : int
     settings : Settings, optional
-        Unused for now; accepted so every service call has the same shape.
+        ``data_dir`` holds the project's reference curves, if any.
     now : datetime, optional
         End of the 24-hour throughput window.
     """
     project = store.get_project(project_id)
     now = utcnow() if now is None else now
     versions = store.list_model_versions(project_id)
-    curve = [
-        (int(v.metrics.get("n_labels", 0)), float(v.metrics["accuracy"]))
-        for v in versions
-        if v.metrics.get("accuracy") is not None
-    ]
+    curve = _curve(versions, "accuracy")
+    f1_curve = _curve(versions, "macro_f1")
     random_curve = [
         (int(v.metrics["n_random"]), float(v.metrics["random_accuracy"]))
         for v in versions
         if v.metrics.get("random_accuracy") is not None and v.metrics.get("n_random")
     ]
-    n_annotations = len(store.list_annotations(project_id))
+    annotations = store.list_annotations(project_id)
     rounds = store.list_rounds(project_id)
-    counts = store.annotator_throughput(project_id, now - THROUGHPUT_WINDOW, now)
-    hours = THROUGHPUT_WINDOW.total_seconds() / 3600
+    since = now - THROUGHPUT_WINDOW
+    times: dict[int, list[float]] = {}
+    for a in annotations:
+        if a.annotator_id is not None and since <= a.created < now:
+            times.setdefault(a.annotator_id, []).append(a.created.timestamp())
     latest = versions[-1].metrics if versions else None
-    savings = savings_vs_random(curve, random_curve, project.label_cost)
-    target = stopping_target(project.stopping)
+    n_val, counts = _evaluation_counts(store, project_id)
+    n_eval = int(latest.get("n_validation") or 0) if latest else 0
+    baseline = random_baseline(
+        random_curve,
+        curve,
+        n_eval or n_val,
+        n_random_now=int(latest.get("n_random") or 0) if latest else None,
+    )
+    # the savings rest on the random fit: no baseline, no savings (one story on the page)
+    savings = (
+        savings_vs_random(curve, random_curve, project.label_cost) if baseline.ready else Savings()
+    )
+    majority = majority_baseline(counts)
+    found = stopping_target_metric(project.stopping)
+    target_metric, target = found if found is not None else (None, None)
+    if target_metric is not None:
+        headline = "macro_f1" if target_metric == "macro_f1" else "accuracy"
+    else:
+        imbalanced = majority is not None and majority.share >= IMBALANCED_SHARE
+        headline = "macro_f1" if imbalanced else "accuracy"
+    target_curve = _curve(versions, target_metric) if target_metric else []
+    n_items = store.count_items(project_id)
 
     return Progress(
         project_id=project_id,
-        n_items=store.count_items(project_id),
+        n_items=n_items,
         n_labeled=store.count_items(project_id, "labeled"),
         n_unlabeled=store.count_items(project_id, "unlabeled"),
-        n_annotations=n_annotations,
+        n_annotations=len(annotations),
         rounds=len(rounds),
         open_rounds=sum(r.closed is None for r in rounds),
         queue_depth=store.queue_depth(project_id, now=now),
+        n_validation=n_val,
+        n_to_label=n_items - n_val,
         learning_curve=curve,
         random_curve=random_curve,
         random_accuracy_estimate=savings.random_accuracy_estimate,
-        throughput=labels_per_hour(counts, hours),
-        cost=n_annotations * project.label_cost,
+        random_baseline=asdict(baseline),
+        macro_f1=None if latest is None else latest.get("macro_f1"),
+        macro_f1_curve=f1_curve,
+        majority_baseline=None if majority is None else asdict(majority),
+        headline_metric=headline,
+        reference=_reference(settings, project_id),
+        throughput=active_labels_per_hour(times),
+        cost=len(annotations) * project.label_cost,
         accuracy=None if latest is None else latest.get("accuracy"),
         ece=None if latest is None else latest.get("ece"),
         target=target,
-        projected_labels_to_target=projected_labels_to_target(curve, target),
+        target_metric=target_metric,
+        projected_labels_to_target=projected_labels_to_target(target_curve, target),
         labels_saved=savings.labels_saved,
         money_saved=savings.money_saved,
         stopping_status=_status(store, project_id, latest),

@@ -621,16 +621,45 @@ class ProgressPublic(BaseModel):
     rounds: int
     open_rounds: int
     queue_depth: int = Field(description="Tasks claimable now.")
+    n_validation: int = Field(description="Validation items (imported with labels, never queued).")
+    n_to_label: int = Field(description="Items labeling is about: n_items - n_validation.")
     learning_curve: list[tuple[int, float]] = Field(description="(n_labels, accuracy) per model.")
     random_curve: list[tuple[int, float]] = Field(
-        description="(n_random_labels, accuracy) of the model fitted on random labels only."
+        description="(n_random_labels, accuracy) of the model fitted on random labels only, "
+        "every measured point (the dashboard draws them once random_baseline.ready)."
     )
-    random_accuracy_estimate: float | None
-    throughput: dict[int, float] = Field(description="Labels per hour per annotator id, 24 h.")
+    random_accuracy_estimate: float | None = Field(
+        description="Power-law estimate of random sampling at the current labels; null until "
+        "random_baseline.ready."
+    )
+    random_baseline: dict[str, Any] = Field(
+        description="ready (>= 20 random labels over >= 3 retrains), note (the one sentence to "
+        "show), n_random, n_points, accuracy, ci_low, ci_high (95% Wilson), active_accuracy "
+        "(the active curve at n_random labels), n_eval."
+    )
+    macro_f1: float | None
+    macro_f1_curve: list[tuple[int, float]] = Field(description="(n_labels, macro-F1) per model.")
+    majority_baseline: dict[str, Any] | None = Field(
+        description="The constant most-frequent-class prediction on the evaluation labels: "
+        "label, share, accuracy, macro_f1, balanced_accuracy, n."
+    )
+    headline_metric: Literal["accuracy", "macro_f1"] = Field(
+        description="The target's metric, else macro_f1 when the majority class holds >= 60% "
+        "of the evaluation labels, else accuracy."
+    )
+    reference: dict[str, Any] | None = Field(
+        description="Learning curves replayed offline with known labels (title, protocol, "
+        "metric, curves: name -> [[n_labels, mean, low, high], ...]), if the project has them."
+    )
+    throughput: dict[int, float] = Field(
+        description="Labels per hour of active labeling time per annotator id (labels of the "
+        "last 24 h; gaps over 5 minutes are breaks)."
+    )
     cost: float = Field(description="n_annotations x label_cost.")
     accuracy: float | None
     ece: float | None
     target: float | None
+    target_metric: str | None
     projected_labels_to_target: int | None
     labels_saved: float | None
     money_saved: float | None
