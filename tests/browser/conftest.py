@@ -6,6 +6,8 @@ SQLite database, with the in-process retraining worker. Chromium is ``/usr/bin/c
 
 Every page fixture collects console errors and uncaught page errors; a test ends by calling
 ``console.assert_clean(...)``, naming the failed requests it provoked on purpose.
+:func:`axe_violations` runs axe-core (vendored in ``vendor/axe.min.js``, injected into the page,
+no network) and returns its violations, one line each.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ CHROMIUM_ARGS = [
 ]
 ADMIN = "browser-admin-token"
 VIEWPORT = {"width": 1366, "height": 860}  # a laptop screen
+PHONE = {"width": 390, "height": 844}  # a phone held upright
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 # The docs' screenshots are refreshed on request only (LABELWISE_SCREENSHOTS=1), so that a test
 # run leaves the working tree clean; otherwise they go to a temporary folder.
 SCREENSHOTS = (
@@ -236,11 +240,13 @@ def helpers():
     import types
 
     return types.SimpleNamespace(
+        axe_violations=axe_violations,
         login=login,
         make_server=make_server,
         unnamed_controls=unnamed_controls,
         wait_for=wait_for,
         ADMIN=ADMIN,
+        PHONE=PHONE,
         SCREENSHOTS=SCREENSHOTS,
     )
 
@@ -255,3 +261,18 @@ _UNNAMED_CONTROLS = """() => [...document.querySelectorAll('button, a[href], inp
 def unnamed_controls(page) -> list[str]:
     """Visible controls without an accessible name (no label, aria-label or text)."""
     return page.evaluate(_UNNAMED_CONTROLS)
+
+
+_AXE_RUN = """async () => {
+  const r = await axe.run(document, { resultTypes: ["violations"] });
+  return r.violations.map((v) => `${v.id} (${v.impact}): ${v.help}: ` +
+    v.nodes.map((n) => `${n.target.join(" ")} [${(n.failureSummary || "").replace(/\\s+/g, " ")}]`)
+      .join("; "));
+}"""
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's violations on the page as it is now (every rule axe enables by default)."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    return page.evaluate(_AXE_RUN)

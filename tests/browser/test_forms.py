@@ -79,7 +79,7 @@ def test_create_project_and_import_through_the_pages(server, new_page, helpers):
     )
     expect(page.locator("#t-labels")).to_have_text("0 / 4")
 
-    page.get_by_role("button", name="Start the next selection round").click()
+    page.get_by_role("button", name="Start round").click()
     expect(page.locator("#rounds tbody tr")).to_have_count(1)
     expect(page.locator("#t-queue")).to_have_text("2")
 

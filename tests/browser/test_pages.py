@@ -97,11 +97,11 @@ def test_keyboard_labeling_retrains_and_the_curve_gains_a_point(server, new_page
     task = page.locator("#task")
     expect(task).to_be_visible()
     expect(page.locator("#project-title")).to_have_text("reviews")
-    expect(page.get_by_role("button", name="Label as great (key 1)")).to_be_visible()
+    expect(page.get_by_role("button", name="1 great")).to_be_visible()
     expect(page.locator("#prediction")).to_be_visible()  # the model exists and predictions show
     expect(page.locator("#prediction")).to_contain_text("Model suggests")
     helpers.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    expect(page.locator("#item-body mark").first).to_be_visible()  # TF-IDF keywords highlighted
+    expect(page.locator("#item-body mark").first).to_be_visible()  # what the model weighs
     page.screenshot(path=str(helpers.SCREENSHOTS / "labeling.png"))
     assert helpers.unnamed_controls(page) == []
 

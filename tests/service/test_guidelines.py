@@ -63,6 +63,7 @@ def test_markdown_is_rendered_and_raw_html_is_escaped():
     link = render_markdown("[click](javascript:alert(1)) [ok](https://example.org)")
     assert 'href="javascript' not in link and 'href="https://example.org"' in link
     assert render_markdown("  \n") == ""
+    assert render_markdown("# a\n#### b") == "<h3>a</h3>\n<h6>b</h6>\n"
 
 
 def test_no_guidelines_yet_is_an_empty_version(client):
@@ -80,7 +81,8 @@ def test_admin_writes_versions_members_read_them(client):
     assert r.status_code == 200, r.text
     v1 = r.json()
     assert (v1["version"], v1["project_id"]) == (1, pid)
-    assert "<h1>Sentiment</h1>" in v1["body_html"] and "<strong>whole</strong>" in v1["body_html"]
+    assert "<h3>Sentiment</h3>" in v1["body_html"]  # under the page's h1 and a section's h2
+    assert "<strong>whole</strong>" in v1["body_html"]
     assert "<table>" in v1["body_html"]
     assert v1["hard_cases_html"] == "<p>Sarcasm counts as <em>neg</em>.</p>\n"
     assert v1["classes"]["pos"] == {

@@ -533,6 +533,8 @@ class FlagPublic(_Out):
     annotator_id: int | None
     reason: str
     created: datetime
+    external_id: str | None = Field(None, description="The item's external id (in lists).")
+    annotator: str | None = Field(None, description="The annotator's name (in lists).")
 
 
 # --------------------------------------------------------------------------- annotators

@@ -39,6 +39,14 @@ def flag_task(task_id: TaskId, body: FlagCreate, store: StoreDep, user: CurrentU
     responses={404: {"description": "No such project."}},
 )
 def list_flags(project_id: ProjectId, store: StoreDep, admin: Admin) -> list[FlagPublic]:
-    """Every flag of the project, oldest first (admins)."""
+    """Every flag of the project, oldest first, with the item's external id and the
+    annotator's name (admins)."""
     store.get_project(project_id)
-    return [FlagPublic.model_validate(f) for f in store.list_flags(project_id)]
+    names = {a.id: a.name for a in store.list_annotators()}
+    out = []
+    for f in store.list_flags(project_id):
+        flag = FlagPublic.model_validate(f)
+        flag.external_id = store.get_item(f.item_id).external_id
+        flag.annotator = names.get(f.annotator_id) if f.annotator_id is not None else None
+        out.append(flag)
+    return out

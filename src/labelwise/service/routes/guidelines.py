@@ -47,9 +47,19 @@ def render_markdown(text: str) -> str:
     Returns
     -------
     str
-        HTML; ``"*a* <b>"`` -> ``"<p><em>a</em> &lt;b&gt;</p>\\n"``.
+        HTML; ``"*a* <b>"`` -> ``"<p><em>a</em> &lt;b&gt;</p>\\n"``. Headings move down two
+        levels (``#`` is ``<h3>``, capped at ``<h6>``): the guidelines are always shown under a
+        page's ``<h1>`` and a section's ``<h2>``, and heading levels must not jump.
     """
-    return _renderer().render(text) if text.strip() else ""
+    if not text.strip():
+        return ""
+    md = _renderer()
+    env: dict[str, Any] = {}
+    tokens = md.parse(text, env)
+    for tok in tokens:
+        if tok.type in ("heading_open", "heading_close"):
+            tok.tag = f"h{min(6, int(tok.tag[1]) + 2)}"
+    return md.renderer.render(tokens, md.options, env)
 
 
 def _public(project_id: int, g: Guidelines | None) -> GuidelinesPublic:

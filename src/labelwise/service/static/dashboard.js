@@ -171,7 +171,7 @@
         LW.el("td", {}, v.n_labels), LW.el("td", {}, LW.when(v.created)),
         LW.el("td", { class: "row" },
           LW.el("button", { type: "button", "aria-label": `Export version ${v.id} as CSV`, onclick: () => exportVersion(v, "csv") }, "CSV"),
-          LW.el("button", { type: "button", "aria-label": `Export version ${v.id} as JSON Lines`, onclick: () => exportVersion(v, "jsonl") }, "JSONL"))));
+          LW.el("button", { type: "button", "aria-label": `Export version ${v.id} as JSONL`, onclick: () => exportVersion(v, "jsonl") }, "JSONL"))));
     }
     if (!versions.length) vb.append(LW.el("tr", {}, LW.el("td", { colspan: 4, class: "muted" }, "No dataset version yet: every retrain snapshots the labels.")));
     document.body.dataset.loaded = "true";
