@@ -1,5 +1,6 @@
-// The owner's dashboard: learning curve beside the random-sampling estimate, rounds, queue,
-// throughput, cost and return, stopping status, dataset versions (export) and item import.
+// The owner's dashboard: learning curve (headline metric, majority baseline, the random-sampling
+// baseline once it means something, replayed reference curves), rounds, queue, throughput per
+// hour of active labeling, cost and return, stopping status, dataset versions and item import.
 "use strict";
 
 (() => {
@@ -27,21 +28,34 @@
     return ticks;
   }
 
-  // An SVG line chart: accuracy (y) against labels (x); one series per curve, a point per model.
-  function drawCurve(container, series, target) {
+  const METRIC_NAMES = { accuracy: "accuracy", macro_f1: "macro-F1" };
+
+  // An SVG line chart: a metric (y) against labels (x). `series` are measured curves (a point
+  // per model), `bands` replayed reference curves (mean line, min-max band), `hlines` constant
+  // baselines (the majority class). Colours come from style.css variables, inline, so new
+  // elements need no new CSS rules.
+  function drawCurve(container, series, target, opts = {}) {
+    const { bands = [], hlines = [], metric = "accuracy" } = opts;
     const W = 560, H = 300, M = { l: 52, r: 16, t: 16, b: 44 };
     const all = series.flatMap((s) => s.points);
+    const described = [...series.map((s) => `${s.name}, ${s.points.length} points`),
+      ...hlines.map((h) => `${h.name} at ${h.value.toFixed(3)}`), ...bands.map((b) => `${b.name} (reference)`)];
     const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "curve-svg",
-      "aria-label": `Learning curve: ${series.map((s) => `${s.name}, ${s.points.length} points`).join("; ")}` });
+      "aria-label": `Learning curve (${METRIC_NAMES[metric] || metric}): ${described.join("; ")}` });
     if (!all.length) {
       root.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "chart-empty" },
         "No model yet: the first point appears after the first retrain."));
       container.replaceChildren(root);
       return;
     }
-    const xmax = Math.max(...all.map((p) => p[0])) * 1.05 || 1;
-    let ymin = Math.min(...all.map((p) => p[1]), target ?? 1);
-    let ymax = Math.max(...all.map((p) => p[1]), target ?? 0);
+    // the reference bands widen the axes only as far as the labels measured so far (+ one step)
+    const xmeasured = Math.max(...all.map((p) => p[0]));
+    const bandPts = bands.map((b) => b.rows.filter((r, i) => r[0] <= xmeasured || (i > 0 && b.rows[i - 1][0] < xmeasured)));
+    const xs = [...all.map((p) => p[0]), ...bandPts.flat().map((r) => r[0])];
+    const ys = [...all.map((p) => p[1]), ...bandPts.flat().flatMap((r) => [r[2], r[3]]), ...hlines.map((h) => h.value)];
+    const xmax = Math.max(...xs) * 1.05 || 1;
+    let ymin = Math.min(...ys, target ?? 1);
+    let ymax = Math.max(...ys, target ?? 0);
     ymin = Math.max(0, Math.floor((ymin - 0.05) * 10) / 10);
     ymax = Math.min(1, Math.ceil((ymax + 0.02) * 10) / 10);
     if (ymax <= ymin) ymax = ymin + 0.1;
@@ -58,8 +72,29 @@
     }
     axes.append(svg("text", { x: (M.l + W - M.r) / 2, y: H - 8, "text-anchor": "middle", class: "axis-title" }, "labels"));
     axes.append(svg("text", { x: 14, y: (M.t + H - M.b) / 2, "text-anchor": "middle", class: "axis-title",
-      transform: `rotate(-90 14 ${(M.t + H - M.b) / 2})` }, "accuracy"));
+      transform: `rotate(-90 14 ${(M.t + H - M.b) / 2})` }, `validation ${METRIC_NAMES[metric] || metric}`));
     root.append(axes);
+    bands.forEach((b, i) => {
+      const rows = bandPts[i];
+      if (!rows.length) return;
+      const g = svg("g", { class: `reference ${b.cls}`, "data-reference": b.name });
+      const area = [...rows.map((r) => `${x(r[0])},${y(r[3])}`), ...[...rows].reverse().map((r) => `${x(r[0])},${y(r[2])}`)].join(" ");
+      g.append(svg("polygon", { points: area, style: `fill: ${b.color}; opacity: 0.12` }));
+      g.append(svg("polyline", { points: rows.map((r) => `${x(r[0])},${y(r[1])}`).join(" "), fill: "none",
+        style: `stroke: ${b.color}; stroke-width: 1.5; stroke-dasharray: 2 4` }));
+      for (const r of rows) {
+        const c = svg("circle", { cx: x(r[0]), cy: y(r[1]), r: 2.5, style: `fill: ${b.color}` });
+        c.append(svg("title", {}, `${b.name}: ${r[0]} labels, mean ${r[1].toFixed(3)} (min ${r[2].toFixed(3)}, max ${r[3].toFixed(3)})`));
+        g.append(c);
+      }
+      root.append(g);
+    });
+    for (const h of hlines) {
+      if (h.value < ymin || h.value > ymax) continue;
+      root.append(svg("line", { x1: M.l, x2: W - M.r, y1: y(h.value), y2: y(h.value), class: "majority",
+        style: "stroke: var(--muted); stroke-dasharray: 8 4; stroke-width: 1.5" }));
+      root.append(svg("text", { x: W - M.r - 4, y: y(h.value) + 14, "text-anchor": "end" }, h.name));
+    }
     if (target !== null && target !== undefined && target >= ymin && target <= ymax) {
       root.append(svg("line", { x1: M.l, x2: W - M.r, y1: y(target), y2: y(target), class: "target" }));
       root.append(svg("text", { x: W - M.r - 4, y: y(target) - 5, "text-anchor": "end", class: "target-label" }, `target ${target}`));
@@ -71,28 +106,32 @@
       }
       for (const p of s.points) {
         const c = svg("circle", { cx: x(p[0]), cy: y(p[1]), r: 4.5, class: `pt ${s.pt}` });
-        c.append(svg("title", {}, `${s.name}: ${p[0]} labels, accuracy ${p[1].toFixed(3)}`));
+        c.append(svg("title", {}, `${s.name}: ${p[0]} labels, ${METRIC_NAMES[metric] || metric} ${p[1].toFixed(3)}`));
         g.append(c);
       }
       root.append(g);
     }
     const legend = svg("g", { class: "legend", transform: `translate(${M.l + 10}, ${M.t + 6})` });
-    series.forEach((s, i) => {
-      legend.append(svg("rect", { x: 1, y: i * 18 + 1, width: 10, height: 10, rx: 2, class: `swatch ${s.pt}` }));
-      legend.append(svg("text", { x: 16, y: i * 18 + 10 }, s.name));
+    const entries = [...series.map((s) => ({ name: s.name, cls: `swatch ${s.pt}` })),
+      ...bands.filter((b, i) => bandPts[i].length).map((b) => ({ name: b.name, style: `fill: ${b.color}; opacity: 0.5` }))];
+    entries.forEach((e, i) => {
+      legend.append(svg("rect", { x: 1, y: i * 18 + 1, width: 10, height: 10, rx: 2, ...(e.cls ? { class: e.cls } : { style: e.style }) }));
+      legend.append(svg("text", { x: 16, y: i * 18 + 10 }, e.name));
     });
     root.append(legend);
     container.replaceChildren(root);
   }
 
-  function curveTable(active, random) {
+  function curveTable(active, f1, random) {
     const body = $("curve-table").querySelector("tbody");
     body.replaceChildren();
+    const f1At = Object.fromEntries(f1.map((p) => [p[0], p[1]]));
     const n = Math.max(active.length, random.length);
+    const num = (v) => (v === undefined ? "" : v.toFixed(3));
     for (let i = 0; i < n; i++) {
       const a = active[i] || [], r = random[i] || [];
-      body.append(LW.el("tr", {}, LW.el("td", {}, a[0] ?? ""), LW.el("td", {}, a[1] === undefined ? "" : a[1].toFixed(3)),
-        LW.el("td", {}, r[0] ?? ""), LW.el("td", {}, r[1] === undefined ? "" : r[1].toFixed(3))));
+      body.append(LW.el("tr", {}, LW.el("td", {}, a[0] ?? ""), LW.el("td", {}, num(a[1])), LW.el("td", {}, num(f1At[a[0]])),
+        LW.el("td", {}, r[0] ?? ""), LW.el("td", {}, num(r[1]))));
     }
   }
 
@@ -117,29 +156,54 @@
     stopEl.textContent = stop.charAt(0).toUpperCase() + stop.slice(1);
     stopEl.className = "stopping " + (stop.startsWith("stop") ? "stop" : "continue");
 
-    $("t-labels").textContent = `${LW.fmt(progress.n_annotations, 0)} / ${LW.fmt(progress.n_items, 0)}`;
+    const majority = progress.majority_baseline;
+    const baseline = progress.random_baseline || { ready: false, note: "" };
+    $("t-labels").textContent = `${LW.fmt(progress.n_annotations, 0)} / ${LW.fmt(progress.n_to_label, 0)}`;
+    $("t-labels-note").textContent = progress.n_validation ? `+ ${LW.fmt(progress.n_validation, 0)} validation items (not to label)` : "";
     $("t-accuracy").textContent = LW.pct(progress.accuracy);
+    $("t-accuracy-note").textContent = majority ? `always “${majority.label}”: ${LW.pct(majority.accuracy)}` : "";
+    $("t-f1").textContent = progress.macro_f1 === null ? "–" : progress.macro_f1.toFixed(3);
+    $("t-f1-note").textContent = majority ? `always “${majority.label}”: ${majority.macro_f1.toFixed(3)}` : "";
+    for (const [tile, metric] of [["tile-accuracy", "accuracy"], ["tile-f1", "macro_f1"]]) {
+      $(tile).dataset.headline = String(progress.headline_metric === metric);
+    }
     $("t-queue").textContent = LW.fmt(progress.queue_depth, 0);
     $("t-cost").textContent = money(progress.cost);
-    $("t-saved").textContent = progress.labels_saved === null ? "–" : `${LW.fmt(progress.labels_saved, 0)} labels`;
     $("t-strategy").textContent = `${project.strategy} (cold start: ${project.cold_start_strategy})`;
 
-    const series = [{ name: "active learning", cls: "active", pt: "pt-active", points: progress.learning_curve }];
-    series.push({ name: "random sampling (measured)", cls: "random", pt: "pt-random", points: progress.random_curve });
-    drawCurve($("curve"), series, progress.target);
-    curveTable(progress.learning_curve, progress.random_curve);
-    $("curve").dataset.points = String(progress.learning_curve.length);
-    $("curve-note").textContent = progress.random_accuracy_estimate === null
-      ? "Random-sampling estimate at the current label count: needs three random points."
-      : `Random sampling would be at ${LW.pct(progress.random_accuracy_estimate)} with the same labels (power-law fit of the measured random curve).`;
+    // the chart leads with the headline metric (macro-F1 for imbalanced classes); the measured
+    // random curve is accuracy only, and drawn only once the baseline rule says it means something
+    const metric = progress.headline_metric;
+    const name = METRIC_NAMES[metric];
+    const active = metric === "macro_f1" ? progress.macro_f1_curve : progress.learning_curve;
+    const series = [{ name: `active learning (${name})`, cls: "active", pt: "pt-active", points: active }];
+    if (baseline.ready && metric === "accuracy") {
+      series.push({ name: "random sampling (measured)", cls: "random", pt: "pt-random", points: progress.random_curve });
+    }
+    const colors = ["var(--accent)", "var(--random)"];
+    const ref = progress.reference && progress.reference.metric === metric ? progress.reference : null;
+    const bands = ref ? Object.entries(ref.curves).map(([n, rows], i) => ({ name: n, rows, color: colors[i % 2], cls: `ref-${i}` })) : [];
+    const hlines = majority ? [{ name: `always “${majority.label}” ${majority[metric].toFixed(3)}`, value: majority[metric] }] : [];
+    const target = progress.target_metric === metric ? progress.target : null;
+    drawCurve($("curve"), series, target, { bands, hlines, metric });
+    curveTable(progress.learning_curve, progress.macro_f1_curve, baseline.ready ? progress.random_curve : []);
+    $("curve").dataset.points = String(active.length);
+    $("curve").dataset.metric = metric;
+    $("curve").dataset.latest = active.length ? String(active[active.length - 1][1]) : "";
+    $("curve").dataset.majority = majority ? String(majority[metric]) : "";
+    $("curve-note").textContent = baseline.note;
+    $("reference-note").textContent = ref ? `${ref.title}: ${ref.protocol}` : "";
 
     const roi = $("roi");
     roi.replaceChildren();
+    const noBaseline = "– (no random baseline yet)";
     fact(roi, "Labels paid for", `${LW.fmt(progress.n_annotations, 0)} × ${money(project.label_cost)} = ${money(progress.cost)}`);
-    fact(roi, "Labels saved vs random", progress.labels_saved === null ? "not enough random points yet" : LW.fmt(progress.labels_saved, 0));
-    fact(roi, "Money saved vs random", money(progress.money_saved));
+    fact(roi, "Labels saved vs random", progress.labels_saved === null ? (baseline.ready ? "–" : noBaseline) : LW.fmt(progress.labels_saved, 0));
+    fact(roi, "Money saved vs random", progress.money_saved === null ? (baseline.ready ? "–" : noBaseline) : money(progress.money_saved));
+    const targetName = METRIC_NAMES[progress.target_metric] || progress.target_metric;
     fact(roi, "Labels still needed for the target", progress.target === null ? "no target set"
-      : progress.projected_labels_to_target === null ? "not projectable yet" : LW.fmt(progress.projected_labels_to_target, 0));
+      : progress.projected_labels_to_target === null ? `not projectable yet (${targetName} ${progress.target})`
+        : `${LW.fmt(progress.projected_labels_to_target, 0)} (${targetName} ${progress.target})`);
     fact(roi, "Projected cost to target", progress.projected_labels_to_target === null ? "–"
       : money(progress.projected_labels_to_target * project.label_cost));
     fact(roi, "Calibration error (ECE)", LW.fmt(progress.ece));
@@ -149,7 +213,7 @@
     const tp = $("throughput").querySelector("tbody");
     tp.replaceChildren();
     const rows = Object.entries(progress.throughput);
-    if (!rows.length) tp.append(LW.el("tr", {}, LW.el("td", { colspan: 2, class: "muted" }, "No labels in the last 24 hours.")));
+    if (!rows.length) tp.append(LW.el("tr", {}, LW.el("td", { colspan: 2, class: "muted" }, "No timed labels in the last 24 hours (a rate needs two labels less than 5 minutes apart).")));
     for (const [id, rate] of rows) tp.append(LW.el("tr", {}, LW.el("td", {}, names[id] || `annotator #${id}`), LW.el("td", {}, LW.fmt(rate, 1))));
 
     const byRound = {};
