@@ -76,15 +76,16 @@ def write_markdown(results: dict, args: argparse.Namespace, seconds: dict, path:
         "",
         f"labelwise {labelwise.__version__}, scikit-learn {sklearn.__version__}, numpy "
         f"{np.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPU cores. "
-        f"Model: `LogisticRegression(max_iter=1000)`, refitted from scratch every round. "
-        f"{args.seeds} seeds per strategy (seed = initial random set + strategy tie-breaks; the "
-        "train/test split is the data set's fixed one). Noise-free oracle, no latency.",
+        f"Model: `LogisticRegression(max_iter=1000)`, refitted from scratch every round. Every "
+        "run is `iter_simulate` driving `loop.Session`, the engine the library and the service "
+        f"use (one loop). {args.seeds} seeds per strategy (seed = the session's seed: the "
+        "random cold-start set, tie-breaks, committee bagging; the train/test split is the data "
+        "set's fixed one). Noise-free oracle, no latency.",
         "",
         "Peer libraries (rows `modal_*`, `skactiveml_*`, `smalltext_*`, via "
         "`labelwise.peers`) are an optional extra: `pip install -e '.[peers]'` (modal-python "
         "0.4.2.1, scikit-activeml 1.0.1, small-text 1.4.1; `make test` installs it). The numbers "
-        "below were produced with the same versions installed beside the venv "
-        "(`pip install --target`, `PYTHONPATH`). "
+        "below were produced with these versions installed in the venv. "
         f"{', '.join(sorted(SLOW_PEERS))} run on digits only (too slow on 2 cores for the larger "
         "pools: dense pairwise distances or a bagged committee of wrapped models every round).",
         "",
