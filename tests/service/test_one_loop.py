@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from labelwise.errors import LabelwiseError
 from labelwise.loop import Session
 from labelwise.service.app import create_app
-from labelwise.service.rounds import import_model, start_round
+from labelwise.service.rounds import audit_mask, import_model, start_round
 from labelwise.service.worker import Worker
 from labelwise.settings import Settings
 from labelwise.simulate import iter_simulate
@@ -363,3 +363,22 @@ def test_pretrained_model_that_does_not_fit_the_project_stores_nothing(digits_po
     with pytest.raises(LabelwiseError, match="cannot load"):
         import_model(store, pid, tmp_path / "junk.joblib", settings=settings)
     assert store.list_model_versions(pid) == []
+
+
+def test_per_project_random_share(digits_pool, tmp_path):
+    """strategy_params.random_fraction overrides the server's audit share for one project."""
+    X, y = digits_pool
+    store = InMemoryStore()
+    settings = Settings(data_dir=tmp_path / "data", random_fraction=0.1)
+    pid, _, _ = _npy_project(
+        store, tmp_path, X, y, [str(c) for c in range(10)], batch_size=20,
+        strategy_params={"random_fraction": 0.5},
+    )  # fmt: skip
+    rnd = start_round(store, pid, settings=settings)
+    picked = [t.item_id for t in store.list_tasks(pid, round_id=rnd.id)]
+    assert audit_mask(picked, 0.5).sum() == 10  # half the batch from the audit sample
+    client, _ = _client(InMemoryStore(), tmp_path)
+    with client:
+        body = {"name": "p", "classes": ["a", "b"], "strategy_params": {"random_fraction": 0.9}}
+        r = client.post("/api/projects", json=body)
+        assert r.status_code == 422 and "random_fraction" in r.text

@@ -53,11 +53,12 @@ stabilizing-predictions rule, each model version's predictions on a fixed *stop 
 Project settings read here
 --------------------------
 ``project.strategy_params`` carries the strategy's own parameters plus reserved keys
-(:data:`RESERVED_PARAMS`): ``model`` (``"logreg"`` or ``"nb"``), ``calibration``
-(``"temperature"``, the default, or ``"none"``), ``random_state`` (the session seed; default the
-project id), ``committee_size`` (members of the default committee), ``keywords`` (keyword flag
-columns for a stratified cold start) and ``cold_start_params`` (parameters of the cold-start
-strategy, e.g. ``{"by": ["keyword:refund"]}``).
+(:data:`RESERVED_PARAMS`): ``model`` (:data:`labelwise.models.training.MODELS`),
+``calibration`` (``"temperature"``, the default, or ``"none"``), ``random_state`` (the session
+seed; default the project id), ``random_fraction`` (the audit share; default
+``settings.random_fraction``), ``committee_size`` (members of the default committee),
+``keywords`` (keyword flag columns for a stratified cold start) and ``cold_start_params``
+(parameters of the cold-start strategy, e.g. ``{"by": ["keyword:refund"]}``).
 
 Crash safety
 ------------
@@ -131,7 +132,15 @@ HOLDOUT_FRACTION = 0.2
 HOLDOUT_MIN_LABELS = 50
 #: strategy_params keys read by the loop, not passed to the strategy
 RESERVED_PARAMS = frozenset(
-    {"model", "calibration", "random_state", "committee_size", "keywords", "cold_start_params"}
+    {
+        "model",
+        "calibration",
+        "random_state",
+        "committee_size",
+        "keywords",
+        "cold_start_params",
+        "random_fraction",
+    }
 )
 STOP_SET_SIZE = 1000
 _HOLDOUT_SALT = 1
@@ -197,6 +206,11 @@ def project_seed(project: Project) -> int:
     """The project's session seed: ``strategy_params["random_state"]``, else the project id."""
     seed = project.strategy_params.get("random_state", project.id)
     return int(seed) % 2**32
+
+
+def random_fraction(project: Project, settings: Any) -> float:
+    """The project's audit share: ``strategy_params["random_fraction"]``, else the setting's."""
+    return float(project.strategy_params.get("random_fraction", settings.random_fraction))
 
 
 def _calibrates(project: Project) -> bool:
@@ -492,12 +506,13 @@ def start_round(
     loaded = load_model(store, project, fm)
     rounds = store.list_rounds(project_id)
     session = build_session(
-        project, snap, loaded, round=len(rounds), random_fraction=settings.random_fraction
+        project, snap, loaded, round=len(rounds), random_fraction=random_fraction(project, settings)
     )
 
     k = min(project.batch_size, pool_ids.shape[0])
-    audit = audit_mask(pool_ids, settings.random_fraction)
-    n_rand = min(int(np.floor(settings.random_fraction * k + 0.5)), int(audit.sum()))
+    share = random_fraction(project, settings)
+    audit = audit_mask(pool_ids, share)
+    n_rand = min(int(np.floor(share * k + 0.5)), int(audit.sum()))
     n_main = int((~audit).sum())
     n_rand = max(n_rand, k - n_main)  # a tiny pool: fill from the audit subset
     k_main = k - n_rand
@@ -836,11 +851,13 @@ def _train(
     else:
         eval_ids, y_eval = None, None
     metrics.update(n_random=None, random_accuracy=None)
-    if eval_ids is not None and settings.random_fraction > 0:
+    share = random_fraction(project, settings)
+    metrics["random_macro_f1"] = None
+    if eval_ids is not None and share > 0:
         annotated = np.fromiter({a.item_id for a in store.list_annotations(pid)}, dtype=np.int64)
         rand = (
             ~np.isin(snap.train_ids, eval_ids)
-            & audit_mask(snap.train_ids, settings.random_fraction)
+            & audit_mask(snap.train_ids, share)
             & np.isin(snap.train_ids, annotated)
         )
         scored = fit_and_score(
@@ -854,6 +871,7 @@ def _train(
         )
         metrics["n_random"] = int(rand.sum())
         metrics["random_accuracy"] = None if scored is None else scored["accuracy"]
+        metrics["random_macro_f1"] = None if scored is None else scored["macro_f1"]
 
     stop_ids = _stop_set_ids(fm.item_ids)
     stop_key = _ids_key(stop_ids)

@@ -66,7 +66,15 @@ TaskTypeName = Literal["multiclass", "binary", "multilabel"]
 # strategy_params keys read by the loop (model, calibration, seed, committee, cold start) rather
 # than by the strategy itself; labelwise.service.rounds documents each
 RESERVED_STRATEGY_PARAMS = frozenset(
-    {"model", "calibration", "random_state", "committee_size", "keywords", "cold_start_params"}
+    {
+        "model",
+        "calibration",
+        "random_state",
+        "committee_size",
+        "keywords",
+        "cold_start_params",
+        "random_fraction",
+    }
 )
 
 
@@ -174,6 +182,10 @@ def check_loop_params(params: Mapping[str, Any] | None) -> None:
     ):
         raise ValueError("strategy_params.keywords must be a list of at most 100 non-empty "
                          f"words or phrases; got {keywords!r}")  # fmt: skip
+    share = params.get("random_fraction", 0.1)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 0.5:
+        raise ValueError(f"strategy_params.random_fraction must be a number in [0, 0.5] (the "
+                         f"share of each batch drawn at random); got {share!r}")  # fmt: skip
     cold = params.get("cold_start_params", {})
     if not isinstance(cold, dict):
         raise ValueError(f"strategy_params.cold_start_params must be an object of the cold-start "
