@@ -449,7 +449,8 @@ class Session:
             return None
         from labelwise.models.training import prior_model
 
-        return prior_model(self._train_rows()[0], self._train_rows()[1])
+        X, y = self._train_rows()
+        return prior_model(X, y)
 
     @property
     def selecting_model_(self) -> Any:
@@ -482,18 +483,22 @@ class Session:
         members = None
         if fit is not None and self._needs_members():
             members = self._members(fit)
-        X_lab = None if self.n_labeled == 0 else _rows(self.X_pool, self._idx)
+        # labelled rows in pool order, as the model was fitted on them
+        in_order = np.sort(self._idx)
+        X_lab = y_lab = None
+        if self.n_labeled:
+            X_lab, y_lab = self._train_rows()
         return Candidates(
             X=self.X_pool,
             model=None if fit is None else fit.model,
             row_idx=np.flatnonzero(free),
             X_labeled=X_lab,
-            y_labeled=self._y,
+            y_labeled=y_lab,
             embeddings=self.embeddings,
             embeddings_labeled=(
                 None
                 if self.embeddings is None or self.n_labeled == 0
-                else np.asarray(self.embeddings[self._idx])
+                else np.asarray(self.embeddings[in_order])
             ),
             metadata=self.metadata,
             committee=members,
