@@ -47,7 +47,9 @@ def test_pages_are_html_without_a_token(setup, path):
     assert '<script src="' in r.text and 'role="status"' in r.text
 
 
-@pytest.mark.parametrize("name", ["app.js", "label.js", "dashboard.js", "forms.js", "style.css"])
+@pytest.mark.parametrize(
+    "name", ["app.js", "label.js", "dashboard.js", "forms.js", "project_admin.js", "style.css"]
+)
 def test_static_files_are_served(setup, name):
     client, _, _ = setup
     assert client.get(f"/static/{name}").status_code == 200
