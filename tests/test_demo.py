@@ -31,3 +31,16 @@ def test_demo_unknown_strategy_is_a_clear_error():
     out = CliRunner().invoke(app, ["demo", "--strategy", "nope", "--seeds", "1", "--rounds", "1"])
     assert out.exit_code == 2
     assert "unknown strategy 'nope'" in out.output
+
+
+def test_demo_headline_carries_a_per_seed_interval():
+    from labelwise.demo import format_summary
+
+    result = learning_curve_demo("margin", seeds=3, n_rounds=8)
+    assert len(result.seed_labels) == 3
+    assert all(20 <= v <= result.baseline_labels for v in result.seed_labels)
+    low, high = result.ratio_ci
+    assert low <= result.ratio <= high
+    # hand check: the ratio is the budget over the mean of the per-seed labels
+    assert result.ratio == result.baseline_labels / (sum(result.seed_labels) / 3)
+    assert "95% CI" in format_summary(result) or "includes 1" in format_summary(result)

@@ -274,7 +274,7 @@ def _format_demo(result) -> Table:
 def demo(
     strategy: str = typer.Option("margin", help="Strategy to compare with random sampling."),
     dataset: str = typer.Option("digits", help="A bundled real data set."),
-    seeds: int = typer.Option(3, min=1, help="Repetitions to average."),
+    seeds: int = typer.Option(5, min=1, help="Repetitions to average (5+ for a usable CI)."),
     rounds: int = typer.Option(15, min=1, help="Rounds after the initial random labels."),
     batch_size: int = typer.Option(20, min=1, help="Labels per round."),
 ) -> None:
