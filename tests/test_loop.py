@@ -567,3 +567,41 @@ def test_numpy_generators_are_accepted_where_the_docs_say_so(digits):
     cands = Candidates(X_pool, model=s.fitted_model_, row_idx=np.arange(100, 300))
     picked = get_strategy("margin").select(cands, 7, random_state=np.random.default_rng(1))
     assert (picked.pool_idx >= 100).all() and (picked.pool_idx < 300).all()
+
+
+def test_labels_revised_to_one_class_drop_the_old_model(digits):
+    X_pool, _, y_pool, _ = digits
+    idx = np.flatnonzero(np.isin(y_pool, [0, 1]))[:10]
+    s = Session(lr(), X_pool, labeled_idx=idx, y_labeled=y_pool[idx], random_state=0)
+    assert s.is_fitted
+    s.update_labels(idx, np.zeros(10, dtype=int))  # consensus says: all zeros
+    assert not s.is_fitted and s.query(3).strategy == "random"
+    assert list(s.model_or_prior().classes_) == [0]
+
+
+def test_from_state_refuses_model_lag_and_foreign_classes(digits):
+    X_pool, _, y_pool, _ = digits
+    with pytest.raises(LabelwiseError, match="model_lag"):
+        Session.from_state(lr(), X_pool, model_lag=1)
+    pre = lr().fit(X_pool[:100], y_pool[:100])  # int classes 0..9
+    with pytest.raises(LabelMismatchError, match="not among the session's classes"):
+        Session.from_state(lr(), X_pool, fitted_model=pre, classes=[str(c) for c in range(10)])
+
+
+def test_calibrated_sessions_reproduce_with_a_seeded_random_model(digits):
+    from sklearn.ensemble import RandomForestClassifier
+
+    X_pool, _, y_pool, _ = digits
+    picks = []
+    for _ in range(2):
+        s = Session(RandomForestClassifier(n_estimators=20), X_pool, calibration="temperature",
+                    random_state=0)  # fmt: skip
+        s.teach(q := s.query(40), y_pool[q.idx])
+        picks.append(s.query(10).idx.tolist())
+    assert picks[0] == picks[1]
+
+
+def test_calibration_is_refused_for_multilabel(digits):
+    X_pool, _, _, _ = digits
+    with pytest.raises(LabelwiseError, match="single-label"):
+        Session(lr(), X_pool, task_type="multilabel", calibration="temperature")

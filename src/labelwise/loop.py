@@ -150,6 +150,7 @@ class _Fit:
     idx: np.ndarray
     y: np.ndarray | None
     members: list[Any] | None = None
+    from_labels: bool = True  # False: a model given to from_state (trained elsewhere)
 
 
 class Session:
@@ -257,11 +258,16 @@ class Session:
         _fitted_model: Any = None,
         _round: int = 0,
     ) -> None:
+        self.task_type = parse_task_type(task_type)
+        if calibration is not None and self.task_type == TaskType.MULTILABEL:
+            raise LabelwiseError(
+                "calibration='temperature' is for single-label tasks (one softmax over the "
+                "classes); multi-label probabilities are per label. Leave calibration=None."
+            )
         self.model = self._with_calibration(check_model(model), calibration)
         self.calibration = calibration
         self.X_pool = _check_pool(X_pool)
         n_pool = self.X_pool.shape[0]
-        self.task_type = parse_task_type(task_type)
         self.strategy = get_strategy(strategy, **dict(strategy_params or {}))
         self.cold_start = get_strategy(cold_start, **dict(cold_start_params or {}))
         if not self.cold_start.cold_start:
@@ -318,7 +324,8 @@ class Session:
             self._add(self._check_positions(labeled_idx), y_labeled)
         if _fitted_model is not None:
             check_fitted(_fitted_model)
-            self._push_fit(_fitted_model)
+            self._check_fitted_classes(_fitted_model)
+            self._push_fit(_fitted_model, from_labels=False)
         else:
             self._refit()
 
@@ -357,6 +364,12 @@ class Session:
         -------
         Session
         """
+        if params.get("model_lag", 0):
+            raise LabelwiseError(
+                "from_state keeps only the latest fit, so it cannot resume a session with "
+                "model_lag > 0 (the older models are not in the snapshot); resume with "
+                "model_lag=0 or keep the original Session."
+            )
         return cls(
             model,
             X_pool,
@@ -575,7 +588,8 @@ class Session:
     def add_labels(self, idx: Any, labels: Any) -> None:
         """Add labels for pool items outside a query (seed labels, labels from elsewhere).
 
-        Refits the model. Does not touch the pending query or :attr:`history`.
+        Refits the model and drops the pending query (its scores came from the old model: query
+        again). Does not touch :attr:`history`.
 
         Raises
         ------
@@ -735,7 +749,7 @@ class Session:
         from labelwise.calibration import TemperatureScaling
         from labelwise.models.calibrated import CalibratedModel
 
-        return CalibratedModel(model, TemperatureScaling())
+        return CalibratedModel(model, TemperatureScaling())  # seeded by fit_model like the model
 
     def _train_rows(self, idx: np.ndarray | None = None, y: np.ndarray | None = None):
         """Labelled rows in pool order (so the fit does not depend on the labelling order)."""
@@ -746,17 +760,35 @@ class Session:
 
     def _refit(self) -> None:
         if not _can_fit(self._y, self.task_type):
+            # labels revised down to one class: a model fitted on the old labels would keep
+            # selecting; a model given to from_state stays until the labels can replace it
+            self._fits = [f for f in self._fits if not f.from_labels]
             return
         from labelwise.models.training import fit_model
 
         X, y = self._train_rows()
         self._push_fit(fit_model(self.model, X, y, random_state=self._model_seed))
 
-    def _push_fit(self, model: Any) -> None:
-        self._fits.append(_Fit(model, self._round, self._idx, self._y))
+    def _push_fit(self, model: Any, *, from_labels: bool = True) -> None:
+        self._fits.append(_Fit(model, self._round, self._idx, self._y, None, from_labels))
         del self._fits[: max(0, len(self._fits) - self.model_lag - 1)]
         if self.stop_set is not None:
             self.stop_set_predictions.append(np.asarray(model.predict(self.stop_set)))
+
+    def _check_fitted_classes(self, model: Any) -> None:
+        """A given model must predict the session's classes (multi-label: one column each)."""
+        if self.classes is None:
+            return
+        own = getattr(model, "classes_", None)
+        if self.task_type == TaskType.MULTILABEL or own is None or np.ndim(own) != 1:
+            return
+        foreign = [c for c in np.asarray(own).tolist() if c not in set(self.classes.tolist())]
+        if foreign:
+            raise LabelMismatchError(
+                f"the fitted model predicts classes {foreign[:5]} that are not among the "
+                f"session's classes {self.classes.tolist()[:10]}; give a model trained on these "
+                "classes (with the same label values and types)."
+            )
 
     def _selecting_fit(self) -> _Fit | None:
         if not self._fits:
@@ -782,7 +814,7 @@ class Session:
         seed = int(round_random_state(self.seed, fit.round, _COMMITTEE).randint(SEED_MAX))
         members = self._fit_committee(X, y, seed)
         i = self._fits.index(fit)
-        self._fits[i] = _Fit(fit.model, fit.round, fit.idx, fit.y, members)
+        self._fits[i] = _Fit(fit.model, fit.round, fit.idx, fit.y, members, fit.from_labels)
         return members
 
     @staticmethod

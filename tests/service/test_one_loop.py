@@ -382,3 +382,57 @@ def test_per_project_random_share(digits_pool, tmp_path):
         body = {"name": "p", "classes": ["a", "b"], "strategy_params": {"random_fraction": 0.9}}
         r = client.post("/api/projects", json=body)
         assert r.status_code == 422 and "random_fraction" in r.text
+
+
+def test_a_metric_missing_this_round_does_not_let_an_old_value_stop(tmp_path):
+    from types import SimpleNamespace
+
+    from labelwise.service.rounds import _stop_decision
+
+    project = SimpleNamespace(stopping={"target": {"target": 0.9, "metric": "pr_auc"}})
+    previous = [SimpleNamespace(metrics={"accuracy": 0.8, "pr_auc": 0.93})]
+    now = {"accuracy": 0.81, "pr_auc": None, "n_labels": 60}
+    decision = _stop_decision(project, previous, now)
+    assert decision.stop is False
+    assert _stop_decision(project, previous, {**now, "pr_auc": 0.95}).stop is True
+
+
+def test_import_model_refuses_int_classes_for_string_classes(digits_pool, tmp_path):
+    X, y = digits_pool
+    store = InMemoryStore()
+    settings = Settings(data_dir=tmp_path / "data", random_fraction=0.0)
+    pid, _, _ = _npy_project(store, tmp_path, X, y, [str(c) for c in range(10)])
+    model = LogisticRegression(max_iter=300).fit(X, y.astype(int))  # classes 0..9 as ints
+    joblib.dump(model, tmp_path / "ints.joblib")
+    with pytest.raises(LabelwiseError, match="as strings"):
+        import_model(store, pid, tmp_path / "ints.joblib", settings=settings)
+    assert store.list_model_versions(pid) == []
+
+
+def test_a_round_left_empty_by_a_crash_is_refilled_with_the_same_selection(digits_pool, tmp_path):
+    """A worker killed between create_round and create_tasks: the rerun fills that round, and
+    every later round selects what it would have without the crash (same round numbers)."""
+    X, y = digits_pool
+    runs = []
+    for crash in (False, True):
+        store = InMemoryStore()
+        settings = Settings(data_dir=tmp_path / f"d{crash}", random_fraction=0.0)
+        pid, _, truth = _npy_project(
+            store, tmp_path, X, y, [str(c) for c in range(10)], batch_size=BATCH,
+            strategy_params={"calibration": "none", "random_state": SEED},
+        )  # fmt: skip
+        ann = store.create_annotator("a")
+        store.add_member(pid, ann)
+        start_round(store, pid, settings=settings)
+        label_all(store, pid, [ann], truth, settings)
+        if crash:
+            store.create_round(pid, "margin")  # the crash left an empty round behind
+        Worker(store, settings).run_once()
+        label_all(store, pid, [ann], truth, settings)
+        Worker(store, settings).run_once()
+        rounds = store.list_rounds(pid)
+        runs.append(
+            [sorted(t.item_id for t in store.list_tasks(pid, round_id=r.id)) for r in rounds]
+        )
+    assert len(runs[1]) == len(runs[0]) == 3 and all(len(r) == BATCH for r in runs[1])
+    assert runs[1] == runs[0]

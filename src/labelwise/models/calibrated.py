@@ -32,6 +32,9 @@ class CalibratedModel:
         probabilities from up to ``cv`` stratified folds (fewer when a class has fewer rows;
         none with a single row per class, when the calibrator is left as it was). ``None``:
         ``fit`` keeps the calibrator as fitted.
+    random_state : int or None
+        Seeds the folds and, when the base model leaves its own ``random_state`` unset, the base
+        model (so a seeded ``Session`` reproduces a calibrated run).
 
     Notes
     -----
@@ -41,7 +44,9 @@ class CalibratedModel:
     its own over-confidence, and a temperature fitted for the first model would be stale.
     """
 
-    def __init__(self, model: Any, calibrator: Any = None, *, cv: int | None = 5) -> None:
+    def __init__(
+        self, model: Any, calibrator: Any = None, *, cv: int | None = 5, random_state: Any = None
+    ) -> None:
         self.model = check_model(model)
         if calibrator is not None and not callable(getattr(calibrator, "transform", None)):
             raise LabelwiseError(
@@ -50,14 +55,20 @@ class CalibratedModel:
             )
         self.calibrator = calibrator
         self.cv = cv
+        self.random_state = random_state
 
     # scikit-learn's estimator protocol, so that sklearn.base.clone works
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"model": self.model, "calibrator": self.calibrator, "cv": self.cv}
+        return {
+            "model": self.model,
+            "calibrator": self.calibrator,
+            "cv": self.cv,
+            "random_state": self.random_state,
+        }
 
     def set_params(self, **params: Any) -> CalibratedModel:
         for key, value in params.items():
-            if key not in ("model", "calibrator", "cv"):
+            if key not in ("model", "calibrator", "cv", "random_state"):
                 raise LabelwiseError(f"CalibratedModel has no parameter {key!r}.")
             setattr(self, key, value)
         return self
@@ -77,9 +88,13 @@ class CalibratedModel:
         from labelwise.models.training import out_of_fold_proba
 
         y = np.asarray(y)
+        seed = None if self.random_state is None else int(self.random_state)
+        params = self.model.get_params(deep=False) if hasattr(self.model, "get_params") else {}
+        if seed is not None and "random_state" in params and params["random_state"] is None:
+            self.model.set_params(random_state=seed)
         oof = None
         if self.cv is not None and y.ndim == 1:
-            oof = out_of_fold_proba(self.model, X, y, n_splits=int(self.cv))
+            oof = out_of_fold_proba(self.model, X, y, n_splits=int(self.cv), random_state=seed or 0)
         self.model.fit(X, y, **fit_params)
         if oof is not None:
             self.calibrator_.fit(oof, y, classes=self.classes_)

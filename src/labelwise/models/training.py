@@ -33,7 +33,9 @@ __all__ = [
     "HOLDOUT_MIN_LABELS",
     "MODELS",
     "TrainedModel",
+    "align_columns",
     "can_fit",
+    "default_positive_label",
     "evaluation_metrics",
     "fit_and_score",
     "fit_model",
@@ -199,6 +201,39 @@ def out_of_fold_proba(
     )
 
 
+def align_columns(proba: np.ndarray, own: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Probability columns of a model with classes ``own`` placed under ``classes``.
+
+    Parameters
+    ----------
+    proba : ndarray of shape (n, len(own))
+    own : ndarray of shape (n_own,)
+        The model's ``classes_`` (a subset of ``classes``).
+    classes : ndarray of shape (n_classes,)
+
+    Returns
+    -------
+    ndarray of shape (n, n_classes)
+        Zeros under classes the model never saw.
+    """
+    if own.shape == classes.shape and np.array_equal(own, classes):
+        return proba
+    out = np.zeros((proba.shape[0], classes.shape[0]), dtype=np.float64)
+    lookup = {c: j for j, c in enumerate(classes.tolist())}
+    out[:, [lookup[c] for c in own.tolist()]] = proba
+    return out
+
+
+def default_positive_label(y: np.ndarray, classes: np.ndarray) -> Any:
+    """The positive class of a two-class task when none is declared: the rarer one in ``y``.
+
+    Rare positives (fraud, defects, bad loans) are what PR-AUC is for; the alphabetically last
+    class would often be the majority. Ties go to the last of ``classes``.
+    """
+    counts = [int(np.sum(np.asarray(y, dtype=object) == c)) for c in classes.tolist()]
+    return classes[0] if counts[0] < counts[-1] else classes[-1]
+
+
 def evaluation_metrics(
     y_true: np.ndarray,
     proba: np.ndarray,
@@ -217,7 +252,7 @@ def evaluation_metrics(
     classes : ndarray of shape (n_classes,)
     task_type : {"multiclass", "binary", "multilabel"}
     positive_label : optional
-        The positive class for PR-AUC; default the last of two ``classes``.
+        The positive class for PR-AUC; default :func:`default_positive_label` of ``y_true``.
 
     Returns
     -------
@@ -238,7 +273,7 @@ def evaluation_metrics(
     }
     classes = np.asarray(classes, dtype=object)
     if TaskType(task_type) != TaskType.MULTILABEL and classes.shape[0] == 2:
-        pos = classes[-1] if positive_label is None else positive_label
+        pos = default_positive_label(y_true, classes) if positive_label is None else positive_label
         hit = np.flatnonzero(classes == pos)
         positives = y_true == pos
         if hit.size and positives.any() and not positives.all():
@@ -348,7 +383,7 @@ def train_and_evaluate(
     calibrate : bool
         Fit a temperature on the evaluation probabilities (single-label only).
     positive_label : optional
-        Positive class for PR-AUC on binary tasks.
+        Positive class for PR-AUC on binary tasks; default the rarer class of ``y``.
     random_state : int, optional
         Seed for the clones and the folds.
 
@@ -359,6 +394,10 @@ def train_and_evaluate(
     task_type = TaskType(task_type)
     model = fit_model(template, X, y, random_state=random_state)
     seed = 0 if random_state is None else int(random_state)
+    if positive_label is None and task_type != TaskType.MULTILABEL:
+        classes_y = np.asarray(model.classes_)
+        if classes_y.shape[0] == 2:
+            positive_label = default_positive_label(y, classes_y)
     eval_idx = None
     if X_val is not None and y_val is not None and y_val.shape[0]:
         kind, y_eval, proba = "validation_split", y_val, predict_proba(model, X_val)
@@ -371,7 +410,12 @@ def train_and_evaluate(
                 eval_idx = np.flatnonzero(holdout)
                 held = fit_model(template, rows(X, fit_rows), y[fit_rows], random_state=seed)
                 kind, y_eval = "holdout", y[eval_idx]
-                proba, classes = predict_proba(held, rows(X, eval_idx)), np.asarray(held.classes_)
+                proba = predict_proba(held, rows(X, eval_idx))
+                classes = np.asarray(model.classes_)
+                if task_type != TaskType.MULTILABEL:
+                    # the held-out model may lack a class: its columns go where the deployed
+                    # model's are, so the metrics see the task's classes (binary stays binary)
+                    proba = align_columns(proba, np.asarray(held.classes_), classes)
         if kind == "none":
             oof = out_of_fold_proba(template, X, y, random_state=seed)
             if oof is not None:
@@ -396,6 +440,7 @@ def fit_and_score(
     y_eval: np.ndarray,
     *,
     task_type: TaskType | str = TaskType.MULTICLASS,
+    positive_label: Any = None,
     random_state: int | None = None,
 ) -> dict[str, float] | None:
     """Metrics on ``(X_eval, y_eval)`` of a model fitted on ``(X, y)`` alone.
@@ -412,4 +457,7 @@ def fit_and_score(
         return None
     model = fit_model(template, X, y, random_state=random_state)
     proba = predict_proba(model, X_eval)
-    return evaluation_metrics(y_eval, proba, np.asarray(model.classes_), task_type=task_type)
+    return evaluation_metrics(
+        y_eval, proba, np.asarray(model.classes_), task_type=task_type,
+        positive_label=positive_label,
+    )  # fmt: skip

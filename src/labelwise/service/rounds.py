@@ -86,7 +86,13 @@ import scipy.sparse as sp
 
 from labelwise.errors import LabelwiseError
 from labelwise.service.features import FeatureMatrix, first_tag, project_features
-from labelwise.stopping import StopDecision, StoppingState, from_config, needs_stop_set
+from labelwise.stopping import (
+    StopDecision,
+    StoppingState,
+    from_config,
+    iter_criteria,
+    needs_stop_set,
+)
 from labelwise.storage.base import (
     Annotation,
     BaseStore,
@@ -140,6 +146,7 @@ RESERVED_PARAMS = frozenset(
         "keywords",
         "cold_start_params",
         "random_fraction",
+        "positive_class",
     }
 )
 STOP_SET_SIZE = 1000
@@ -211,6 +218,23 @@ def project_seed(project: Project) -> int:
 def random_fraction(project: Project, settings: Any) -> float:
     """The project's audit share: ``strategy_params["random_fraction"]``, else the setting's."""
     return float(project.strategy_params.get("random_fraction", settings.random_fraction))
+
+
+def positive_class(project: Project, y_train: np.ndarray) -> Any:
+    """The class PR-AUC treats as positive in a two-class project, else ``None``.
+
+    ``strategy_params["positive_class"]`` when set; otherwise the rarer class among the labels
+    (:func:`labelwise.models.training.default_positive_label`): rare positives are what PR-AUC
+    is for.
+    """
+    if project.task_type == TaskType.MULTILABEL or len(project.classes) != 2:
+        return None
+    declared = project.strategy_params.get("positive_class")
+    if declared is not None:
+        return str(declared)
+    from labelwise.models.training import default_positive_label
+
+    return default_positive_label(y_train, np.asarray(project.classes, dtype=object))
 
 
 def _calibrates(project: Project) -> bool:
@@ -505,8 +529,11 @@ def start_round(
     fm, pool_ids = snap.features, snap.unlabeled_ids
     loaded = load_model(store, project, fm)
     rounds = store.list_rounds(project_id)
+    refill = bool(rounds) and rounds[-1].closed is None
+    refill = refill and not store.has_tasks(project_id, round_id=rounds[-1].id)
+    n_before = len(rounds) - 1 if refill else len(rounds)  # the session's round number
     session = build_session(
-        project, snap, loaded, round=len(rounds), random_fraction=random_fraction(project, settings)
+        project, snap, loaded, round=n_before, random_fraction=random_fraction(project, settings)
     )
 
     k = min(project.batch_size, pool_ids.shape[0])
@@ -526,7 +553,7 @@ def start_round(
         picked = fm.item_ids[q.idx].tolist()
         scores = np.nan_to_num(q.scores, nan=0.0, posinf=0.0, neginf=0.0).tolist()
     if n_rand > 0:
-        rng = round_random_state(session.seed, len(rounds), _AUDIT_DRAW)
+        rng = round_random_state(session.seed, n_before, _AUDIT_DRAW)
         picked += rng.choice(pool_ids[audit], n_rand, replace=False).tolist()
         scores += [min(scores, default=0.0)] * n_rand
 
@@ -541,8 +568,7 @@ def start_round(
     else:
         tags = [first_tag(store.get_item(i)) for i in picked]
 
-    open_empty = rounds and rounds[-1].closed is None
-    if open_empty and not store.has_tasks(project_id, round_id=rounds[-1].id):
+    if refill:
         round_id = rounds[-1].id  # left empty by a crash between create_round and create_tasks
     else:
         round_id = store.create_round(project_id, strategy_name, now=now)
@@ -739,8 +765,12 @@ def _stop_decision(
     if not project.stopping:
         return StopDecision(False, "continue: the project has no stopping rule", "none")
     history = [*(v.metrics for v in previous), metrics]
+    # a metric not measured this round (e.g. PR-AUC when the evaluation rows hold no positive)
+    # must not let an older version's value decide
     series = {
-        key: [float(m[key]) for m in history if m.get(key) is not None] for key in RECORDED_METRICS
+        key: [float(m[key]) for m in history if m.get(key) is not None]
+        for key in RECORDED_METRICS
+        if metrics.get(key) is not None
     }
     state = StoppingState(
         n_labeled=int(metrics.get("n_labels", 0)),
@@ -827,6 +857,7 @@ def _train(
 
     template = build_model(project, sp.issparse(fm.X))
     seed = model_seed(project_seed(project))
+    positive = positive_class(project, snap.y_train)
     X_train = _rows(fm.X, fm.positions(snap.train_ids))
     trained = train_and_evaluate(
         template,
@@ -837,6 +868,7 @@ def _train(
         holdout=_holdout_mask(snap.train_ids),
         task_type=project.task_type,
         calibrate=_calibrates(project),
+        positive_label=positive,
         random_state=seed,
     )
     metrics["eval"] = trained.evaluation
@@ -867,6 +899,7 @@ def _train(
             _rows(fm.X, fm.positions(eval_ids)),
             y_eval,
             task_type=project.task_type,
+            positive_label=positive,
             random_state=seed,
         )
         metrics["n_random"] = int(rand.sum())
@@ -878,8 +911,10 @@ def _train(
     stop_pred = np.asarray(trained.model.predict(_rows(fm.X, fm.positions(stop_ids))))
     stop_pred = stop_pred.reshape(stop_pred.shape[0], -1).ravel()  # multi-label: every cell
     history: list[np.ndarray] = []
-    if project.stopping and needs_stop_set(from_config(project.stopping)):
-        history = _stop_set_history(store, previous, stop_key, window=10)
+    rule = from_config(project.stopping) if project.stopping else None
+    if rule is not None and needs_stop_set(rule):
+        window = max(c.window for c in iter_criteria(rule) if hasattr(c, "window"))
+        history = _stop_set_history(store, previous, stop_key, window=window)
     decision = _stop_decision(project, previous, metrics, [*history, stop_pred])
     metrics.update(stop=decision.stop, stop_reason=decision.reason)
 
@@ -955,11 +990,21 @@ def run_retrain(
 
     closed = []
     for r in store.list_rounds(pid):
-        if r.closed is None and _round_complete(store, pid, r.id):
+        # a round left empty by a crash between create_round and create_tasks is not complete:
+        # start_round fills it, so the round numbers (and their seeds) stay as without the crash
+        if (
+            r.closed is None
+            and store.has_tasks(pid, round_id=r.id)
+            and _round_complete(store, pid, r.id)
+        ):
             store.close_round(r.id, now=now)
             closed.append(r.id)
     next_round_id = None
-    still_open = [r for r in store.list_rounds(pid) if r.closed is None]
+    still_open = [
+        r
+        for r in store.list_rounds(pid)
+        if r.closed is None and store.has_tasks(pid, round_id=r.id)
+    ]
     if not decision.stop and not still_open:
         rnd = start_round(store, pid, settings=settings, now=now, features=fm)
         next_round_id = None if rnd is None else rnd.id
@@ -1026,13 +1071,14 @@ def import_model(
     except Exception as e:  # any unpickling failure is the file's fault
         raise LabelwiseError(f"cannot load a model from {str(path)!r}: {e}") from None
     check_fitted(model)
-    classes = [str(c) for c in np.atleast_1d(getattr(model, "classes_", []))]
+    own = np.atleast_1d(np.asarray(getattr(model, "classes_", []), dtype=object))
     if project.task_type != TaskType.MULTILABEL:
-        foreign = [c for c in classes if c not in project.classes]
-        if foreign or len(classes) < 2:
+        foreign = [c for c in own.tolist() if not isinstance(c, str) or c not in project.classes]
+        if foreign or own.shape[0] < 2:
             raise LabelwiseError(
-                f"the model's classes {classes} must be at least two of the project's classes "
-                f"{list(project.classes)} (as strings); {foreign[:3]} are not."
+                f"the model's classes {own.tolist()[:10]} must be at least two of the project's "
+                f"classes {list(project.classes)[:10]}, as strings; {foreign[:3]} are not. "
+                "Fit the model on the project's class names."
             )
     snap = read_snapshot(store, project, settings)
     fm = snap.features
@@ -1043,8 +1089,13 @@ def import_model(
             f"the model cannot score this project's features ({fm.kind}, {fm.X.shape[1]} "
             f"columns): {e}"
         ) from None
-    if proba.ndim != 2 or proba.shape[0] != min(fm.n, 2):
-        raise LabelwiseError(f"the model's predict_proba returned shape {proba.shape}.")
+    width = len(project.classes) if project.task_type == TaskType.MULTILABEL else own.shape[0]
+    if proba.ndim != 2 or proba.shape != (min(fm.n, 2), width):
+        raise LabelwiseError(
+            f"the model's predict_proba returned shape {proba.shape}; expected one column per "
+            f"{'project class' if project.task_type == TaskType.MULTILABEL else 'model class'} "
+            f"({width})."
+        )
     metrics: dict[str, Any] = {
         "source": "imported",
         "n_labels": 0,
