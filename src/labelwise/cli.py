@@ -857,5 +857,105 @@ def token_create(
     typer.echo(created.token)
 
 
+# ------------------------------------------------------------------------------------ labels
+
+labels_app = typer.Typer(help="Check collected labels for likely errors.", no_args_is_help=True)
+app.add_typer(labels_app, name="labels")
+
+
+def _format_label_check(check: Any, top: int, out: str | None) -> list[Any]:
+    n = len(check.issues)
+    source = (
+        f"TF-IDF of {check.feature_columns[0]!r}"
+        if check.features == "text"
+        else f"{len(check.feature_columns)} numeric columns"
+    )
+    head = Text(
+        f"{n:,} suspect labels in {check.n_rows:,} labelled rows ({n / check.n_rows:.1%}) of "
+        f"{Path(check.path).name}; features: {source}"
+        + (f"; {check.n_skipped:,} rows without a label skipped" if check.n_skipped else "")
+    )
+    table = Table(
+        title=f"most suspect first (top {min(top, n)} of {n})",
+        title_justify="left",
+        caption="quality: p(given label) out of fold; lower = more suspect",
+        caption_justify="left",
+    )
+    table.add_column("#", justify="right")
+    table.add_column("id", overflow="fold")
+    table.add_column("given")
+    table.add_column("suggested")
+    table.add_column("quality", justify="right")
+    table.add_column("p(suggested)", justify="right")
+    for row in check.rows()[:top]:
+        table.add_row(
+            str(row["rank"]),
+            Text(str(row["id"])),  # Text: brackets in ids and labels are not markup
+            Text(str(row["given"])),
+            Text(str(row["suggested"])),
+            f"{row['quality']:.3f}",
+            f"{row['suggested_proba']:.3f}",
+        )
+    tail = Text(f"all {n:,} written to {out}" if out else "no CSV written (--out '')")
+    return [head, table, tail] if n else [head, tail]
+
+
+@labels_app.command("check")
+def labels_check(
+    file: Path = typer.Argument(
+        ..., help="CSV/TSV or JSON Lines: an id, a label, and a text or numeric columns."
+    ),
+    text_field: str = typer.Option(
+        None, "--text-field", help="Text column (default 'text' if present); '' for numeric."
+    ),
+    id_field: str = typer.Option("id", "--id-field", help="Id column; '' numbers rows."),
+    label_field: str = typer.Option("label", "--label-field", help="Label column."),
+    format: str = typer.Option(None, "--format", help="csv, tsv or jsonl (default: extension)."),
+    out: str = typer.Option(
+        "suspects.csv", "--out", help="CSV of every suspect, most suspect first; '' for none."
+    ),
+    top: int = typer.Option(20, "--top", min=1, help="Rows shown in the table."),
+    folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the fold assignment."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Flag likely mislabeled rows of a label file (confident learning on out-of-fold
+    probabilities) and write them as CSV."""
+    from labelwise.quality import check_label_file
+
+    with _errors():
+        if out and not Path(out).resolve().parent.is_dir():
+            raise LabelwiseError(f"folder {Path(out).parent} does not exist; create it first.")
+        if out and Path(out).is_dir():
+            raise LabelwiseError(f"--out {out} is a folder; give a file name (suspects.csv).")
+        check = check_label_file(
+            file,
+            text_field=text_field,
+            id_field=id_field or None,
+            label_field=label_field,
+            format=format,
+            n_splits=folds,
+            random_state=seed,
+        )
+        if out:
+            check.write_csv(out)
+    if as_json:
+        _print_json(
+            {
+                "path": check.path,
+                "n_rows": check.n_rows,
+                "n_skipped": check.n_skipped,
+                "n_suspects": len(check.issues),
+                "features": check.features,
+                "feature_columns": list(check.feature_columns),
+                "out": out or None,
+                "suspects": check.rows(),
+            }
+        )
+        return
+    for part in _format_label_check(check, top, out or None):
+        console().print(part)
+
+
 if __name__ == "__main__":  # python -m labelwise.cli
     app()
