@@ -436,3 +436,15 @@ def test_a_round_left_empty_by_a_crash_is_refilled_with_the_same_selection(digit
         )
     assert len(runs[1]) == len(runs[0]) == 3 and all(len(r) == BATCH for r in runs[1])
     assert runs[1] == runs[0]
+
+
+def test_positive_class_is_a_loop_setting_checked_at_creation(tmp_path):
+    client, _ = _client(InMemoryStore(), tmp_path)
+    with client:
+        body = {"name": "loans", "classes": ["bad", "good"], "task_type": "binary",
+                "strategy_params": {"positive_class": "bad"},
+                "stopping": {"target": {"target": 0.5, "metric": "pr_auc"}}}  # fmt: skip
+        assert client.post("/api/projects", json=body).status_code == 201
+        body |= {"name": "loans2", "strategy_params": {"positive_class": "ugly"}}
+        r = client.post("/api/projects", json=body)
+        assert r.status_code == 422 and "positive_class" in r.text

@@ -74,6 +74,7 @@ RESERVED_STRATEGY_PARAMS = frozenset(
         "keywords",
         "cold_start_params",
         "random_fraction",
+        "positive_class",
     }
 )
 
@@ -264,6 +265,12 @@ class ProjectCreate(_In):
         cold_params = self.strategy_params.get("cold_start_params")
         check_strategy(self.cold_start_strategy, cold_params, self.task_type, cold_start=True)
         check_stopping(self.stopping, self.task_type, len(self.classes) or None)
+        positive = self.strategy_params.get("positive_class")
+        if positive is not None and (len(self.classes) != 2 or positive not in self.classes):
+            raise ValueError(
+                f"strategy_params.positive_class must be one of the two classes of a two-class "
+                f"project; got {positive!r} for classes {self.classes!r}"
+            )
         return self
 
 
