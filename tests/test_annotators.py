@@ -164,3 +164,46 @@ def test_bad_noise_and_consensus():
         Oracle([0, 1], annotators=2, consensus=Consensus(k=3))
     with pytest.raises(LabelwiseError, match="not in the data"):
         Oracle([0, 1], noise=NoiseModel(class_flip_rates={7: 0.1}))
+
+
+def test_dawid_skene_sees_through_an_adversarial_annotator_by_hand():
+    """Ten binary items, truth 0, 1, 0, 1, ...; annotators 0 and 1 are honest but err once
+    each (items 0 and 5), annotator 2 is adversarial: always the other class.
+
+    Majority vote is wrong exactly where an honest annotator errs (the adversary sides with
+    the error): 8 / 10. Plain maximum-likelihood Dawid–Skene has the truth as a fixed point:
+    given it, the confusion matrices are counts, annotator 0 [[4/5, 1/5], [0, 1]], annotator 1
+    [[1, 0], [1/5, 4/5]], annotator 2 [[0, 1], [1, 0]], and the adversary's answer then
+    decides every item with certainty: 10 / 10. With the default prior the honest votes on
+    item 0 (1 from annotator 0, 0 from annotator 1) cancel, since
+    pi0[0, 1] / pi0[1, 1] = 0.168 / 0.998 is the inverse of pi1[0, 0] / pi1[1, 0], and the
+    adversary's inverted vote is left: P(truth 0) = pi2[0, 1] / (pi2[0, 1] + pi2[1, 1]) = 0.799.
+    """
+    truth = np.arange(10) % 2
+    votes = np.c_[truth, truth, 1 - truth]
+    votes[0, 0] = 1  # annotator 0 errs on item 0
+    votes[5, 1] = 0  # annotator 1 errs on item 5
+    majority = majority_vote(votes, 2, random_state=0)
+    np.testing.assert_array_equal(np.flatnonzero(majority != truth), [0, 5])
+
+    posterior, confusion, priors = dawid_skene(votes, 2, diagonal_prior=0.0, smoothing=0.0)
+    # EM stops once no posterior moves 1e-6, so "exact" means to about that
+    np.testing.assert_allclose(posterior, np.eye(2)[truth], atol=1e-6)
+    np.testing.assert_allclose(confusion[0], [[0.8, 0.2], [0, 1]], atol=1e-6)
+    np.testing.assert_allclose(confusion[1], [[1, 0], [0.2, 0.8]], atol=1e-6)
+    np.testing.assert_allclose(confusion[2], [[0, 1], [1, 0]], atol=1e-6)
+    np.testing.assert_allclose(priors, [0.5, 0.5])
+
+    posterior, confusion, _ = dawid_skene(votes, 2)  # the default prior toward honesty
+    np.testing.assert_array_equal(posterior.argmax(axis=1), truth)
+    assert confusion[2, 0, 1] > 0.75 and confusion[2, 1, 0] > 0.75  # found out
+    p0 = confusion[2, 0, 1] / (confusion[2, 0, 1] + confusion[2, 1, 1])
+    assert posterior[0, 0] == pytest.approx(p0, abs=1e-3)
+    assert posterior[0, 0] == pytest.approx(0.799, abs=0.005)
+
+
+def test_dawid_skene_refuses_negative_pseudo_counts():
+    with pytest.raises(LabelwiseError, match="smoothing must be a number >= 0"):
+        dawid_skene(np.array([[0, 1]]), 2, smoothing=-0.1)
+    with pytest.raises(LabelwiseError, match="diagonal_prior must be a number >= 0"):
+        dawid_skene(np.array([[0, 1]]), 2, diagonal_prior=float("nan"))

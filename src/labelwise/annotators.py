@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 CONSENSUS_METHODS = ("majority", "dawid_skene")
+# floor of a confusion-matrix cell before normalising (crowd-kit's _EPS): only matters with
+# smoothing=0, where an answer never given would otherwise have log-probability -inf
+_MIN_CONFUSION = 1e-10
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,6 +134,7 @@ def dawid_skene(
     n_classes: int | None = None,
     *,
     diagonal_prior: float = 1.0,
+    smoothing: float = 0.01,
     max_iter: int = 100,
     tol: float = 1e-6,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -138,14 +142,16 @@ def dawid_skene(
 
     Each annotator ``a`` has a confusion matrix ``pi[a, j, l] = P(says l | truth j)``; classes
     have priors ``rho[j]``. EM starts from the soft vote shares (majority vote), then alternates
-    the M-step ``pi[a, j, l] ∝ sum_i T[i, j] [votes[i, a] == l] + 0.01 + diagonal_prior [j == l]``
-    and ``rho = mean_i T[i]`` with the E-step
+    the M-step ``pi[a, j, l] ∝ n[a, j, l] + smoothing + diagonal_prior [j == l]`` (soft counts
+    ``n[a, j, l] = sum_i T[i, j] [votes[i, a] == l]``) and ``rho = mean_i T[i]`` with the E-step
     ``log T[i, j] = log rho[j] + sum_a log pi[a, j, votes[i, a]] + const``
     (Dawid & Skene 1979, Applied Statistics 28(1)).
 
     A reliable annotator outvoted by poor ones is found out and followed, which majority vote
     cannot do. The ``diagonal_prior`` pseudo-counts (a Dirichlet prior that annotators are
     better than chance) keep small batches away from the degenerate optima of plain EM.
+    ``diagonal_prior=0, smoothing=0`` is plain maximum likelihood, step for step the EM of
+    crowd-kit's ``DawidSkene`` (tests/test_crowdkit.py checks it to 1e-8).
 
     Parameters
     ----------
@@ -155,6 +161,10 @@ def dawid_skene(
         Default ``votes.max() + 1``.
     diagonal_prior : float, default=1.0
         Pseudo-count added to every annotator's correct answers; 0 for plain maximum likelihood.
+    smoothing : float, default=0.01
+        Pseudo-count added to every cell of every confusion matrix, so that an answer an
+        annotator never gave so far is unlikely, not impossible; 0 for plain maximum likelihood
+        (cells are then floored at 1e-10, as crowd-kit does, to keep the logarithms finite).
     max_iter : int, default=100
     tol : float, default=1e-6
         Stop when no posterior moves more than ``tol``.
@@ -168,6 +178,9 @@ def dawid_skene(
     priors : ndarray of shape (n_classes,)
     """
     votes, n_classes = _check_votes(votes, n_classes)
+    for name, value in (("diagonal_prior", diagonal_prior), ("smoothing", smoothing)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+            raise LabelwiseError(f"{name} must be a number >= 0; got {value!r}.")
     n_items, n_annotators = votes.shape
     counts = _vote_counts(votes, n_classes)
     T = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
@@ -183,7 +196,8 @@ def dawid_skene(
         # M-step
         priors = np.clip(T.mean(axis=0), 1e-6, None)
         priors /= priors.sum()
-        confusion = np.einsum("ij,ail->ajl", T, onehot) + 0.01 + diag
+        confusion = np.einsum("ij,ail->ajl", T, onehot) + float(smoothing) + diag
+        np.maximum(confusion, _MIN_CONFUSION, out=confusion)  # log() stays finite at 0 counts
         confusion /= confusion.sum(axis=2, keepdims=True)
         # E-step
         log_t = np.log(priors)[None, :] + np.einsum("ail,ajl->ij", onehot, np.log(confusion))
