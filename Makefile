@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,peers]'
+	$(BIN)/pip install --quiet -e '.[test,peers,ray]'
 	$(BIN)/pip install --quiet --no-deps crowd-kit==1.4.2  # tests only; its deps: see the test extra
 	touch $(STAMP)
 

@@ -299,6 +299,88 @@ def demo(
     console().print(format_summary(result))
 
 
+def _format_selection(query: Any, out: Path, backend: str, seconds: float) -> Text:
+    scores = query.scores
+    return Text(
+        f"selected {len(query)} rows with {query.strategy} on the {backend} backend in "
+        f"{seconds:.1f} s (scores {scores.max():.4g} .. {scores.min():.4g}); "
+        f"pool rows, best first, saved to {out}"
+    )
+
+
+@app.command()
+def select(
+    pool: Path = typer.Option(..., "--pool", help=".npy features (n_pool, n_features)."),
+    model: Path = typer.Option(
+        ..., "--model", help="joblib file of a fitted classifier (trusted only)."
+    ),
+    strategy: str = typer.Option("margin", "--strategy", help="Strategy name."),
+    k: int = typer.Option(500, "--k", min=1, help="Rows to select."),
+    out: Path = typer.Option(..., "--out", help="Output .npy of pool rows, best first."),
+    backend: str = typer.Option("local", "--backend", help="local or ray."),
+    address: str = typer.Option(
+        None, "--address", help="Ray cluster: auto or HOST:6379 (default: start a local one)."
+    ),
+    labeled: Path = typer.Option(
+        None, "--labeled", help=".npy of pool rows already labelled (left out)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random state for tie-breaks and k-means."),
+    chunk_size: int = typer.Option(65_536, "--chunk-size", min=1, help="Rows per chunk."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Select rows of a large memory-mapped pool with a saved model, locally or on Ray."""
+    import time
+
+    import numpy as np
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from labelwise.scale import select_from_files
+
+    try:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console(stderr=True),
+            transient=True,
+        ) as bar:
+            task = bar.add_task(f"scoring candidates ({strategy}, {backend})", total=None)
+            started = time.perf_counter()
+            query = select_from_files(
+                pool,
+                model,
+                strategy,
+                k,
+                backend=backend,
+                address=address,
+                labeled=labeled,
+                random_state=seed,
+                chunk_size=chunk_size,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+            seconds = time.perf_counter() - started
+    except LabelwiseError as exc:
+        # as _errors, but as plain text: the install hint's "labelwise[ray]" is not markup
+        console(stderr=True).print(Text.assemble(("error:", "red"), f" {exc}"))
+        raise typer.Exit(code=2) from None
+    np.save(out, query.pool_idx)
+    if as_json:
+        _print_json(
+            {
+                "out": str(out),
+                "n": len(query),
+                "strategy": query.strategy,
+                "backend": backend,
+                "seconds": seconds,
+                "pool_idx": query.pool_idx,
+                "scores": query.scores,
+            }
+        )
+    else:
+        console().print(_format_selection(query, out, backend, seconds))
+
+
 # ------------------------------------------------------------------------ service commands
 #
 # serve, worker, db upgrade, project create/list/import/export/status, token create. Each opens
