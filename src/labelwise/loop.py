@@ -63,12 +63,16 @@ class RoundRecord:
         Pool positions that were queried and labelled.
     strategy : str
         Registered name of the strategy that chose them (the cold-start one before a model fits).
+    arm : str
+        For a strategy that delegates (``"adaptive"``), the portfolio member that chose this
+        batch (``Query.arm``); ``""`` otherwise.
     """
 
     round: int
     n_labeled: int
     query_idx: np.ndarray
     strategy: str
+    arm: str = ""
 
 
 def _check_pool(X: Any) -> Any:
@@ -518,7 +522,18 @@ class Session:
             task_type=self.task_type,
             proba_transform=self.proba_transform,
             chunk_size=self.chunk_size,
+            fit=self._fit_template,
         )
+
+    def _fit_template(self, X: Any, y: np.ndarray) -> Any:
+        """A clone of the model fitted on ``(X, y)`` with the session's seed (``Candidates.fit``).
+
+        The same policy as every refit, and a pure function of the data and the seed, so a
+        session resumed with :meth:`from_state` fits what the original one fitted.
+        """
+        from labelwise.models.training import fit_model
+
+        return fit_model(self.model, X, y, random_state=self._model_seed)
 
     def query(self, k: int = 1) -> Query:
         """Choose the next ``k`` pool items to label.
@@ -550,7 +565,7 @@ class Session:
                 else "every pool item is labelled; nothing is left to query."
             )
         q = strategy.select(cands, k, random_state=round_random_state(self.seed, self._round))
-        self._pending = Query(idx=q.pool_idx, scores=q.scores, strategy=q.strategy)
+        self._pending = Query(idx=q.pool_idx, scores=q.scores, strategy=q.strategy, arm=q.arm)
         return self._pending
 
     def teach(self, query: Query | Any, labels: Any) -> None:
@@ -581,7 +596,9 @@ class Session:
             )
         self._add(idx, labels)
         self._pending = None
-        self.history.append(RoundRecord(self._round, self.n_labeled, idx.copy(), pending.strategy))
+        self.history.append(
+            RoundRecord(self._round, self.n_labeled, idx.copy(), pending.strategy, pending.arm)
+        )
         self._round += 1
         self._refit()
 

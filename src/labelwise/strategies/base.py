@@ -43,12 +43,17 @@ class Query:
     pool_idx : ndarray of shape (k,), int64
         Rows of the pool ``X`` to label, best first: what to index ``X`` (or your ids) with.
         Equal to ``idx`` when the candidates are the whole pool.
+    arm : str
+        For a strategy that delegates to others (``"adaptive"``), the registered name of the
+        one that chose this batch; ``""`` otherwise. ``strategy`` stays the outer name, so a
+        stored round still says which strategy the project runs.
     """
 
     idx: np.ndarray
     scores: np.ndarray
     strategy: str = ""
     pool_idx: np.ndarray = None  # type: ignore[assignment]
+    arm: str = ""
 
     def __post_init__(self) -> None:
         if self.pool_idx is None:
@@ -88,6 +93,11 @@ class Candidates:
         ``transform``), so strategies can be fed calibrated probabilities.
     chunk_size : int
         Rows scored at a time; bounds peak memory on large pools.
+    fit : callable, optional
+        ``fit(X, y) -> fitted model``: the session's fit policy (a seeded clone of its model).
+        Strategies never fit models themselves; one that must compare what a model would learn
+        from different batches (``"adaptive"`` replays its arms on the labelled set) calls this,
+        so the fit stays the session's and a resumed session fits exactly the same models.
     """
 
     X: Any
@@ -102,6 +112,7 @@ class Candidates:
     task_type: TaskType | str = TaskType.MULTICLASS
     proba_transform: Callable[[np.ndarray], np.ndarray] | None = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    fit: Callable[[Any, np.ndarray], Any] | None = None
     _n: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -207,6 +218,7 @@ class Candidates:
             task_type=self.task_type,
             proba_transform=self.proba_transform,
             chunk_size=self.chunk_size,
+            fit=self.fit,
         )
 
 
@@ -258,13 +270,15 @@ class Strategy:
         self.check_task(candidates.task_type)
         self._check_inputs(candidates)
         rng = check_random_state(random_state)
-        idx, scores = self._select(candidates, k, rng)
+        # ``_select`` returns (idx, scores), or (idx, scores, arm) when it delegated the batch
+        idx, scores, *arm = self._select(candidates, k, rng)
         idx = np.asarray(idx, dtype=np.int64)
         return Query(
             idx=idx,
             scores=np.asarray(scores, dtype=np.float64),
             strategy=self.name,
             pool_idx=candidates.pool_positions(idx),
+            arm=arm[0] if arm else "",
         )
 
     def check_task(self, task_type: TaskType | str) -> None:

@@ -33,6 +33,8 @@ BUILTIN_MODULES = (
     "labelwise.strategies.diversity",
     "labelwise.strategies.cold_start",
     "labelwise.strategies.combine",
+    "labelwise.strategies.typiclust",
+    "labelwise.strategies.adaptive",
 )
 
 _builtins_loaded = False
