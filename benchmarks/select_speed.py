@@ -9,9 +9,9 @@ Timings are *paired*: one child process per strategy alternates floor and strate
 (floor, strategy, floor, strategy, ...) ``--repeats`` times, and the reported ratio is the median
 of the per-pair ratios, with their range, so load bursts on a shared machine hit both sides of a
 pair alike (committee strategies are compared with ``n_members`` floors). Peak extra anonymous
-memory is the strategy runs' peak above the child's start; each strategy runs in its own child,
-so one strategy's peak does not hide another's. One untimed pair first loads what the strategy
-imports lazily. Speed data are synthetic Gaussian clusters: speed does not depend on what the
+memory is the peak of a first, untimed strategy run above the child's start (before the floor
+has allocated anything); each strategy runs in its own child, so one strategy's peak does not
+hide another's. Speed data are synthetic Gaussian clusters: speed does not depend on what the
 features mean, and label-efficiency claims are measured on real data in ``evaluate``.
 
     python benchmarks/select_speed.py --repeats 3        # N = 10k, 100k, 1M -> RESULTS.md
@@ -154,19 +154,22 @@ def run_one(name: str, pool: Path, models: Path, repeats: int) -> dict:
         chunk_size=CHUNK,
     )
     strategy = get_strategy(name)
-    floor(X[:CHUNK], m["model"])  # untimed: the first call pays lazy imports on both sides
-    strategy.select(candidates.subset(np.arange(min(candidates.n, 2 * K))), K, random_state=0)
-    floors, times, extra = [], [], 0.0
+    # Untimed first run, before anything else allocates: its peak is the strategy's memory
+    # (a later run would reuse what the allocator kept from the floor), and it pays the lazy
+    # imports. Then one untimed floor, then the timed pairs.
+    with PeakAnon() as mem:
+        query = strategy.select(candidates, K, random_state=0)
+    assert len(np.unique(query.pool_idx)) == K
+    extra = mem.extra_mb
+    floor(X[:CHUNK], m["model"])
+    floors, times = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         floor(X, m["model"])
         floors.append(time.perf_counter() - t0)
-        with PeakAnon() as mem:
-            t0 = time.perf_counter()
-            query = strategy.select(candidates, K, random_state=0)
-            times.append(time.perf_counter() - t0)
-        extra = max(extra, mem.extra_mb)
-        assert len(np.unique(query.pool_idx)) == K
+        t0 = time.perf_counter()
+        strategy.select(candidates, K, random_state=0)
+        times.append(time.perf_counter() - t0)
     return {"strategy": name, "n": n, "floor": floors, "seconds": times, "extra_mb": extra}
 
 
@@ -305,8 +308,9 @@ def main(argv: list[str] | None = None) -> int:
             "`predict_proba` (scikit-learn's finite check off, as in labelwise) + entropy + "
             "`argpartition` on the whole pool. Paired timing: each strategy's child process "
             f"alternates floor and strategy {args.repeats} times; the ratio is the median of "
-            "the per-pair ratios [min, max]. Peak extra MB = peak anonymous RSS of the "
-            "strategy runs above the child's start (memmap pages excluded).",
+            "the per-pair ratios [min, max]. Peak extra MB = peak anonymous RSS of a first, "
+            "untimed strategy run above the child's start (memmap pages excluded). Load "
+            f"average at the end: {os.getloadavg()[0]:.1f}.",
             "",
             *md,
             "",

@@ -23,6 +23,20 @@ The store keeps ids; the library sees positions. A task's life cycle::
 An item is ``unlabeled`` until a task is created for it (``queued``), ``labeled`` once it has a
 resolved label (from an annotation or an import) and ``skipped`` when its task was skipped.
 
+Data quality (issue 10):
+
+- **Consensus.** ``create_tasks(copies=...)`` queues several tasks for one item (its
+  ``Item.consensus``, the answers it needs). An annotator is never served two tasks of the same
+  item (:meth:`BaseStore.claim_next_task`). Answers to such an item do not resolve it; the
+  service aggregates them (:mod:`labelwise.annotators`) and calls :meth:`BaseStore.set_item_label`
+  or :meth:`BaseStore.send_to_review`.
+- **Review.** An item in ``review`` has no trusted label: it is neither in the training set nor
+  in the pool until a reviewer resolves it (:meth:`BaseStore.resolve_review`), which records who
+  did and whether the label was confirmed or corrected.
+- **Gold.** A ``gold`` item has a known label (``Item.gold_label``) used only to measure
+  annotators: :meth:`BaseStore.lease_gold_task` serves it like any task, and its answers never
+  resolve it, so it never enters the training set.
+
 A project's guidelines are versioned (:meth:`BaseStore.create_guidelines` writes version 1, 2,
 ...; nothing is ever overwritten) and every annotation records the version that was current when
 it was made (``Annotation.guideline_version``). Flags (:meth:`BaseStore.create_flag`) are an
@@ -61,6 +75,7 @@ __all__ = [
     "NewItem",
     "NotFound",
     "Project",
+    "ReviewError",
     "Round",
     "Task",
     "UndoError",
@@ -69,11 +84,15 @@ __all__ = [
     "utcnow",
 ]
 
-ITEM_STATUSES = ("unlabeled", "queued", "labeled", "skipped")
+ITEM_STATUSES = ("unlabeled", "queued", "labeled", "skipped", "review", "gold")
 TASK_STATUSES = ("queued", "leased", "done", "skipped")
 JOB_STATUSES = ("queued", "running", "done", "failed")
 JOB_KINDS = ("retrain", "select")
-ROLES = ("admin", "annotator")
+ROLES = ("admin", "annotator", "reviewer")
+CONSENSUS_METHODS = ("majority", "dawid_skene")
+#: Why an item is in review (``Item.review_reason``).
+REVIEW_REASONS = ("disagreement", "label_issue", "annotator", "manual")
+MAX_CONSENSUS_K = 20
 #: Longest guidelines text (Markdown characters), class definition, example and flag reason.
 MAX_GUIDELINES_CHARS = 100_000
 MAX_DEFINITION_CHARS = 2_000
@@ -104,6 +123,11 @@ class LeaseError(LabelwiseError):
     """The task or job is not leased by the caller, or its lease has expired: claim it again."""
 
 
+class ReviewError(LabelwiseError):
+    """The item cannot be resolved or marked: it is not in review, or not in a state that
+    allows the change (a queued item cannot become gold)."""
+
+
 class UndoError(LabelwiseError):
     """The annotation cannot be undone: another annotator's, not the caller's most recent one,
     or its round is closed (a retrain already took its label)."""
@@ -126,6 +150,13 @@ class Project:
     label_cost: float
     show_predictions: bool
     created: datetime
+    # data quality (migration 0006); labelwise.service.quality reads them
+    consensus_share: float = 0.0  # hardest share of each batch answered by consensus_k people
+    consensus_k: int = 3
+    consensus_method: str = "majority"  # or "dawid_skene"
+    consensus_min_agreement: float = 0.6  # below it (vote share / posterior): review
+    gold_rate: float = 0.0  # share of an annotator's tasks that are gold items
+    gold_min_accuracy: float = 0.7  # below it an annotator is flagged
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +171,12 @@ class Item:
     status: str
     label: Any
     created: datetime
+    consensus: int = 1  # answers the item needs (consensus_k for the hardest items)
+    gold_label: Any = None  # the known label of a gold item
+    review_reason: str | None = None  # why it went to review (kept after resolution)
+    review_outcome: str | None = None  # "confirmed" or "corrected" once resolved
+    resolved_by: int | None = None  # the reviewer who resolved it
+    resolved_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +189,7 @@ class NewItem:
     features_path: str | None = None
     features_row: int | None = None
     label: Any = None
+    gold: bool = False  # with a label: a gold item (status "gold"), never a training label
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +393,12 @@ def _project_fields(
     stopping: Mapping[str, Any] | None,
     label_cost: float,
     show_predictions: bool,
+    consensus_share: float = 0.0,
+    consensus_k: int = 3,
+    consensus_method: str = "majority",
+    consensus_min_agreement: float = 0.6,
+    gold_rate: float = 0.0,
+    gold_min_accuracy: float = 0.7,
 ) -> dict[str, Any]:
     """Validate create_project's arguments once, for every backend."""
     if not isinstance(name, str) or not name.strip():
@@ -369,6 +413,24 @@ def _project_fields(
         raise LabelwiseError(f"batch_size must be a positive integer; got {batch_size!r}.")
     if label_cost < 0:
         raise LabelwiseError(f"label_cost must be >= 0; got {label_cost!r}.")
+    for fname, value, hi in (
+        ("consensus_share", consensus_share, 1.0),
+        ("consensus_min_agreement", consensus_min_agreement, 1.0),
+        ("gold_rate", gold_rate, 0.5),
+        ("gold_min_accuracy", gold_min_accuracy, 1.0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= hi:
+            raise LabelwiseError(f"{fname} must be a number in [0, {hi:g}]; got {value!r}.")
+    if (
+        isinstance(consensus_k, bool)
+        or not isinstance(consensus_k, int)
+        or not 2 <= consensus_k <= MAX_CONSENSUS_K
+    ):
+        raise LabelwiseError(
+            f"consensus_k must be an integer in [2, {MAX_CONSENSUS_K}] (annotators per hard "
+            f"item); got {consensus_k!r}."
+        )
+    _check_choice("consensus_method", consensus_method, CONSENSUS_METHODS)
     return {
         "name": name,
         "task_type": task.value,
@@ -380,9 +442,24 @@ def _project_fields(
         "stopping": dict(stopping or {}),
         "label_cost": float(label_cost),
         "show_predictions": bool(show_predictions),
+        "consensus_share": float(consensus_share),
+        "consensus_k": int(consensus_k),
+        "consensus_method": consensus_method,
+        "consensus_min_agreement": float(consensus_min_agreement),
+        "gold_rate": float(gold_rate),
+        "gold_min_accuracy": float(gold_min_accuracy),
     }
 
 
+#: Data-quality settings of a project (keyword arguments of create_project, updatable).
+QUALITY_FIELDS = (
+    "consensus_share",
+    "consensus_k",
+    "consensus_method",
+    "consensus_min_agreement",
+    "gold_rate",
+    "gold_min_accuracy",
+)
 PROJECT_FIELDS = (
     "name",
     "task_type",
@@ -394,6 +471,7 @@ PROJECT_FIELDS = (
     "stopping",
     "label_cost",
     "show_predictions",
+    *QUALITY_FIELDS,
 )
 PROJECT_UPDATABLE = frozenset(
     {
@@ -405,8 +483,20 @@ PROJECT_UPDATABLE = frozenset(
         "stopping",
         "label_cost",
         "show_predictions",
+        *QUALITY_FIELDS,
     }
 )
+
+
+def _check_quality(quality: Mapping[str, Any]) -> dict[str, Any]:
+    """The data-quality keyword arguments of create_project; unknown names are an error."""
+    bad = set(quality) - set(QUALITY_FIELDS)
+    if bad:
+        raise LabelwiseError(
+            f"unknown project setting(s) {sorted(bad)!r}; data-quality settings are "
+            f"{list(QUALITY_FIELDS)}."
+        )
+    return dict(quality)
 
 
 def _check_update(fields: Mapping[str, Any]) -> None:
@@ -416,6 +506,41 @@ def _check_update(fields: Mapping[str, Any]) -> None:
             f"cannot update project field(s) {sorted(bad)!r}; "
             f"updatable: {sorted(PROJECT_UPDATABLE)}"
         )
+
+
+def _copies_args(item_ids: Sequence[int], copies: Sequence[int] | None) -> list[int]:
+    """Tasks per item for create_tasks (1 each by default), validated."""
+    n = len(item_ids)
+    out = [1] * n if copies is None else list(copies)
+    if len(out) != n:
+        raise LabelwiseError(f"copies must have one entry per item ({n}); got {len(out)}.")
+    for c in out:
+        if isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= MAX_CONSENSUS_K:
+            raise LabelwiseError(
+                f"copies must be integers in [1, {MAX_CONSENSUS_K}] (tasks per item); got {c!r}."
+            )
+    return out
+
+
+def _gold_label(project: Project, item: Item, label: Any) -> Any:
+    """Why ``item`` cannot become gold with ``label`` (a :class:`ReviewError`), else the label."""
+    if item.status not in ("unlabeled", "labeled", "gold"):
+        raise ReviewError(
+            f"item {item.id} is {item.status}: only unlabeled or labeled items (not queued, "
+            "skipped or in review) can become gold."
+        )
+    if label is None:
+        raise LabelwiseError(f"gold item {item.id} needs its known label.")
+    return check_label(project, label)
+
+
+def _review_outcome(item: Item, label: Any) -> str:
+    """``"corrected"`` when the reviewer changed the item's label, else ``"confirmed"``."""
+    if item.status != "review":
+        raise ReviewError(
+            f"item {item.id} is {item.status}, not in review: there is nothing to resolve."
+        )
+    return "confirmed" if item.label == label else "corrected"
 
 
 def _tasks_args(
@@ -596,8 +721,14 @@ class BaseStore(ABC):
         stopping: Mapping[str, Any] | None = None,
         label_cost: float = 1.0,
         show_predictions: bool = False,
+        **quality: Any,
     ) -> int:
-        """Create a project; raises :class:`AlreadyExistsError` if the name is taken."""
+        """Create a project; raises :class:`AlreadyExistsError` if the name is taken.
+
+        ``quality`` takes the data-quality settings (:data:`QUALITY_FIELDS`: ``consensus_share``,
+        ``consensus_k``, ``consensus_method``, ``consensus_min_agreement``, ``gold_rate``,
+        ``gold_min_accuracy``); out-of-range values are a :class:`LabelwiseError`.
+        """
 
     @abstractmethod
     def get_project(self, project_id: int) -> Project: ...
@@ -718,6 +849,48 @@ class BaseStore(ABC):
     def set_item_label(self, item_id: int, label: Any) -> None:
         """Set an item's resolved label (e.g. after consensus); marks it ``labeled``."""
 
+    # ---- data quality: gold and review
+    @abstractmethod
+    def mark_gold(self, item_id: int, label: Any) -> Item:
+        """Make an unlabeled or labeled item gold with its known ``label``; returns it.
+
+        A gold item leaves the training set and the pool (status ``gold``, ``label`` cleared,
+        ``gold_label`` set). Raises :class:`~labelwise.errors.LabelMismatchError` for a label
+        outside the classes and :class:`ReviewError` for an item that is queued, skipped or in
+        review; nothing is written then.
+        """
+
+    @abstractmethod
+    def lease_gold_task(
+        self,
+        project_id: int,
+        annotator_id: int,
+        lease_seconds: float = 300,
+        now: datetime | None = None,
+    ) -> Task | None:
+        """Create a task for a gold item the annotator has not answered, leased to them.
+
+        The task joins the project's latest round with priority 0; ``None`` when there is no
+        round or no gold item left for this annotator. Gold items are taken in id order.
+        """
+
+    @abstractmethod
+    def send_to_review(self, item_ids: Sequence[int], reason: str) -> int:
+        """Move items to ``review`` (out of the training set) with ``reason``
+        (:data:`REVIEW_REASONS`); gold items and items already in review are left alone.
+        Returns how many moved."""
+
+    @abstractmethod
+    def resolve_review(
+        self, item_id: int, label: Any, reviewer_id: int, now: datetime | None = None
+    ) -> Item:
+        """A reviewer's decision: the item becomes ``labeled`` with ``label``, recording who
+        resolved it, when, and whether the label was ``confirmed`` or ``corrected``.
+
+        Raises :class:`ReviewError` unless the item is in review (nothing is written),
+        :class:`~labelwise.errors.LabelMismatchError` for a label outside the classes.
+        """
+
     # ---- rounds
     @abstractmethod
     def create_round(self, project_id: int, strategy: str, now: datetime | None = None) -> int:
@@ -742,9 +915,14 @@ class BaseStore(ABC):
         priorities: Sequence[float] | None = None,
         routing_tags: Sequence[str | None] | None = None,
         confidences: Sequence[float | None] | None = None,
+        copies: Sequence[int] | None = None,
         now: datetime | None = None,
     ) -> list[int]:
-        """Queue one task per item in the round (items become ``queued``); returns task ids.
+        """Queue tasks for the items of the round (items become ``queued``); returns task ids.
+
+        ``copies[i]`` tasks are queued for item ``i`` (1 by default; the ids come item by item);
+        an item with more than one needs that many answers from different annotators
+        (``Item.consensus``).
 
         ``priorities`` are the strategy's scores (higher is served first); ``routing_tags``
         route a task to annotators whose skills include the tag; ``confidences`` are the
@@ -762,6 +940,7 @@ class BaseStore(ABC):
         round_id: int | None = None,
         status: str | None = None,
         lease_owner: int | None = None,
+        item_id: int | None = None,
     ) -> list[Task]: ...
 
     @abstractmethod
@@ -775,8 +954,9 @@ class BaseStore(ABC):
         """Atomically lease the next task for the annotator, or return ``None``.
 
         Claimable: ``queued`` tasks and ``leased`` tasks whose lease has expired, excluding tasks
-        for items this annotator already annotated. Order: tasks whose routing tag is one of the
-        annotator's skills first, then higher priority, then lower id.
+        for items this annotator already annotated, skipped or holds another valid lease on (a
+        consensus item's k tasks go to k different people). Order: tasks whose routing tag is
+        one of the annotator's skills first, then higher priority, then lower id.
         """
 
     @abstractmethod
@@ -857,6 +1037,8 @@ class BaseStore(ABC):
         expired, and :class:`~labelwise.errors.LabelMismatchError` for a label outside the
         project's classes. With ``resolve=True`` (default) the item becomes ``labeled`` with this
         label; pass ``False`` when labels are resolved later by consensus (``set_item_label``).
+        Consensus items (``consensus > 1``), gold items and items in review are never resolved
+        by one answer.
         The annotation records the project's current guidelines version (``None`` without any).
         """
 

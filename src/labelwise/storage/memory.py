@@ -16,6 +16,7 @@ from labelwise.storage.base import (
     JOB_KINDS,
     JOB_STATUSES,
     PROJECT_FIELDS,
+    REVIEW_REASONS,
     ROLES,
     TASK_STATUSES,
     AlreadyExistsError,
@@ -35,16 +36,20 @@ from labelwise.storage.base import (
     Round,
     Task,
     _check_choice,
+    _check_quality,
     _check_reason,
     _check_revise,
     _check_statuses,
     _check_task_statuses,
     _check_undo,
     _check_update,
+    _copies_args,
+    _gold_label,
     _guidelines_fields,
     _lease_until,
     _project_fields,
     _resolve_now,
+    _review_outcome,
     _tasks_args,
     check_label,
     dataset_hash,
@@ -103,10 +108,11 @@ class InMemoryStore(BaseStore):
         stopping: Mapping[str, Any] | None = None,
         label_cost: float = 1.0,
         show_predictions: bool = False,
+        **quality: Any,
     ) -> int:
         f = _project_fields(
             name, task_type, classes, strategy, strategy_params, cold_start_strategy,
-            batch_size, stopping, label_cost, show_predictions,
+            batch_size, stopping, label_cost, show_predictions, **_check_quality(quality),
         )  # fmt: skip
         with self._lock:
             if self.find_project(name) is not None:
@@ -222,6 +228,9 @@ class InMemoryStore(BaseStore):
                 if (project_id, key) in self._item_keys or key in staged:
                     continue
                 label = None if it.label is None else check_label(project, it.label)
+                if it.gold and label is None:
+                    raise LabelwiseError(f"gold item {key!r} needs its known label.")
+                gold, label = (label, None) if it.gold else (None, label)
                 staged[key] = Item(
                     id=0,
                     project_id=project_id,
@@ -230,9 +239,10 @@ class InMemoryStore(BaseStore):
                     metadata=copy.deepcopy(dict(it.metadata)),
                     features_path=it.features_path,
                     features_row=it.features_row,
-                    status="unlabeled" if label is None else "labeled",
+                    status="gold" if it.gold else "unlabeled" if label is None else "labeled",
                     label=copy.deepcopy(label),
                     created=now,
+                    gold_label=copy.deepcopy(gold),
                 )
             for key, item in staged.items():  # all validated: now write
                 iid = self._next_id("items")
@@ -282,6 +292,78 @@ class InMemoryStore(BaseStore):
             label = check_label(self.get_project(item.project_id), label)
             self._items[item_id] = replace(item, label=copy.deepcopy(label), status="labeled")
 
+    # ---- data quality
+    def mark_gold(self, item_id: int, label: Any) -> Item:
+        with self._lock:
+            item = _get(self._items, "item", item_id)
+            label = _gold_label(self.get_project(item.project_id), item, label)
+            self._items[item_id] = replace(
+                item, status="gold", label=None, gold_label=copy.deepcopy(label)
+            )
+            return self.get_item(item_id)
+
+    def lease_gold_task(
+        self,
+        project_id: int,
+        annotator_id: int,
+        lease_seconds: float = 300,
+        now: datetime | None = None,
+    ) -> Task | None:
+        now = _resolve_now(now)
+        until = _lease_until(now, lease_seconds)
+        with self._lock:
+            rounds = [r for _, r in sorted(self._rounds.items()) if r.project_id == project_id]
+            if not rounds:
+                return None
+            seen = self._seen_items(annotator_id, now)
+            gold = [
+                it.id
+                for _, it in sorted(self._items.items())
+                if it.project_id == project_id and it.status == "gold" and it.id not in seen
+            ]
+            if not gold:
+                return None
+            tid = self._next_id("tasks")
+            task = Task(
+                tid, project_id, rounds[-1].id, gold[0], "leased", annotator_id, until, 0.0, None,
+                now,
+            )  # fmt: skip
+            self._tasks[tid] = task
+            return task
+
+    def send_to_review(self, item_ids: Sequence[int], reason: str) -> int:
+        _check_choice("reason", reason, REVIEW_REASONS)
+        n = 0
+        with self._lock:
+            for iid in dict.fromkeys(int(i) for i in item_ids):
+                item = _get(self._items, "item", iid)
+                if item.status in ("gold", "review"):
+                    continue
+                self._items[iid] = replace(
+                    item, status="review", review_reason=reason, review_outcome=None
+                )
+                n += 1
+        return n
+
+    def resolve_review(
+        self, item_id: int, label: Any, reviewer_id: int, now: datetime | None = None
+    ) -> Item:
+        now = _resolve_now(now)
+        with self._lock:
+            item = _get(self._items, "item", item_id)
+            _get(self._annotators, "annotator", reviewer_id)
+            label = check_label(self.get_project(item.project_id), label)
+            outcome = _review_outcome(item, label)
+            self._items[item_id] = replace(
+                item,
+                status="labeled",
+                label=copy.deepcopy(label),
+                review_outcome=outcome,
+                resolved_by=reviewer_id,
+                resolved_at=now,
+            )
+            return self.get_item(item_id)
+
     # ---- rounds
     def create_round(self, project_id: int, strategy: str, now: datetime | None = None) -> int:
         now = _resolve_now(now)
@@ -317,9 +399,11 @@ class InMemoryStore(BaseStore):
         priorities: Sequence[float] | None = None,
         routing_tags: Sequence[str | None] | None = None,
         confidences: Sequence[float | None] | None = None,
+        copies: Sequence[int] | None = None,
         now: datetime | None = None,
     ) -> list[int]:
         rows = _tasks_args(item_ids, priorities, routing_tags, confidences)
+        n_copies = _copies_args(item_ids, copies)
         now = _resolve_now(now)
         with self._lock:
             rnd = _get(self._rounds, "round", round_id)
@@ -331,16 +415,20 @@ class InMemoryStore(BaseStore):
                         f"{round_id}'s project {rnd.project_id}."
                     )
             ids = []
-            for iid, priority, tag, conf in rows:
-                tid = self._next_id("tasks")
-                self._tasks[tid] = Task(
-                    tid, rnd.project_id, round_id, iid, "queued", None, None, priority, tag, now,
-                    conf,
-                )  # fmt: skip
+            for (iid, priority, tag, conf), n in zip(rows, n_copies, strict=True):
+                for _ in range(n):
+                    tid = self._next_id("tasks")
+                    self._tasks[tid] = Task(
+                        tid, rnd.project_id, round_id, iid, "queued", None, None, priority, tag,
+                        now, conf,
+                    )  # fmt: skip
+                    ids.append(tid)
                 item = self._items[iid]
                 if item.status == "unlabeled":
-                    self._items[iid] = replace(item, status="queued")
-                ids.append(tid)
+                    item = replace(item, status="queued")
+                if n > 1:
+                    item = replace(item, consensus=n)
+                self._items[iid] = item
             return ids
 
     def get_task(self, task_id: int) -> Task:
@@ -353,6 +441,7 @@ class InMemoryStore(BaseStore):
         round_id: int | None = None,
         status: str | None = None,
         lease_owner: int | None = None,
+        item_id: int | None = None,
     ) -> list[Task]:
         if status is not None:
             _check_choice("status", status, TASK_STATUSES)
@@ -361,6 +450,7 @@ class InMemoryStore(BaseStore):
                 t
                 for _, t in sorted(self._tasks.items())
                 if t.project_id == project_id
+                and (item_id is None or t.item_id == item_id)
                 and (round_id is None or t.round_id == round_id)
                 and (status is None or t.status == status)
                 and (lease_owner is None or t.lease_owner == lease_owner)
@@ -371,6 +461,21 @@ class InMemoryStore(BaseStore):
         return t.status == "queued" or (
             t.status == "leased" and t.lease_expires is not None and t.lease_expires < now
         )
+
+    def _seen_items(self, annotator_id: int, now: datetime) -> set[int]:
+        """Items the annotator answered, skipped or holds a valid lease on: never served to them
+        again, so a consensus item's tasks go to different people."""
+        seen = {a.item_id for a in self._annotations.values() if a.annotator_id == annotator_id}
+        seen.update(
+            t.item_id
+            for t in self._tasks.values()
+            if t.lease_owner == annotator_id
+            and (
+                t.status == "skipped"
+                or (t.status == "leased" and t.lease_expires is not None and t.lease_expires >= now)
+            )
+        )
+        return seen
 
     def claim_next_task(
         self,
@@ -383,9 +488,7 @@ class InMemoryStore(BaseStore):
         until = _lease_until(now, lease_seconds)
         with self._lock:
             skills = set(self.get_annotator(annotator_id).skills)
-            done_items = {
-                a.item_id for a in self._annotations.values() if a.annotator_id == annotator_id
-            }
+            done_items = self._seen_items(annotator_id, now)
             best: Task | None = None
             best_key: tuple[int, float, int] | None = None
             for t in self._tasks.values():
@@ -424,7 +527,7 @@ class InMemoryStore(BaseStore):
             t = self._held(task_id, annotator_id, now)
             self._tasks[task_id] = replace(t, status="skipped")
             item = self._items[t.item_id]
-            if item.status == "queued":
+            if item.status == "queued" and item.consensus <= 1:
                 self._items[t.item_id] = replace(item, status="skipped")
 
     def release_task(self, task_id: int, annotator_id: int) -> None:
@@ -511,8 +614,8 @@ class InMemoryStore(BaseStore):
                 self._guideline_version(t.project_id),
             )
             self._tasks[task_id] = replace(t, status="done")
-            if resolve:
-                item = self._items[t.item_id]
+            item = self._items[t.item_id]
+            if resolve and item.consensus <= 1 and item.status not in ("gold", "review"):
                 self._items[t.item_id] = replace(item, label=copy.deepcopy(label), status="labeled")
             return aid
 
@@ -543,7 +646,7 @@ class InMemoryStore(BaseStore):
             task = _check_undo(a, annotator_id, latest, task, closed)
             del self._annotations[annotation_id]
             item = self._items[a.item_id]
-            if item.status == "labeled":
+            if item.status == "labeled" and item.consensus <= 1:
                 rest = [x for _, x in sorted(self._annotations.items()) if x.item_id == item.id]
                 label = copy.deepcopy(rest[-1].label) if rest else None
                 status = "labeled" if rest else "queued"
@@ -587,7 +690,7 @@ class InMemoryStore(BaseStore):
                 self._guideline_version(task.project_id),
             )
             item = self._items[a.item_id]
-            if item.status == "labeled":
+            if item.status == "labeled" and item.consensus <= 1:
                 self._items[item.id] = replace(item, label=copy.deepcopy(label))
             return aid
 

@@ -34,6 +34,7 @@ from labelwise.storage.base import (
     LeaseError,
     NewItem,
     NotFound,
+    ReviewError,
     UndoError,
     dataset_hash,
 )
@@ -1133,6 +1134,151 @@ def test_concurrent_job_claims_never_share_a_job(store):
 
     claimed = _hammer(20, work)
     assert sorted(claimed) == jobs
+
+
+# --------------------------------------------------------------------------- data quality
+
+
+def test_quality_settings_round_trip_and_bad_values(store):
+    p = store.get_project(_project(store))
+    assert (p.consensus_share, p.consensus_k, p.consensus_method) == (0.0, 3, "majority")
+    assert (p.consensus_min_agreement, p.gold_rate, p.gold_min_accuracy) == (0.6, 0.0, 0.7)
+    pid = _project(store, "q", consensus_share=0.2, consensus_k=5, consensus_method="dawid_skene")
+    q = store.update_project(pid, gold_rate=0.1, consensus_min_agreement=0.8)
+    assert (q.consensus_share, q.consensus_k, q.consensus_method) == (0.2, 5, "dawid_skene")
+    assert (q.gold_rate, q.consensus_min_agreement) == (0.1, 0.8)
+    bad = [
+        {"consensus_share": 1.5},
+        {"consensus_share": -0.1},
+        {"consensus_k": 1},
+        {"consensus_k": 21},
+        {"consensus_k": 2.5},
+        {"consensus_method": "vote"},
+        {"gold_rate": 0.9},
+        {"gold_min_accuracy": 2},
+        {"consensus_colour": "red"},
+    ]
+    for kw in bad:
+        with pytest.raises(LabelwiseError):
+            _project(store, "bad", **kw)
+        assert store.find_project("bad") is None
+    for kw in bad[:-1]:
+        with pytest.raises(LabelwiseError):
+            store.update_project(pid, **kw)
+    assert store.get_project(pid) == q  # nothing half-written
+
+
+def test_consensus_copies_go_to_different_annotators(store):
+    pid = _project(store)
+    ids = _items(store, pid, 2)
+    rid = store.create_round(pid, "margin", now=T0)
+    tids = store.create_tasks(rid, ids, priorities=[2.0, 1.0], copies=[3, 1], now=T0)
+    assert len(tids) == 4
+    assert [store.get_item(i).consensus for i in ids] == [3, 1]
+    assert len(store.list_tasks(pid, item_id=ids[0])) == 3
+    a, b = store.create_annotator("a"), store.create_annotator("b")
+    t1 = store.claim_next_task(pid, a, now=T0)
+    assert t1.item_id == ids[0]
+    t2 = store.claim_next_task(pid, a, now=T0)  # a holds one task of item 0: item 1 next
+    assert t2.item_id == ids[1]
+    assert store.claim_next_task(pid, a, now=T0) is None
+    store.create_annotation(t1.id, a, "pos", now=T0)
+    assert store.get_item(ids[0]).status == "queued"  # one answer does not resolve it
+    assert store.claim_next_task(pid, a, now=T0) is None  # answered: never again
+    tb = store.claim_next_task(pid, b, now=T0)
+    assert tb.item_id == ids[0]
+    store.skip_task(tb.id, b, now=T0)
+    assert store.get_item(ids[0]).status == "queued"  # a skip does not end a consensus item
+    assert store.claim_next_task(pid, b, now=T0) is None  # skipped: not served again
+    store.create_annotation(t2.id, a, "neg", now=T0)
+    assert store.get_item(ids[1]).label == "neg"
+    with pytest.raises(LabelwiseError):
+        store.create_tasks(rid, ids, copies=[0, 1])
+    with pytest.raises(LabelwiseError):
+        store.create_tasks(rid, ids, copies=[1])
+
+
+def test_gold_items_are_served_but_never_resolved(store):
+    pid = _project(store)
+    store.create_items(
+        pid,
+        [NewItem("g1", {"text": "g"}, label="pos", gold=True), NewItem("u", {"text": "u"})],
+    )
+    g1, u = store.find_item(pid, "g1"), store.find_item(pid, "u")
+    assert (g1.status, g1.label, g1.gold_label) == ("gold", None, "pos")
+    with pytest.raises(LabelwiseError):
+        store.create_items(pid, [NewItem("g2", {"text": "g"}, gold=True)])
+    with pytest.raises(LabelMismatchError):
+        store.mark_gold(u.id, "maybe")
+    assert store.get_item(u.id).status == "unlabeled"
+    a = store.create_annotator("a")
+    assert store.lease_gold_task(pid, a, now=T0) is None  # no round yet
+    rid = store.create_round(pid, "margin", now=T0)
+    t = store.lease_gold_task(pid, a, now=T0)
+    assert (t.item_id, t.status, t.lease_owner, t.round_id) == (g1.id, "leased", a, rid)
+    assert store.lease_gold_task(pid, a, now=T0) is None  # holds it: not twice
+    store.create_annotation(t.id, a, "neg", now=T0)
+    g1 = store.get_item(g1.id)
+    assert (g1.status, g1.label, g1.gold_label) == ("gold", None, "pos")
+    assert store.list_labeled(pid) == []
+    assert store.lease_gold_task(pid, a, now=T0) is None  # answered
+    assert store.mark_gold(u.id, "neg").gold_label == "neg"
+    t2 = store.lease_gold_task(pid, a, now=T0)
+    assert t2.item_id == u.id
+    store.create_round(pid, "margin", now=T0)
+    queued = _items(store, pid, 1, "q")[0]
+    store.create_tasks(store.list_rounds(pid)[-1].id, [queued])
+    with pytest.raises(ReviewError):
+        store.mark_gold(queued, "pos")
+
+
+def test_review_queue_resolution_records_the_reviewer(store):
+    pid = _project(store)
+    store.create_items(
+        pid, [NewItem("a", {"text": "a"}, label="pos"), NewItem("b", {"text": "b"}, label="neg")]
+    )
+    ia, ib = store.find_item(pid, "a").id, store.find_item(pid, "b").id
+    rev = store.create_annotator("r", role="reviewer")
+    with pytest.raises(ReviewError):
+        store.resolve_review(ia, "pos", rev)
+    assert store.send_to_review([ia, ib, ia], "label_issue") == 2
+    assert store.send_to_review([ia], "disagreement") == 0  # already in review
+    assert store.list_labeled(pid) == []
+    assert store.count_items(pid, "review") == 2
+    with pytest.raises(LabelwiseError):
+        store.send_to_review([ia], "because")
+    with pytest.raises(NotFound):
+        store.send_to_review([10**6], "manual")
+    with pytest.raises(LabelMismatchError):
+        store.resolve_review(ia, "maybe", rev)
+    assert store.get_item(ia).status == "review"
+    got = store.resolve_review(ia, "pos", rev, now=T0)
+    assert (got.status, got.label, got.review_outcome) == ("labeled", "pos", "confirmed")
+    assert (got.resolved_by, got.resolved_at, got.review_reason) == (rev, T0, "label_issue")
+    assert store.resolve_review(ib, "pos", rev).review_outcome == "corrected"
+    with pytest.raises(ReviewError):
+        store.resolve_review(ia, "neg", rev)
+    assert store.get_item(ia).label == "pos"
+
+
+def test_concurrent_consensus_claims_use_distinct_annotators(store):
+    n_items, k, n_threads = 30, 3, 12
+    pid = _project(store)
+    ids = _items(store, pid, n_items)
+    rid = store.create_round(pid, "margin", now=T0)
+    store.create_tasks(rid, ids, copies=[k] * n_items)
+    annotators = [store.create_annotator(f"a{i}") for i in range(n_threads)]
+
+    def work(i: int) -> list[tuple[int, int]]:
+        got = []
+        while (t := store.claim_next_task(pid, annotators[i])) is not None:
+            got.append((t.item_id, annotators[i]))
+            store.create_annotation(t.id, annotators[i], "pos")
+        return got
+
+    pairs = _hammer(n_threads, work)
+    assert len(pairs) == n_items * k
+    assert len(set(pairs)) == len(pairs)  # nobody answered an item twice
 
 
 __all__ = [  # the tests, for ``from labelwise.testing.store import *``

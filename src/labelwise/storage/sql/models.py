@@ -70,6 +70,13 @@ projects = sa.Table(
     sa.Column("label_cost", sa.Float, nullable=False),
     sa.Column("show_predictions", sa.Boolean, nullable=False),
     sa.Column("created", UTCDateTime, nullable=False),
+    # migration 0006: data-quality settings
+    sa.Column("consensus_share", sa.Float, nullable=False, server_default="0"),
+    sa.Column("consensus_k", sa.Integer, nullable=False, server_default="3"),
+    sa.Column("consensus_method", sa.String(20), nullable=False, server_default="majority"),
+    sa.Column("consensus_min_agreement", sa.Float, nullable=False, server_default="0.6"),
+    sa.Column("gold_rate", sa.Float, nullable=False, server_default="0"),
+    sa.Column("gold_min_accuracy", sa.Float, nullable=False, server_default="0.7"),
 )
 
 annotators = sa.Table(
@@ -114,6 +121,14 @@ items = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("label", JSONType, nullable=True),
     sa.Column("created", UTCDateTime, nullable=False),
+    # migration 0006: consensus, gold and review. resolved_by has no foreign key: SQLite would
+    # rebuild the items table to add one, and a deleted reviewer's id is still history.
+    sa.Column("consensus", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("gold_label", JSONType, nullable=True),
+    sa.Column("review_reason", sa.String(20), nullable=True),
+    sa.Column("review_outcome", sa.String(20), nullable=True),
+    sa.Column("resolved_by", sa.Integer, nullable=True),
+    sa.Column("resolved_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("project_id", "external_id"),
     sa.Index("ix_items_project_status", "project_id", "status"),
 )

@@ -30,6 +30,8 @@ from labelwise.storage.base import (
     JOB_KINDS,
     JOB_STATUSES,
     PROJECT_FIELDS,
+    QUALITY_FIELDS,
+    REVIEW_REASONS,
     ROLES,
     TASK_STATUSES,
     AlreadyExistsError,
@@ -49,16 +51,20 @@ from labelwise.storage.base import (
     Round,
     Task,
     _check_choice,
+    _check_quality,
     _check_reason,
     _check_revise,
     _check_statuses,
     _check_task_statuses,
     _check_undo,
     _check_update,
+    _copies_args,
+    _gold_label,
     _guidelines_fields,
     _lease_until,
     _project_fields,
     _resolve_now,
+    _review_outcome,
     _tasks_args,
     check_label,
     dataset_hash,
@@ -122,6 +128,7 @@ def _project(r: sa.Row[Any]) -> Project:
         label_cost=r.label_cost,
         show_predictions=bool(r.show_predictions),
         created=r.created,
+        **{k: getattr(r, k) for k in QUALITY_FIELDS},
     )
 
 
@@ -137,6 +144,12 @@ def _item(r: sa.Row[Any]) -> Item:
         status=r.status,
         label=r.label,
         created=r.created,
+        consensus=r.consensus,
+        gold_label=r.gold_label,
+        review_reason=r.review_reason,
+        review_outcome=r.review_outcome,
+        resolved_by=r.resolved_by,
+        resolved_at=r.resolved_at,
     )
 
 
@@ -369,10 +382,11 @@ class SqlStore(BaseStore):
         stopping: Mapping[str, Any] | None = None,
         label_cost: float = 1.0,
         show_predictions: bool = False,
+        **quality: Any,
     ) -> int:
         f = _project_fields(
             name, task_type, classes, strategy, strategy_params, cold_start_strategy,
-            batch_size, stopping, label_cost, show_predictions,
+            batch_size, stopping, label_cost, show_predictions, **_check_quality(quality),
         )  # fmt: skip
         try:
             with self._write() as conn:
@@ -525,6 +539,9 @@ class SqlStore(BaseStore):
                 rows = []
                 for it in batch:
                     label = None if it.label is None else check_label(project, it.label)
+                    if it.gold and label is None:
+                        raise LabelwiseError(f"gold item {it.external_id!r} needs its known label.")
+                    gold, label = (label, None) if it.gold else (None, label)
                     rows.append(
                         {
                             "project_id": project_id,
@@ -533,8 +550,11 @@ class SqlStore(BaseStore):
                             "meta": dict(it.metadata),
                             "features_path": it.features_path,
                             "features_row": it.features_row,
-                            "status": "unlabeled" if label is None else "labeled",
+                            "status": (
+                                "gold" if it.gold else "unlabeled" if label is None else "labeled"
+                            ),
                             "label": label,
+                            "gold_label": gold,
                             "created": now,
                         }
                     )
@@ -608,6 +628,107 @@ class SqlStore(BaseStore):
                 .values(label=label, status="labeled")
             )
 
+    # ---- data quality
+    def _lock_item(self, conn: sa.Connection, item_id: int) -> Item:
+        stmt = self._for_update(sa.select(m.items).where(m.items.c.id == item_id))
+        return _item(self._one(conn, stmt, "item", item_id))
+
+    def mark_gold(self, item_id: int, label: Any) -> Item:
+        with self._write() as conn:
+            item = self._lock_item(conn, item_id)
+            label = _gold_label(self._get_project(conn, item.project_id), item, label)
+            conn.execute(
+                sa.update(m.items)
+                .where(m.items.c.id == item_id)
+                .values(status="gold", label=None, gold_label=label)
+            )
+            return self._lock_item(conn, item_id)
+
+    def lease_gold_task(
+        self,
+        project_id: int,
+        annotator_id: int,
+        lease_seconds: float = 300,
+        now: datetime | None = None,
+    ) -> Task | None:
+        now = _resolve_now(now)
+        until = _lease_until(now, lease_seconds)
+        it, t = m.items, m.tasks
+        with self._write() as conn:
+            self._lock_annotator(conn, annotator_id)
+            round_id = conn.execute(
+                sa.select(sa.func.max(m.rounds.c.id)).where(m.rounds.c.project_id == project_id)
+            ).scalar()
+            if round_id is None:
+                return None
+            item_id = conn.execute(
+                sa.select(it.c.id)
+                .where(
+                    it.c.project_id == project_id,
+                    it.c.status == "gold",
+                    ~self._seen_by(it.c.id, annotator_id, now),
+                )
+                .order_by(it.c.id)
+                .limit(1)
+            ).scalar()
+            if item_id is None:
+                return None
+            row = conn.execute(
+                sa.insert(t)
+                .values(
+                    project_id=project_id,
+                    round_id=round_id,
+                    item_id=item_id,
+                    status="leased",
+                    lease_owner=annotator_id,
+                    lease_expires=until,
+                    priority=0.0,
+                    created=now,
+                )
+                .returning(*t.c)
+            ).one()
+            return _task(row)
+
+    def send_to_review(self, item_ids: Sequence[int], reason: str) -> int:
+        _check_choice("reason", reason, REVIEW_REASONS)
+        ids = list(dict.fromkeys(int(i) for i in item_ids))
+        it = m.items
+        n = 0
+        with self._write() as conn:
+            for chunk in _chunks(ids):
+                found = set(conn.execute(sa.select(it.c.id).where(it.c.id.in_(chunk))).scalars())
+                missing = [i for i in chunk if i not in found]
+                if missing:
+                    raise NotFound("item", missing[0])
+                n += conn.execute(
+                    sa.update(it)
+                    .where(it.c.id.in_(chunk), it.c.status.not_in(("gold", "review")))
+                    .values(status="review", review_reason=reason, review_outcome=None)
+                ).rowcount
+        return n
+
+    def resolve_review(
+        self, item_id: int, label: Any, reviewer_id: int, now: datetime | None = None
+    ) -> Item:
+        now = _resolve_now(now)
+        with self._write() as conn:
+            item = self._lock_item(conn, item_id)
+            self._lock_annotator(conn, reviewer_id)
+            label = check_label(self._get_project(conn, item.project_id), label)
+            outcome = _review_outcome(item, label)
+            conn.execute(
+                sa.update(m.items)
+                .where(m.items.c.id == item_id)
+                .values(
+                    status="labeled",
+                    label=label,
+                    review_outcome=outcome,
+                    resolved_by=reviewer_id,
+                    resolved_at=now,
+                )
+            )
+            return self._lock_item(conn, item_id)
+
     # ---- rounds
     def create_round(self, project_id: int, strategy: str, now: datetime | None = None) -> int:
         now = _resolve_now(now)
@@ -656,9 +777,11 @@ class SqlStore(BaseStore):
         priorities: Sequence[float] | None = None,
         routing_tags: Sequence[str | None] | None = None,
         confidences: Sequence[float | None] | None = None,
+        copies: Sequence[int] | None = None,
         now: datetime | None = None,
     ) -> list[int]:
         rows = _tasks_args(item_ids, priorities, routing_tags, confidences)
+        n_copies = _copies_args(item_ids, copies)
         now = _resolve_now(now)
         if not rows:
             return []
@@ -689,7 +812,8 @@ class SqlStore(BaseStore):
                     "confidence": conf,
                     "created": now,
                 }
-                for iid, priority, tag, conf in rows
+                for (iid, priority, tag, conf), n in zip(rows, n_copies, strict=True)
+                for _ in range(n)
             ]
             ins = sa.insert(m.tasks).returning(m.tasks.c.id, sort_by_parameter_order=True)
             task_ids = list(conn.execute(ins, values).scalars())
@@ -699,6 +823,12 @@ class SqlStore(BaseStore):
                     .where(m.items.c.id.in_(chunk), m.items.c.status == "unlabeled")
                     .values(status="queued")
                 )
+            for n in sorted(set(n_copies) - {1}):
+                multi = [iid for (iid, *_), c in zip(rows, n_copies, strict=True) if c == n]
+                for chunk in _chunks(multi):
+                    conn.execute(
+                        sa.update(m.items).where(m.items.c.id.in_(chunk)).values(consensus=n)
+                    )
             return task_ids
 
     def get_task(self, task_id: int) -> Task:
@@ -713,9 +843,12 @@ class SqlStore(BaseStore):
         round_id: int | None = None,
         status: str | None = None,
         lease_owner: int | None = None,
+        item_id: int | None = None,
     ) -> list[Task]:
         t = m.tasks
         stmt = sa.select(t).where(t.c.project_id == project_id).order_by(t.c.id)
+        if item_id is not None:
+            stmt = stmt.where(t.c.item_id == item_id)
         if round_id is not None:
             stmt = stmt.where(t.c.round_id == round_id)
         if status is not None:
@@ -733,6 +866,31 @@ class SqlStore(BaseStore):
             t.c.status == "queued", sa.and_(t.c.status == "leased", t.c.lease_expires < now)
         )
 
+    @staticmethod
+    def _seen_by(item_id: Any, annotator_id: int, now: datetime) -> Any:
+        """Whether the annotator answered, skipped or holds a valid lease on a task of the item:
+        such items are never served to them again (a consensus item's k tasks go to k people)."""
+        a, t2 = m.annotations, m.tasks.alias("seen")
+        answered = sa.exists().where(a.c.item_id == item_id, a.c.annotator_id == annotator_id)
+        held = sa.exists().where(
+            t2.c.item_id == item_id,
+            t2.c.lease_owner == annotator_id,
+            sa.or_(
+                t2.c.status == "skipped",
+                sa.and_(t2.c.status == "leased", t2.c.lease_expires >= now),
+            ),
+        )
+        return sa.or_(answered, held)
+
+    def _lock_annotator(self, conn: sa.Connection, annotator_id: int) -> sa.Row[Any]:
+        """The annotator's row, locked on PostgreSQL until commit so one annotator's claims run
+        one at a time (two tabs never get two tasks of one item). ``FOR NO KEY UPDATE`` does not
+        block the foreign-key checks of other transactions that insert rows naming them."""
+        stmt = sa.select(m.annotators.c.skills).where(m.annotators.c.id == annotator_id)
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update(key_share=True)
+        return self._one(conn, stmt, "annotator", annotator_id)
+
     def _pick_task(
         self, conn: sa.Connection, project_id: int, annotator_id: int, skills: list[str],
         now: datetime,
@@ -744,9 +902,8 @@ class SqlStore(BaseStore):
         id) in order and stop at the first row: an ``OR`` of the two statuses, or a ``CASE`` on
         the skills in the ``ORDER BY``, would sort every claimable task on each claim.
         """
-        t, a = m.tasks, m.annotations
-        already = sa.exists().where(a.c.item_id == t.c.item_id, a.c.annotator_id == annotator_id)
-        where = [t.c.project_id == project_id, ~already]
+        t = m.tasks
+        where = [t.c.project_id == project_id, ~self._seen_by(t.c.item_id, annotator_id, now)]
         by_status = [
             [t.c.status == "queued"],
             [t.c.status == "leased", t.c.lease_expires < now],
@@ -779,12 +936,7 @@ class SqlStore(BaseStore):
         until = _lease_until(now, lease_seconds)
         t = m.tasks
         with self._write() as conn:
-            skills = self._one(
-                conn,
-                sa.select(m.annotators.c.skills).where(m.annotators.c.id == annotator_id),
-                "annotator",
-                annotator_id,
-            ).skills
+            skills = self._lock_annotator(conn, annotator_id).skills
             task_id = self._pick_task(conn, project_id, annotator_id, list(skills), now)
             if task_id is None:
                 return None
@@ -820,7 +972,11 @@ class SqlStore(BaseStore):
             conn.execute(sa.update(m.tasks).where(m.tasks.c.id == task_id).values(status="skipped"))
             conn.execute(
                 sa.update(m.items)
-                .where(m.items.c.id == task.item_id, m.items.c.status == "queued")
+                .where(
+                    m.items.c.id == task.item_id,
+                    m.items.c.status == "queued",
+                    m.items.c.consensus <= 1,
+                )
                 .values(status="skipped")
             )
 
@@ -945,9 +1101,14 @@ class SqlStore(BaseStore):
             ).scalar_one()
             conn.execute(sa.update(m.tasks).where(m.tasks.c.id == task_id).values(status="done"))
             if resolve:
+                it = m.items
                 conn.execute(
-                    sa.update(m.items)
-                    .where(m.items.c.id == task.item_id)
+                    sa.update(it)
+                    .where(
+                        it.c.id == task.item_id,
+                        it.c.consensus <= 1,
+                        it.c.status.not_in(("gold", "review")),
+                    )
                     .values(label=label, status="labeled")
                 )
             return aid
@@ -988,7 +1149,7 @@ class SqlStore(BaseStore):
                     ).scalar()
             task = _check_undo(ann, annotator_id, latest, task, closed)
             conn.execute(sa.delete(a).where(a.c.id == annotation_id))
-            if item.status == "labeled":
+            if item.status == "labeled" and item.consensus <= 1:
                 rest = conn.execute(
                     sa.select(a.c.label).where(a.c.item_id == item.id).order_by(a.c.id.desc())
                 ).first()
@@ -1053,7 +1214,7 @@ class SqlStore(BaseStore):
             ).scalar_one()
             conn.execute(
                 sa.update(it)
-                .where(it.c.id == ann.item_id, it.c.status == "labeled")
+                .where(it.c.id == ann.item_id, it.c.status == "labeled", it.c.consensus <= 1)
                 .values(label=label)
             )
             return new_id
