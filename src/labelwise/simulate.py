@@ -53,6 +53,7 @@ from labelwise.annotators import (
     majority_vote,
 )
 from labelwise.errors import BatchSizeError, EmptyPoolError, LabelwiseError
+from labelwise.health import batch_accuracy, class_balance_tvd, prediction_agreement
 from labelwise.models import check_model, predict_proba
 from labelwise.models.training import rows as _rows
 from labelwise.strategies import Strategy, get_strategy
@@ -265,6 +266,17 @@ class RoundPoint:
         How many rounds old the selecting model was.
     stops : tuple of (str, str)
         ``(criterion, reason)`` of every stopping criterion that said stop after this round.
+    agreement : float
+        Strategy health (:mod:`labelwise.health`): share of a fixed pool sample on which this
+        round's model predicts what the previous round's did; NaN until two models exist.
+    batch_accuracy : float
+        Accuracy of the selecting model on this round's batch once labelled (low: the batch
+        was informative); NaN without a selecting model.
+    batch_class_tvd : float
+        Total variation distance between the batch's label distribution and the selecting
+        model's predicted distribution on the unlabelled pool sample; NaN without a model.
+    arm : str
+        The portfolio member that chose the batch (``"adaptive"``); ``""`` otherwise.
     """
 
     round: int
@@ -282,6 +294,10 @@ class RoundPoint:
     pool_informativeness: float = float("nan")
     stale_rounds: int = 0
     stops: tuple[tuple[str, str], ...] = ()
+    agreement: float = float("nan")
+    batch_accuracy: float = float("nan")
+    batch_class_tvd: float = float("nan")
+    arm: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -519,6 +535,8 @@ def iter_simulate(
     )
     fitted_at: list[tuple[Any, int]] = []  # (model, round it was fitted after), for staleness
     quality_history: list[float] = []
+    # the last fitted model's predictions on the pool sample, for the agreement signal
+    last_pred: tuple[Any, np.ndarray] | None = None
 
     for r in range(rounds + 1):
         selecting = session.selecting_model_  # what query() will use; None while cold
@@ -528,12 +546,15 @@ def iter_simulate(
         select_seconds = time.perf_counter() - t0
         picks = np.asarray(q.idx, dtype=np.int64)
         hardness, info, pool_info, stale = None, float("nan"), float("nan"), 0
+        picks_pred, rest_pred = None, None
         if selecting is not None:  # how informative the picks are, under the selecting model
             hardness = _norm_entropy(selecting, sim.X_train, picks)
             rest = pool_sample[~mask[pool_sample]]
             pool_h = _norm_entropy(selecting, sim.X_train, rest) if rest.size else [np.nan]
             info, pool_info = float(hardness.mean()), float(np.mean(pool_h))
             stale = r - 1 - next(at for m, at in fitted_at if m is selecting)
+            picks_pred = np.asarray(selecting.predict(_rows(sim.X_train, picks)))
+            rest_pred = selecting.predict(_rows(sim.X_train, rest)) if rest.size else rest
 
         answer = oracle.label(picks, hardness, consensus=r > 0)
         t0 = time.perf_counter()
@@ -547,6 +568,19 @@ def iter_simulate(
         fit_seconds = time.perf_counter() - t0
         if session.is_fitted and (not fitted_at or fitted_at[-1][0] is not session.fitted_model_):
             fitted_at = [*fitted_at[-latency_rounds - 1 :], (session.fitted_model_, r)]
+
+        agree = float("nan")
+        if session.is_fitted:
+            current = session.fitted_model_
+            if last_pred is None or last_pred[0] is not current:
+                pred = np.asarray(current.predict(_rows(sim.X_train, pool_sample)))
+                if last_pred is not None:
+                    agree = prediction_agreement(last_pred[1], pred)
+                last_pred = (current, pred)
+        acc_batch = tvd = float("nan")
+        if picks_pred is not None:  # the labels annotators gave, as the service would see them
+            acc_batch = batch_accuracy(picks_pred, np.asarray(answer.labels))
+            tvd = class_balance_tvd(np.asarray(answer.labels), rest_pred, sim.classes)
 
         metrics = heldout_metrics(session.model_or_prior(), sim)
         quality = metrics.get(sim.metric, float("nan"))
@@ -573,6 +607,10 @@ def iter_simulate(
             pool_informativeness=pool_info,
             stale_rounds=stale,
             stops=stops,
+            agreement=agree,
+            batch_accuracy=acc_batch,
+            batch_class_tvd=tvd,
+            arm=q.arm,
         )
 
 
