@@ -23,7 +23,7 @@ COMPUTE = (
     "labelwise.models.calibrated", "labelwise.simulate", "labelwise.annotators",
     "labelwise.evaluate", "labelwise.report", "labelwise.datasets", "labelwise.peers",
     "labelwise.demo", "labelwise.features", "labelwise.progress", "labelwise.text",
-    "labelwise.imbalanced", "labelwise.testing",
+    "labelwise.imbalanced", "labelwise.testing", "labelwise.agreement",
     "labelwise.quality",
 )  # fmt: skip
 RANK = {"pure": 0, "compute": 1, "io": 2}

@@ -665,6 +665,20 @@ def project_create(
     show_predictions: bool = typer.Option(
         False, "--show-predictions", help="Show annotators the model's guess."
     ),
+    consensus_share: float = typer.Option(
+        0.0, "--consensus-share", help="Hardest share of each batch labelled by several people."
+    ),
+    consensus_k: int = typer.Option(3, "--consensus-k", help="Annotators per consensus item."),
+    consensus_method: str = typer.Option(
+        "majority", "--consensus-method", help="majority or dawid_skene."
+    ),
+    consensus_min_agreement: float = typer.Option(
+        0.6, "--consensus-min-agreement", help="Below this agreement an item goes to review."
+    ),
+    gold_rate: float = typer.Option(0.0, "--gold-rate", help="Share of tasks that are gold."),
+    gold_min_accuracy: float = typer.Option(
+        0.7, "--gold-min-accuracy", help="Flag annotators below this gold accuracy."
+    ),
     database_url: str = DATABASE_URL_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -686,6 +700,12 @@ def project_create(
             "label_cost": label_cost,
             "stopping": parse_json_object(stopping, "--stopping"),
             "show_predictions": show_predictions,
+            "consensus_share": consensus_share,
+            "consensus_k": consensus_k,
+            "consensus_method": consensus_method,
+            "consensus_min_agreement": consensus_min_agreement,
+            "gold_rate": gold_rate,
+            "gold_min_accuracy": gold_min_accuracy,
         }
         with _open(_settings(database_url)) as store:
             project = create_project_from_options(store, name, **kwargs)
@@ -789,6 +809,20 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _format_quality(q: dict[str, int]) -> str:
+    """One line: what consensus and gold cost, what review found (flagged/confirmed/corrected)."""
+    if not q:
+        return "-"
+    issues = "/".join(
+        str(q.get(f"label_issue_{w}", 0)) for w in ("flagged", "confirmed", "corrected")
+    )
+    return (
+        f"{q.get('extra_annotations', 0):,} extra consensus answers on "
+        f"{q.get('consensus_items', 0):,} items, {q.get('gold_answers', 0):,} gold answers, "
+        f"{q.get('in_review', 0):,} in review; label errors flagged/confirmed/corrected {issues}"
+    )
+
+
 def _format_status(status: Any) -> list[Any]:
     p, pr = status.project, status.progress
     summary = Table(title=f"project {p.id} {p.name!r}", title_justify="left", show_header=False)
@@ -814,6 +848,7 @@ def _format_status(status: Any) -> list[Any]:
         ("headline metric", headline.get(pr.headline_metric, pr.headline_metric)),
         ("ECE", _fmt(pr.ece)),
         ("cost", f"{pr.cost:,.2f}"),
+        ("data quality", _format_quality(pr.quality)),
         ("target", "-" if pr.target is None else f"{pr.target_metric} {pr.target:g}"),
         ("labels to target", _fmt(pr.projected_labels_to_target, ",d")),
         ("random baseline", rb.get("note", "")),
@@ -910,7 +945,9 @@ def project_import_model(
 @token_app.command("create")
 def token_create(
     name: str = typer.Argument(..., help="Unique user name."),
-    role: str = typer.Option("annotator", "--role", help="admin or annotator."),
+    role: str = typer.Option(
+        "annotator", "--role", help="admin, annotator or reviewer (resolves the review queue)."
+    ),
     project: list[str] = typer.Option(
         [], "--project", help="Project name or id the user joins; repeatable."
     ),

@@ -16,6 +16,10 @@ Row layout
 - ``label_field`` (default ``None``): an optional label column; empty means unlabeled. For
   multilabel projects a CSV cell holds ``a|b``, JSONL/Parquet a list. For image folders,
   ``label_field="folder"`` takes each image's parent folder name as its label.
+- ``gold`` (optional column): ``true`` / ``1`` / ``yes`` marks a gold item, whose label (the
+  label column, required then) is known and used only to measure annotators: it is served
+  among their tasks and never enters the training set. Empty, ``false``, ``0`` or ``no``: an
+  ordinary item. Any other value is a bad row.
 """
 
 from __future__ import annotations
@@ -244,6 +248,22 @@ def _parse_label(project: Project, raw: Any, line: int | None, field: str, csv_c
         raise ImportValidationError(str(e), line=line, field=field) from None
 
 
+GOLD_FIELD = "gold"
+_TRUE = frozenset({"true", "1", "yes", "y"})
+_FALSE = frozenset({"false", "0", "no", "n", ""})
+
+
+def _parse_gold(raw: Any, line: int) -> bool:
+    if raw is None or isinstance(raw, bool):
+        return bool(raw)
+    text = str(raw).strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise ImportValidationError(
+        f"gold must be true or false (1/0, yes/no); got {raw!r}.", line=line, field=GOLD_FIELD
+    )
+
+
 def _row_to_item(
     project: Project,
     line: int,
@@ -272,7 +292,14 @@ def _row_to_item(
     label = None
     if label_field is not None and not _is_empty(row.get(label_field)):
         label = _parse_label(project, row[label_field], line, label_field, csv_cells)
-    skip = {id_field, label_field}
+    gold = _parse_gold(row.get(GOLD_FIELD), line)
+    if gold and label is None:
+        raise ImportValidationError(
+            "a gold row needs its known label; pass label_field= the column that holds it.",
+            line=line,
+            field=label_field or GOLD_FIELD,
+        )
+    skip = {id_field, label_field, GOLD_FIELD}
     if text_field is not None:
         text = row.get(text_field)
         if _is_empty(text) or not isinstance(text, str):
@@ -294,7 +321,9 @@ def _row_to_item(
             if k not in skip
         }
         metadata = {"source": source}
-    return NewItem(external_id=external_id, payload=payload, metadata=metadata, label=label)
+    return NewItem(
+        external_id=external_id, payload=payload, metadata=metadata, label=label, gold=gold
+    )
 
 
 def iter_new_items(

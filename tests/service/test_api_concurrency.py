@@ -157,3 +157,89 @@ def test_50_annotators_sqlite(sqlite_url, tmp_path, seed_queue):
 def test_50_annotators_postgres(postgres_url, tmp_path, seed_queue):
     with _server(postgres_url, tmp_path / "data") as base:
         _run_annotators(base, seed_queue)
+
+
+# --------------------------------------------------------------------------- consensus
+
+N_CONSENSUS_ANNOTATORS = 20
+N_CONSENSUS_ITEMS = 40
+K = 3
+
+
+def _consensus_worker(base, pid, token, barrier, answered, errors) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=120) as c:
+            barrier.wait()
+            while True:
+                r = c.post(f"/api/projects/{pid}/tasks/next")
+                if r.status_code == 204:
+                    return
+                r.raise_for_status()
+                task = r.json()["task"]
+                answered.append((task["item_id"], token))
+                label = "pos" if task["item_id"] % 2 else "neg"
+                c.post(
+                    f"/api/tasks/{task['id']}/annotations", json={"label": label}
+                ).raise_for_status()
+    except Exception as e:  # reported by the main thread
+        errors.append(repr(e))
+        barrier.abort()
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(400)
+def test_consensus_items_get_k_distinct_annotators_under_20_concurrent_postgres(
+    postgres_url, tmp_path
+):
+    """Half of the batch (the hardest by score) needs 3 answers. 20 annotators claim at once
+    (PostgreSQL, FOR UPDATE SKIP LOCKED): every consensus item is answered by exactly 3 different
+    people, every other item once, and every consensus item is resolved (all agree here)."""
+    with _server(postgres_url, tmp_path / "data") as base:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as c:
+            body = {
+                "name": "consensus", "classes": ["neg", "pos"], "batch_size": N_CONSENSUS_ITEMS,
+                "consensus_share": 0.5, "consensus_k": K,
+                "strategy_params": {"random_fraction": 0.0},
+            }  # fmt: skip
+            pid = c.post("/api/projects", json=body).raise_for_status().json()["id"]
+            tokens = [
+                c.post("/api/annotators", json={"name": f"c{i}", "projects": [pid]})
+                .raise_for_status()
+                .json()["token"]
+                for i in range(N_CONSENSUS_ANNOTATORS)
+            ]
+            items = [
+                {"external_id": f"i{i}", "payload": {"text": f"item {i} word{i % 4}"}}
+                for i in range(N_CONSENSUS_ITEMS)
+            ]
+            c.post(f"/api/projects/{pid}/items", json={"items": items}).raise_for_status()
+            c.post(f"/api/projects/{pid}/rounds", timeout=60).raise_for_status()
+        answered: list[tuple[int, str]] = []
+        errors: list[str] = []
+        barrier = threading.Barrier(N_CONSENSUS_ANNOTATORS)
+        threads = [
+            threading.Thread(
+                target=_consensus_worker, args=(base, pid, t, barrier, answered, errors)
+            )
+            for t in tokens
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert not errors, errors[:5]
+        assert len(answered) == len(set(answered))  # nobody answered an item twice
+        per_item = Counter(item for item, _ in answered)
+        n_hard = N_CONSENSUS_ITEMS // 2
+        assert sorted(Counter(per_item.values()).items()) == [
+            (1, N_CONSENSUS_ITEMS - n_hard),
+            (K, n_hard),
+        ]
+        assert len({tok for _, tok in answered}) > K
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as c:
+            got = c.get(f"/api/projects/{pid}/items", params={"limit": 1000}).json()
+            assert Counter(it["status"] for it in got) == {"labeled": N_CONSENSUS_ITEMS}
+            assert all(it["label"] == ("pos" if it["id"] % 2 else "neg") for it in got)
+            q = c.get(f"/api/projects/{pid}/progress").json()["quality"]
+            assert q["extra_annotations"] == n_hard * (K - 1)

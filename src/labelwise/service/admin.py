@@ -120,6 +120,7 @@ def create_project_from_options(
     stopping: Mapping[str, Any] | None = None,
     label_cost: float = 1.0,
     show_predictions: bool = False,
+    **quality: Any,
 ) -> Project:
     """Create a project with the API's validation (:class:`~labelwise.service.schemas.
     ProjectCreate`: registered strategy suited to the task, cold-start strategy, stopping rule,
@@ -148,6 +149,7 @@ def create_project_from_options(
             stopping=dict(stopping or {}),
             label_cost=label_cost,
             show_predictions=show_predictions,
+            **quality,
         )
     except ValidationError as e:
         msgs = []
@@ -187,7 +189,7 @@ def create_token(
     store : BaseStore
     name : str
         Unique user name.
-    role : {"admin", "annotator"}
+    role : {"admin", "annotator", "reviewer"}
     projects : sequence of int
         Project ids the user becomes a member of (checked before anything is written).
     skills : sequence of str

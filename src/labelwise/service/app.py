@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse
 
 from labelwise.errors import LabelwiseError
 from labelwise.settings import Settings
-from labelwise.storage.base import AlreadyExistsError, BaseStore, LeaseError, NotFound
+from labelwise.storage.base import AlreadyExistsError, BaseStore, LeaseError, NotFound, ReviewError
 
 __all__ = ["create_app"]
 
@@ -145,7 +145,7 @@ def create_app(
     async def _labelwise_error(request: Request, exc: LabelwiseError) -> JSONResponse:
         code = (
             status.HTTP_409_CONFLICT
-            if isinstance(exc, LeaseError | AlreadyExistsError)
+            if isinstance(exc, LeaseError | AlreadyExistsError | ReviewError)
             else status.HTTP_422_UNPROCESSABLE_CONTENT
         )
         return _error(code, str(exc))

@@ -2,11 +2,13 @@
 
 Every request but ``/healthz`` carries ``Authorization: Bearer <token>``. Tokens are random
 (:func:`new_token`) and stored only as their SHA-256 (:func:`hash_token`) in the annotator
-table, so a leaked database does not leak credentials. Two roles:
+table, so a leaked database does not leak credentials. Three roles:
 
 - ``admin``: every route, every project;
 - ``annotator``: reads and labels the projects they are a member of; any other project is a 404
   (not a 403), so annotators cannot probe which projects exist. Admin-only routes are a 403.
+- ``reviewer``: an annotator who may also resolve the review queue of their projects (the same
+  404 on other projects).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "hash_token",
     "new_token",
     "require_admin",
+    "require_reviewer",
     "require_user",
     "visible_project",
 ]
@@ -110,12 +113,25 @@ def require_admin(user: CurrentUser) -> Annotator:
     """The caller if they are an admin; 403 otherwise."""
     if user.role != "admin":
         raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"this needs the admin role; {user.name!r} is an annotator."
+            status.HTTP_403_FORBIDDEN, f"this needs the admin role; {user.name!r} is {user.role}."
         )
     return user
 
 
 Admin = Annotated[Annotator, Depends(require_admin)]
+
+
+def require_reviewer(user: CurrentUser) -> Annotator:
+    """The caller if they are a reviewer or an admin; 403 otherwise."""
+    if user.role not in ("admin", "reviewer"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"this needs the reviewer role; {user.name!r} is {user.role}.",
+        )
+    return user
+
+
+Reviewer = Annotated[Annotator, Depends(require_reviewer)]
 ProjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="Project id.")]
 
 

@@ -49,6 +49,7 @@ from labelwise.progress import (
     stopping_target,
     stopping_target_metric,
 )
+from labelwise.service.quality import quality_counts
 from labelwise.storage.base import BaseStore, utcnow
 
 __all__ = [
@@ -129,6 +130,11 @@ class Progress:
         accuracy.
     stopping_status : str
         ``"stop now: <reason>"`` or ``"continue: <reason>"``.
+    quality : dict of str to int
+        Data quality (:func:`labelwise.service.quality.quality_counts`): ``extra_annotations``
+        (consensus answers beyond one per item, in ``cost``), ``consensus_items``, ``gold``,
+        ``gold_answers`` (in ``cost`` too), ``in_review``, and per review reason
+        ``<reason>_flagged`` / ``_confirmed`` / ``_corrected``.
     """
 
     project_id: int
@@ -160,6 +166,7 @@ class Progress:
     labels_saved: float | None = None
     money_saved: float | None = None
     stopping_status: str = ""
+    quality: dict[str, int] = field(default_factory=dict)
 
 
 def _status(store: BaseStore, project_id: int, metrics: Mapping[str, Any] | None) -> str:
@@ -294,4 +301,5 @@ def project_progress(
         labels_saved=savings.labels_saved,
         money_saved=savings.money_saved,
         stopping_status=_status(store, project_id, latest),
+        quality=quality_counts(store, project_id, annotations),
     )

@@ -18,7 +18,8 @@ The service runs the library's loop, not one of its own. A round is three steps:
    (a parity test checks they select the same items for the same seed).
 3. **Write**: the picks become tasks: ``priority`` is the strategy's score, ``routing_tag`` the
    model's predicted class (the item's first tag while cold), ``confidence`` the model's
-   (calibrated) probability of that class.
+   (calibrated) probability of that class. The hardest ``consensus_share`` of the picks get
+   ``consensus_k`` tasks each (:mod:`labelwise.service.quality`).
 
 Retraining (:func:`run_retrain`) calls one compute-band function,
 :func:`labelwise.models.training.train_and_evaluate` (fit on every training label with the
@@ -85,6 +86,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from labelwise.errors import LabelwiseError
+from labelwise.service import quality
 from labelwise.service.features import FeatureMatrix, first_tag, project_features
 from labelwise.stopping import (
     StopDecision,
@@ -573,7 +575,13 @@ def start_round(
     else:
         round_id = store.create_round(project_id, strategy_name, now=now)
     store.create_tasks(
-        round_id, picked, priorities=scores, routing_tags=tags, confidences=confidences, now=now
+        round_id,
+        picked,
+        priorities=scores,
+        routing_tags=tags,
+        confidences=confidences,
+        copies=quality.consensus_copies(store, project, scores[: len(picked) - n_rand], n_rand),
+        now=now,
     )
     log.info(
         "project %d: round %d queued %d items (%s, %d random)",
@@ -650,6 +658,7 @@ def submit_annotation(
     label = check_label(store.get_project(task.project_id), label)
     now = utcnow() if now is None else now
     ann_id = store.create_annotation(task_id, annotator_id, label, duration_s=duration_s, now=now)
+    quality.after_answer(store, task.item_id)  # a consensus item resolves on its last answer
     _maybe_enqueue_retrain(store, task.project_id, task.round_id, settings, now)
     # what was stored, without reading it back
     return Annotation(ann_id, task_id, task.item_id, annotator_id, label, now, duration_s)
@@ -666,6 +675,7 @@ def skip_task(
     """Skip a task the annotator holds; a skip can complete a batch like a label does."""
     task = store.get_task(task_id)
     store.skip_task(task_id, annotator_id, now=now)
+    quality.after_answer(store, task.item_id)
     _maybe_enqueue_retrain(store, task.project_id, task.round_id, settings, now)
 
 
@@ -948,8 +958,9 @@ def run_retrain(
 ) -> RetrainResult:
     """Retrain a project's model after new labels, then queue the next batch.
 
-    Steps: read the snapshot; fit, evaluate and calibrate with
-    :func:`labelwise.models.training.train_and_evaluate`; measure the random-sampling
+    Steps: re-aggregate consensus items from the whole annotation history
+    (:func:`labelwise.service.quality.reaggregate`); read the snapshot; fit, evaluate and
+    calibrate with :func:`labelwise.models.training.train_and_evaluate`; measure the random-sampling
     baseline on the audit labels; record the stop-set predictions; save the artifact (joblib,
     atomic); record a dataset version and a model version with the stopping decision; close
     finished rounds; start the next round unless stopping (or an open round remains); re-score
@@ -974,6 +985,7 @@ def run_retrain(
     now = utcnow() if now is None else now
     project = store.get_project(job.project_id)
     pid = project.id
+    quality.reaggregate(store, pid)  # consensus labels from the whole history, before fitting
     snap = read_snapshot(store, project, settings)
     fm = snap.features
     previous = store.list_model_versions(pid)

@@ -61,7 +61,8 @@ MAX_ID = 2**31 - 1  # ids are 32-bit integers on every backend
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
 Tag = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
-Role = Literal["admin", "annotator"]
+Role = Literal["admin", "annotator", "reviewer"]
+ConsensusMethod = Literal["majority", "dawid_skene"]
 TaskTypeName = Literal["multiclass", "binary", "multilabel"]
 # strategy_params keys read by the loop (model, calibration, seed, committee, cold start) rather
 # than by the strategy itself; labelwise.service.rounds documents each
@@ -253,6 +254,36 @@ class ProjectCreate(_In):
     )
     label_cost: float = Field(1.0, ge=0, allow_inf_nan=False, description="Cost of one label.")
     show_predictions: bool = Field(False, description="Show the model's guess to annotators.")
+    consensus_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Hardest share of each batch (by the strategy's score) answered by "
+        "consensus_k different annotators; 0 = off.",
+    )
+    consensus_k: int = Field(3, ge=2, le=20, description="Annotators per consensus item.")
+    consensus_method: ConsensusMethod = Field(
+        "majority", description="How a consensus item's answers are aggregated."
+    )
+    consensus_min_agreement: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Below this vote share (majority) or posterior (dawid_skene) the item goes "
+        "to review instead of the training set.",
+    )
+    gold_rate: float = Field(
+        0.0, ge=0, le=0.5, allow_inf_nan=False, description="Share of tasks that are gold items."
+    )
+    gold_min_accuracy: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Annotators below this gold accuracy are flagged.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ProjectCreate:
@@ -289,6 +320,12 @@ class ProjectUpdate(_In):
     stopping: JsonObject | None = None
     label_cost: float | None = Field(None, ge=0, allow_inf_nan=False)
     show_predictions: bool | None = None
+    consensus_share: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    consensus_k: int | None = Field(None, ge=2, le=20)
+    consensus_method: ConsensusMethod | None = None
+    consensus_min_agreement: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    gold_rate: float | None = Field(None, ge=0, le=0.5, allow_inf_nan=False)
+    gold_min_accuracy: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _check(self) -> ProjectUpdate:
@@ -322,6 +359,12 @@ class ProjectPublic(_Out):
     label_cost: float
     show_predictions: bool
     created: datetime
+    consensus_share: float = 0.0
+    consensus_k: int = 3
+    consensus_method: str = "majority"
+    consensus_min_agreement: float = 0.6
+    gold_rate: float = 0.0
+    gold_min_accuracy: float = 0.7
 
 
 # --------------------------------------------------------------------------- items
@@ -336,6 +379,9 @@ class ItemCreate(_In):
     )
     metadata: JsonObject = Field(default_factory=dict)
     label: Json = Field(None, description="A known label (validation split, seed labels).")
+    gold: bool = Field(
+        False, description="A gold item: its label is known and only measures annotators."
+    )
 
 
 class ItemsImport(_In):
@@ -367,6 +413,80 @@ class ItemPublic(_Out):
     status: str
     label: Any
     created: datetime
+
+
+class ItemQualityPublic(ItemPublic):
+    """An item with its data-quality fields (admins and reviewers only: a gold item's known
+    label is never sent to annotators)."""
+
+    consensus: int = Field(description="Answers the item needs (consensus_k on hard items).")
+    gold_label: Any = None
+    review_reason: str | None = None
+    review_outcome: str | None = Field(None, description="'confirmed' or 'corrected'.")
+    resolved_by: int | None = None
+    resolved_at: datetime | None = None
+
+
+class GoldMark(_In):
+    """Make an item gold: its known label measures annotators and never trains."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": "pos"}]})
+
+    label: Json = Field(description="The item's known label (a class of the project).")
+
+
+class ReviewResolve(_In):
+    """A reviewer's decision on an item in review."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": "pos"}]})
+
+    label: Json = Field(description="The item's label (a class of the project).")
+
+
+class ReviewSend(_In):
+    """Items to send to the review queue by hand."""
+
+    item_ids: list[Id] = Field(min_length=1, max_length=10_000)
+
+
+class ReviewAnswer(BaseModel):
+    annotation_id: int
+    annotator_id: int | None
+    annotator: str
+    label: Any
+    created: datetime
+
+
+class ReviewItem(BaseModel):
+    """The next item in review: its answers side by side and the model's guess."""
+
+    item: ItemQualityPublic
+    annotations: list[ReviewAnswer]
+    prediction: dict[str, Any] | None
+    classes: list[str]
+    remaining: int = Field(description="Items in review from this one on.")
+
+
+class AnnotatorQualityPublic(BaseModel):
+    annotator_id: int
+    name: str
+    n_answers: int
+    gold_accuracy: float | None
+    n_gold: int
+    consensus_agreement: float | None
+    n_consensus: int
+    mean_kappa: float | None = Field(description="Mean Cohen's kappa against co-annotators.")
+    labels_per_hour: float | None
+    flagged: bool = Field(description="Gold accuracy below the project's gold_min_accuracy.")
+
+
+class QualityReport(BaseModel):
+    """Annotator quality in a project."""
+
+    annotators: list[AnnotatorQualityPublic]
+    fleiss_kappa: float | None = Field(description="Over items answered by 2+ people.")
+    kappa_pairs: list[dict[str, Any]]
+    gold_min_accuracy: float
 
 
 class ImportResultPublic(_Out):
@@ -685,6 +805,13 @@ class ProgressPublic(BaseModel):
     labels_saved: float | None
     money_saved: float | None
     stopping_status: str = Field(description="'stop now: <reason>' or 'continue: <reason>'.")
+    quality: dict[str, int] = Field(
+        default_factory=dict,
+        description="Data quality: extra_annotations (consensus answers beyond one per item, "
+        "counted in cost), consensus_items, gold, gold_answers, in_review, and per review "
+        "reason (disagreement, label_issue, annotator, manual) _flagged / _confirmed / "
+        "_corrected.",
+    )
 
     @classmethod
     def from_progress(cls, progress: Any) -> ProgressPublic:

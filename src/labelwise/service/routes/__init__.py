@@ -13,6 +13,7 @@ from labelwise.service.routes import (
     items,
     progress,
     projects,
+    quality,
     tasks,
 )
 
@@ -25,6 +26,7 @@ for _module in (
     items,
     tasks,
     flags,
+    quality,
     annotators,
     exports,
     progress,

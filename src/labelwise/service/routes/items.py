@@ -62,7 +62,11 @@ def _inline_items(project: Project, body: ItemsImport) -> Iterator[NewItem]:
                 label = check_label(project, it.label)
             except LabelMismatchError as e:
                 raise ImportValidationError(str(e), line=line, field="label") from None
-        yield NewItem(it.external_id, it.payload, it.metadata, label=label)
+        if it.gold and label is None:
+            raise ImportValidationError(
+                "a gold item needs its known label.", line=line, field="label"
+            )
+        yield NewItem(it.external_id, it.payload, it.metadata, label=label, gold=it.gold)
 
 
 def _import_json(store: BaseStore, project_id: int, body: ItemsImport) -> ImportResult:

@@ -43,7 +43,7 @@ from labelwise.service.schemas import (
     RoundPublic,
     TaskPublic,
 )
-from labelwise.storage.base import Annotator, BaseStore, NotFound, Project, Task, UndoError
+from labelwise.storage.base import Annotator, BaseStore, Item, NotFound, Project, Task, UndoError
 from labelwise.tasks import TaskType
 
 router = APIRouter(prefix="/api")
@@ -127,10 +127,19 @@ def _batch(store: BaseStore, task: Task) -> BatchProgress:
     )
 
 
+def _as_task(item: Item) -> ItemPublic:
+    """The item as an annotator sees it: a gold item looks like any queued one (its known
+    label is never sent), so gold checks measure ordinary work."""
+    out = ItemPublic.model_validate(item)
+    if item.status == "gold":
+        out = out.model_copy(update={"status": "queued", "label": None})
+    return out
+
+
 def _claimed(store: BaseStore, project: Project, task: Task) -> ClaimedTask:
     return ClaimedTask(
         task=TaskPublic.model_validate(task),
-        item=ItemPublic.model_validate(store.get_item(task.item_id)),
+        item=_as_task(store.get_item(task.item_id)),
         classes=list(project.classes),
         prediction=_prediction(store, project, task),
         hard_case=is_hard_case(project, task),
@@ -152,7 +161,9 @@ def claim_next(
     for ``lease_seconds``; includes the item and, if the project shows predictions, the current
     model's guess. 204 when there is nothing to label."""
     project = visible_project(store, user, project_id)
-    task = store.claim_next_task(project_id, user.id, lease_seconds=settings.lease_seconds)
+    from labelwise.service import quality
+
+    task = quality.claim_task(store, project, user.id, lease_seconds=settings.lease_seconds)
     if task is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return _claimed(store, project, task)
@@ -267,7 +278,7 @@ def history(
         out.append(
             RecentAnnotation(
                 annotation=AnnotationPublic.model_validate(ann),
-                item=ItemPublic.model_validate(store.get_item(ann.item_id)),
+                item=_as_task(store.get_item(ann.item_id)),
                 editable=editable,
             )
         )
