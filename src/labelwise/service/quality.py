@@ -43,10 +43,17 @@ __all__ = [
     "aggregate",
     "claim_task",
     "consensus_copies",
+    "flag_label_issues",
     "gold_due",
     "quality_counts",
     "reaggregate",
 ]
+
+#: Label-error checks run from this many training labels on (fewer make noisy folds).
+LABEL_CHECK_MIN_LABELS = 50
+#: At most this share of the training labels goes to review per retrain: a reviewer's queue
+#: should hold the most suspect items, not a tenth of the project.
+LABEL_CHECK_MAX_SHARE = 0.05
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +230,52 @@ def after_answer(store: BaseStore, item_id: int) -> str | None:
         item_id, res.n_answers, res.method, res.agreement, outcome,
     )  # fmt: skip
     return outcome
+
+
+def flag_label_issues(
+    store: BaseStore, project: Project, train_ids: np.ndarray, X: Any, y: np.ndarray,
+    template: Any, *, random_state: int = 0,
+) -> int:  # fmt: skip
+    """Send the labels confident learning finds suspect to review (``"label_issue"``).
+
+    Runs when ``project.strategy_params["label_check"]`` is true, for single-label projects with
+    at least :data:`LABEL_CHECK_MIN_LABELS` training labels; out-of-fold probabilities and
+    cleanlab's ranking are :func:`labelwise.quality.find_label_issues`. Items a reviewer already
+    resolved are never flagged again, and at most :data:`LABEL_CHECK_MAX_SHARE` of the labels
+    (the most suspect) go per retrain. Returns how many items moved to review.
+
+    Parameters
+    ----------
+    store : BaseStore
+    project : Project
+    train_ids : ndarray of shape (n_labeled,)
+        Item ids of the training labels, aligned with ``X`` and ``y``.
+    X : array-like or sparse matrix of shape (n_labeled, n_features)
+    y : ndarray of shape (n_labeled,)
+    template : classifier
+        The project's model template (cloned per fold).
+    random_state : int
+        Seeds the folds.
+    """
+    from labelwise.errors import LabelwiseError
+    from labelwise.quality import find_label_issues
+    from labelwise.tasks import TaskType
+
+    if not project.strategy_params.get("label_check") or project.task_type == TaskType.MULTILABEL:
+        return 0
+    if train_ids.shape[0] < LABEL_CHECK_MIN_LABELS:
+        return 0
+    try:
+        issues = find_label_issues(template, X, y, random_state=random_state)
+    except LabelwiseError as e:  # e.g. a class with too few labels yet: check next time
+        log.info("project %d: label check skipped: %s", project.id, e)
+        return 0
+    reviewed = {it.id for it in store.list_items(project.id, status="labeled") if it.resolved_by}
+    suspects = [int(i) for i in train_ids[issues.idx] if int(i) not in reviewed]
+    cap = max(1, int(LABEL_CHECK_MAX_SHARE * train_ids.shape[0]))
+    moved = store.send_to_review(suspects[:cap], "label_issue") if suspects else 0
+    log.info("project %d: %d suspect labels sent to review", project.id, moved)
+    return moved
 
 
 def reaggregate(store: BaseStore, project_id: int) -> dict[str, int]:

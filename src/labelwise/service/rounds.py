@@ -149,6 +149,7 @@ RESERVED_PARAMS = frozenset(
         "cold_start_params",
         "random_fraction",
         "positive_class",
+        "label_check",
     }
 )
 STOP_SET_SIZE = 1000
@@ -949,6 +950,10 @@ def _train(
         calibration=trained.calibration,
         artifact_path=str(path),
         now=now,
+    )
+    # suspect labels go to review after the model is stored (opt-in: strategy_params.label_check)
+    quality.flag_label_issues(
+        store, project, snap.train_ids, X_train, snap.y_train, template, random_state=seed
     )
     return mv_id, metrics, decision
 

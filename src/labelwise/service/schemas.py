@@ -76,6 +76,7 @@ RESERVED_STRATEGY_PARAMS = frozenset(
         "cold_start_params",
         "random_fraction",
         "positive_class",
+        "label_check",
     }
 )
 
@@ -188,6 +189,11 @@ def check_loop_params(params: Mapping[str, Any] | None) -> None:
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 0.5:
         raise ValueError(f"strategy_params.random_fraction must be a number in [0, 0.5] (the "
                          f"share of each batch drawn at random); got {share!r}")  # fmt: skip
+    if not isinstance(params.get("label_check", False), bool):
+        raise ValueError(
+            "strategy_params.label_check must be true or false (send the labels confident "
+            "learning finds suspect to review after each retrain)"
+        )
     cold = params.get("cold_start_params", {})
     if not isinstance(cold, dict):
         raise ValueError(f"strategy_params.cold_start_params must be an object of the cold-start "
