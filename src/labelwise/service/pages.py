@@ -12,7 +12,9 @@ Routes (none of them is part of the OpenAPI schema):
 - ``GET /login``: enter a token;
 - ``GET /projects/new``: create a project (admins);
 - ``GET /projects/{id}/label``: label one task at a time, keyboard first;
-- ``GET /projects/{id}/dashboard``: learning curve, rounds, queue, throughput, cost, stopping;
+- ``GET /projects/{id}/dashboard``: learning curve, rounds, queue, throughput, cost, stopping,
+  data quality (annotator quality, review-queue counts, consensus and gold settings);
+- ``GET /projects/{id}/review``: resolve the review queue one item at a time (reviewers, admins);
 - ``GET /media/items/{item_id}``: the image file of an image item (bearer token, membership);
 - ``GET /api/items/{item_id}/keywords``: words to highlight in a text item (bearer token).
 
@@ -90,6 +92,13 @@ def new_project(request: Request) -> HTMLResponse:
 @router.get("/projects/{project_id}/label", response_class=HTMLResponse)
 def label(request: Request, project_id: ProjectId) -> HTMLResponse:
     return _page(request, "label.html", title="Label", project_id=project_id)
+
+
+@router.get("/projects/{project_id}/review", response_class=HTMLResponse)
+def review(request: Request, project_id: ProjectId) -> HTMLResponse:
+    # the shell is the same for everyone; access is the API's (404 off your projects, 403 for
+    # annotators), so the page cannot show what the API would refuse
+    return _page(request, "review.html", title="Review", project_id=project_id)
 
 
 @router.get("/projects/{project_id}/dashboard", response_class=HTMLResponse)
