@@ -1,6 +1,8 @@
 """Accessibility in real Chromium: axe-core (vendored, injected into the page) finds no
 violation on any page: login, the project list, a new project, labeling (with the guidelines
-open), the dashboard (with the guidelines editor and the flags table)."""
+open), the dashboard (with the guidelines editor, the flags table and the data-quality
+sections: annotator quality, review queue, consensus and gold settings), the review page (with
+its keys listed)."""
 
 from __future__ import annotations
 
@@ -85,5 +87,48 @@ def test_dashboard_has_no_axe_violations(server, new_page, helpers, project):
     helpers.login(page, server, helpers.ADMIN, f"/projects/{pid}/dashboard")
     expect(page.locator("#rounds tbody tr")).to_have_count(1)
     expect(page.locator("#flags tbody tr")).to_have_count(1)
+    # the data-quality sections, loaded, with the admin's settings form
+    expect(page.locator("#quality")).to_have_attribute("data-loaded", "true")
+    expect(page.locator("#quality-form")).to_be_visible()
+    expect(page.locator("#quality-chart svg")).to_be_visible()
     _clean(page, helpers)
     console.assert_clean(r"status of 401")
+
+
+@pytest.fixture(scope="module")
+def review_project(server, project):
+    """The a11y project with a reviewer and one item sent to review by hand."""
+    pid, _ = project
+    with server.client() as admin:
+        unlabeled = admin.get(f"/api/projects/{pid}/items", params={"status": "unlabeled"}).json()
+        r = admin.post(f"/api/projects/{pid}/review", json={"item_ids": [unlabeled[0]["id"]]})
+        assert r.json() == {"moved": 1}, r.text
+        rev = admin.post(
+            "/api/annotators", json={"name": "rae", "role": "reviewer", "projects": [pid]}
+        ).json()
+    return pid, rev["token"]
+
+
+def test_review_page_has_no_axe_violations(server, new_page, helpers, review_project):
+    pid, token = review_project
+    page, console = new_page()
+    helpers.login(page, server, token, f"/projects/{pid}/review")
+    expect(page.locator("#review-item")).to_be_visible()
+    expect(page.get_by_role("button", name="1 great")).to_be_visible()
+    _clean(page, helpers)
+    page.keyboard.press("?")  # the keys
+    expect(page.locator("#help-dialog")).to_be_visible()
+    _clean(page, helpers)
+    page.keyboard.press("Escape")
+    console.assert_clean(r"status of 401")
+
+
+def test_dashboard_for_a_reviewer_has_no_axe_violations(server, new_page, helpers, review_project):
+    pid, token = review_project
+    page, console = new_page()
+    helpers.login(page, server, token, f"/projects/{pid}/dashboard")
+    expect(page.locator("#quality")).to_have_attribute("data-loaded", "true")
+    expect(page.locator("#quality-form")).to_be_hidden()  # settings are the admins'
+    expect(page.locator("#q-in-review")).to_have_text("1")
+    _clean(page, helpers)
+    console.assert_clean(r"status of 401", r"status of 403")

@@ -185,3 +185,75 @@ def test_the_review_page_fits_a_phone(server, new_page, helpers, disputed):
     assert width <= helpers.PHONE["width"], width
     assert helpers.unnamed_controls(page) == []
     console.assert_clean(r"status of 401")
+
+
+def test_the_dashboard_shows_annotator_quality_and_saves_the_settings(
+    server, new_page, helpers, disputed
+):
+    """After the keyboard test resolved one of the three disagreements: the review counts, a
+    row and three bars per annotator, Fleiss' kappa; then the admin's settings form: a value out
+    of range is refused beside its field, a valid one is saved (PATCH)."""
+    pid, _, _ = disputed
+    with server.client() as admin:
+        report = admin.get(f"/api/projects/{pid}/annotators/quality").json()
+        q = admin.get(f"/api/projects/{pid}/progress").json()["quality"]
+    page, console = new_page()
+    helpers.login(page, server, helpers.ADMIN, f"/projects/{pid}/dashboard")
+    expect(page.locator("#quality")).to_have_attribute("data-loaded", "true")
+    expect(page.locator("#q-in-review")).to_have_text(str(q["in_review"]))
+    resolved = int(page.locator("#q-confirmed").inner_text()) + int(
+        page.locator("#q-corrected").inner_text()
+    )
+    assert (q["in_review"], resolved) == (N_ITEMS // 2 - 1, 1)
+    for row in report["annotators"]:
+        tr = page.locator(f'#quality-table tr[data-annotator="{row["name"]}"]')
+        expect(tr).to_contain_text(str(row["n_answers"]))
+        expect(page.locator(f'#quality-chart rect[data-annotator="{row["name"]}"]')).to_have_count(
+            3
+        )
+    expect(page.locator('#quality-table tr[data-annotator="ann"]')).to_be_visible()
+    fleiss = report["fleiss_kappa"]
+    expect(page.locator("#fleiss")).to_contain_text("–" if fleiss is None else f"{fleiss:.2f}")
+    expect(page.get_by_role("link", name="Open the review page")).to_have_attribute(
+        "href", f"/projects/{pid}/review"
+    )
+
+    share = page.get_by_label("Consensus share (0–1, 0 = off)")
+    expect(share).to_have_value("1")
+    share.fill("1.5")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#quality-form #err-consensus_share")).not_to_be_empty()
+    expect(share).to_have_attribute("aria-invalid", "true")
+    with server.client() as admin:
+        assert admin.get(f"/api/projects/{pid}").json()["consensus_share"] == 1.0  # unchanged
+    share.fill("0.5")
+    page.get_by_label("Annotators per consensus item (2–20)").fill("3")
+    page.get_by_label("Consensus method").select_option("dawid_skene")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#quality-result")).to_contain_text("Saved")
+    with server.client() as admin:
+        p = admin.get(f"/api/projects/{pid}").json()
+    assert (p["consensus_share"], p["consensus_k"], p["consensus_method"]) == (
+        0.5, 3, "dawid_skene",
+    )  # fmt: skip
+    console.assert_clean(r"status of 401", r"status of 422")
+
+
+def test_the_new_project_form_sets_consensus_and_gold(server, new_page, helpers):
+    page, console = new_page()
+    helpers.login(page, server, helpers.ADMIN, "/projects/new")
+    page.get_by_label("Name").fill("with consensus")
+    page.get_by_label("Classes (comma-separated)").fill("great, other")
+    page.get_by_label("Consensus share (0–1, 0 = off)").fill("0.2")
+    page.get_by_label("Consensus method").select_option("dawid_skene")
+    page.get_by_label("Gold rate (share of tasks, 0–0.5)").fill("0.1")
+    page.get_by_role("button", name="Create project").click()
+    page.wait_for_url("**/dashboard?created=1")
+    pid = int(page.url.split("/projects/")[1].split("/")[0])
+    with server.client() as admin:
+        p = admin.get(f"/api/projects/{pid}").json()
+    assert (p["consensus_share"], p["consensus_k"], p["consensus_method"]) == (
+        0.2, 3, "dawid_skene",
+    )  # fmt: skip
+    assert (p["gold_rate"], p["gold_min_accuracy"], p["consensus_min_agreement"]) == (0.1, 0.7, 0.6)
+    console.assert_clean(r"status of 401")

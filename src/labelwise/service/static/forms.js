@@ -66,6 +66,13 @@ if (document.body.dataset.page === "new-project") {
     if (!Number.isInteger(batch) || batch < 1) bad = LWForms.fieldError(form, "batch_size", "A whole number, 1 or more.") || bad;
     const cost = Number(f.label_cost.value);
     if (f.label_cost.value === "" || !(cost >= 0)) bad = LWForms.fieldError(form, "label_cost", "A number, 0 or more.") || bad;
+    // consensus and gold settings (_quality_settings.html): numbers here, ranges at the API
+    const quality = { consensus_method: f.consensus_method.value };
+    for (const name of ["consensus_share", "consensus_k", "consensus_min_agreement", "gold_rate", "gold_min_accuracy"]) {
+      const v = Number(f[name].value);
+      if (f[name].value === "" || !Number.isFinite(v)) bad = LWForms.fieldError(form, name, "Enter a number.") || bad;
+      else quality[name] = v;
+    }
     if (bad) {
       form.querySelector("[aria-invalid]").focus();
       return;
@@ -83,6 +90,7 @@ if (document.body.dataset.page === "new-project") {
       label_cost: cost,
       stopping: rules.length === 0 ? {} : rules.length === 1 ? rules[0] : { any: rules },
       show_predictions: f.show_predictions.checked,
+      ...quality,
     };
     try {
       const p = await LW.api("/api/projects", { method: "POST", json: body });
