@@ -123,7 +123,7 @@ def test_finds_most_flips_injected_into_breast_cancer():
     """Breast cancer (569 rows, 2 classes), 8% flipped, standardised logistic regression.
 
     Measured over seeds 0-19: recall 0.74-0.95 (mean 0.87), precision 0.77-0.93 (mean 0.84).
-    Floors on the pooled seeds 0-4: recall >= 0.80 and precision >= 0.75.
+    Pooled over seeds 0-4 (measured 0.87 and 0.85), floors: recall >= 0.80, precision >= 0.75.
     """
     X, y = load_breast_cancer(return_X_y=True)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
@@ -216,9 +216,10 @@ def test_check_label_file_text(tmp_path):
     """Amazon fine-food reviews (first 2,000 training rows), TF-IDF + logistic regression,
     8% of "great"/"other" flipped, as JSON Lines.
 
-    Text is harder: the model is right on only ~80% of the clean rows, so many true-label rows
-    look suspect too. Measured over seeds 0-4: recall 0.51-0.64, precision 0.29-0.32 (3.6-4x
-    the 8% a random flag would get). Floors: recall >= 0.45, precision >= 0.25.
+    Text is harder: out of fold, the model is right on only 75% of the clean rows, so many
+    true-label rows look suspect too. Measured with flips seeded 0-4: recall 0.49-0.60 (0.60
+    for seed 0, the one tested), precision 0.28-0.31 (3.5-3.8x the 8% a random flag would
+    get). Floors: recall >= 0.45, precision >= 0.25.
     """
     from labelwise.datasets import load_dataset
 
@@ -326,3 +327,13 @@ def test_cli_missing_file_and_missing_out_folder(tmp_path):
         app, ["labels", "check", str(path), "--out", str(tmp_path / "no" / "s.csv")]
     )
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_a_numeric_label_column_with_empty_cells_keeps_integer_labels(tmp_path):
+    path = tmp_path / "l.csv"
+    rows = [[i, float(v), 0 if v < 0 else 1] for i, v in enumerate(np.linspace(-2, 2, 12))]
+    rows[1][2] = 1  # the flip
+    _write_csv(path, ["id", "x", "label"], [*rows, [99, 0.0, ""]])
+    check = check_label_file(path, n_splits=3)
+    assert check.n_skipped == 1 and check.ids.tolist() == [1]
+    assert check.rows()[0]["given"] == 1 and isinstance(check.rows()[0]["given"], int)

@@ -370,8 +370,11 @@ def _need_column(df: Any, name: str, option: str, path: Path) -> None:
 
 
 def _labels_of(values: Any) -> np.ndarray:
-    """Labels as one type: strings if the column mixes types (CSV ``1`` and ``"a"``)."""
-    vals = list(values)
+    """Labels as one type: strings if the column mixes types (CSV ``1`` and ``"a"``), integers
+    if every value is a whole float (a CSV label column with empty cells is read as float)."""
+    vals = [_plain(v) for v in values]
+    if vals and all(isinstance(v, float) and v.is_integer() for v in vals):
+        vals = [int(v) for v in vals]
     if len({type(v) for v in vals}) > 1:
         vals = [str(v) for v in vals]
     out = np.empty(len(vals), dtype=object)
