@@ -254,3 +254,37 @@ def test_find_annotator_by_token_lists_memberships(sqlite):
     got = sqlite.find_annotator_by_token("h")
     assert (got.id, got.skills, got.projects) == (aid, ("x",), (p1, p2))
     assert sqlite.find_annotator_by_token("nope") is None
+
+
+def _statements_during(store: SqlStore, fn) -> list[str]:
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()))
+
+    sa.event.listen(store._engine, "before_cursor_execute", record)
+    try:
+        fn()
+    finally:
+        sa.event.remove(store._engine, "before_cursor_execute", record)
+    return seen
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_first_import_reads_no_stored_items(backend, request):
+    # issue 14: the first big import on PostgreSQL was quadratic because every batch ran a
+    # SELECT over the items imported so far, under a plan cached while the table was empty.
+    # New ids must cost one unique-index probe (ON CONFLICT) and no query over the table.
+    from labelwise.storage.base import NewItem
+
+    store = request.getfixturevalue(backend)
+    pid = store.create_project("big", "multiclass", ["neg", "pos"])
+    rows = [NewItem(f"e{i}", {"text": "t"}) for i in range(30)]
+    statements = _statements_during(store, lambda: store.create_items(pid, rows, batch_size=10))
+    reads = [s for s in statements if s.upper().startswith("SELECT") and "items" in s]
+    assert reads == [], reads
+    assert store.count_items(pid) == 30
+    # a re-import does look the duplicates up: by the unique (project_id, external_id) index
+    again = _statements_during(store, lambda: store.create_items(pid, rows, batch_size=10))
+    assert any("external_id IN" in s or "external_id = ANY" in s for s in again), again

@@ -59,6 +59,7 @@ from labelwise.tasks import TaskType, parse_task_type
 __all__ = [
     "ITEM_STATUSES",
     "JOB_STATUSES",
+    "ON_DUPLICATE",
     "ROLES",
     "TASK_STATUSES",
     "AlreadyExistsError",
@@ -66,9 +67,11 @@ __all__ = [
     "Annotator",
     "BaseStore",
     "DatasetVersion",
+    "DuplicateItemsError",
     "Flag",
     "Guidelines",
     "Item",
+    "ItemsWritten",
     "Job",
     "LeaseError",
     "ModelVersion",
@@ -117,6 +120,15 @@ class NotFound(KeyError):
 
 class AlreadyExistsError(LabelwiseError):
     """A row with the same unique key (project name, annotator name, item external id) exists."""
+
+
+class DuplicateItemsError(AlreadyExistsError):
+    """``on_duplicate="fail"`` and some external ids already exist (or repeat in the input)
+    with different content; nothing was written. ``written`` says how many and which."""
+
+    def __init__(self, message: str, written: ItemsWritten) -> None:
+        super().__init__(message)
+        self.written = written
 
 
 class LeaseError(LabelwiseError):
@@ -190,6 +202,96 @@ class NewItem:
     features_row: int | None = None
     label: Any = None
     gold: bool = False  # with a label: a gold item (status "gold"), never a training label
+
+
+#: What :meth:`BaseStore.write_items` does with an external id that already exists (in the
+#: store or earlier in the same input) with *different* content: keep the stored item
+#: (reported), replace it, or write nothing and raise :class:`DuplicateItemsError`. Exact
+#: repeats are always skipped, so re-running an import is harmless under every choice.
+ON_DUPLICATE = ("skip", "update", "fail")
+#: How many differing duplicate ids an :class:`ItemsWritten` lists (the count is exact).
+MAX_REPORTED_IDS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsWritten:
+    """What :meth:`BaseStore.write_items` did.
+
+    ``n_duplicates`` counts every row whose external id was already stored or repeated earlier
+    in the input; ``n_changed`` those of them whose content (payload, metadata but its
+    ``source``, features, label, gold) differs, ``changed_ids`` the first
+    :data:`MAX_REPORTED_IDS` of them; ``n_updated`` the items replaced (``update`` only).
+    """
+
+    n_created: int
+    n_duplicates: int = 0
+    n_changed: int = 0
+    n_updated: int = 0
+    changed_ids: tuple[str, ...] = ()
+
+
+def item_differs(stored: Item, new: NewItem, label: Any) -> bool:
+    """Whether ``new`` (its label already checked) would change ``stored``.
+
+    A row without a label changes no label: the pool file re-imported after annotators worked
+    must not read as a conflict with their labels. The metadata's ``source`` (the file name)
+    is left out, so the same rows in a renamed file are the same items.
+    """
+
+    def meta(d: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in d.items() if k != "source"}
+
+    if (
+        dict(new.payload) != stored.payload
+        or meta(new.metadata) != meta(stored.metadata)
+        or new.features_path != stored.features_path
+        or new.features_row != stored.features_row
+    ):
+        return True
+    if label is None:
+        return False
+    if new.gold:
+        return stored.status != "gold" or stored.gold_label != label
+    return stored.status == "gold" or stored.label != label
+
+
+#: Item statuses an update may relabel: an item queued, leased or in review belongs to a task
+#: or a reviewer now; relabelling it under them would desynchronise task and item.
+UPDATABLE_STATUSES = frozenset({"unlabeled", "labeled", "skipped", "gold"})
+
+
+def updated_fields(stored: Item, new: NewItem, label: Any) -> dict[str, Any]:
+    """The item fields an ``update`` sets (``meta`` is the SQL column name of metadata)."""
+    out: dict[str, Any] = {
+        "payload": dict(new.payload),
+        "meta": dict(new.metadata),
+        "features_path": new.features_path,
+        "features_row": new.features_row,
+    }
+    if label is not None and stored.status in UPDATABLE_STATUSES:
+        if new.gold:
+            out.update(status="gold", label=None, gold_label=label)
+        else:
+            out.update(status="labeled", label=label, gold_label=None)
+    return out
+
+
+def check_on_duplicate(on_duplicate: str) -> str:
+    if on_duplicate not in ON_DUPLICATE:
+        raise LabelwiseError(
+            f"on_duplicate must be one of {', '.join(ON_DUPLICATE)}; got {on_duplicate!r}."
+        )
+    return on_duplicate
+
+
+def duplicates_message(written: ItemsWritten) -> str:
+    ids = ", ".join(repr(i) for i in written.changed_ids)
+    more = "" if written.n_changed <= len(written.changed_ids) else ", ..."
+    return (
+        f"{written.n_changed} rows repeat an existing external id with different content "
+        f"({ids}{more}); nothing was written. Pass on_duplicate=update to replace them or "
+        "on_duplicate=skip to keep the stored items."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -809,17 +911,34 @@ class BaseStore(ABC):
         assert item is not None
         return item.id
 
-    @abstractmethod
     def create_items(
         self, project_id: int, items: Iterable[NewItem], *, batch_size: int = 5000
     ) -> int:
         """Insert items, skipping external ids that already exist; return how many were created.
 
+        :meth:`write_items` with ``on_duplicate="skip"``; see there.
+        """
+        return self.write_items(project_id, items, batch_size=batch_size).n_created
+
+    @abstractmethod
+    def write_items(
+        self,
+        project_id: int,
+        items: Iterable[NewItem],
+        *,
+        on_duplicate: str = "skip",
+        batch_size: int = 5000,
+    ) -> ItemsWritten:
+        """Insert items; say what happened to the external ids that already exist.
+
         ``items`` may be a lazy iterator: SQL stores consume it ``batch_size`` items at a time
-        (bounded memory) inside ONE transaction, so an exception raised by the iterator or a
-        bad label (:class:`~labelwise.errors.LabelMismatchError`) inserts nothing. Repeated
-        external ids (already stored, or earlier in ``items``) are skipped: the first one wins.
-        Items with a ``label`` are stored as ``labeled``.
+        (bounded memory, a cost per row that does not grow with the table) inside ONE
+        transaction, so an exception raised by the iterator, a bad label
+        (:class:`~labelwise.errors.LabelMismatchError`) or ``on_duplicate="fail"``
+        (:class:`DuplicateItemsError`) writes nothing. A repeated external id (already stored,
+        or earlier in ``items``) with the same content is skipped; with different content it
+        is handled by ``on_duplicate`` (:data:`ON_DUPLICATE`) and reported either way. Items
+        with a ``label`` are stored as ``labeled`` (``gold`` with ``gold=True``).
         """
 
     @abstractmethod

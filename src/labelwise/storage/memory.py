@@ -15,6 +15,7 @@ from labelwise.storage.base import (
     ITEM_STATUSES,
     JOB_KINDS,
     JOB_STATUSES,
+    MAX_REPORTED_IDS,
     PROJECT_FIELDS,
     REVIEW_REASONS,
     ROLES,
@@ -24,9 +25,11 @@ from labelwise.storage.base import (
     Annotator,
     BaseStore,
     DatasetVersion,
+    DuplicateItemsError,
     Flag,
     Guidelines,
     Item,
+    ItemsWritten,
     Job,
     LeaseError,
     ModelVersion,
@@ -52,7 +55,11 @@ from labelwise.storage.base import (
     _review_outcome,
     _tasks_args,
     check_label,
+    check_on_duplicate,
     dataset_hash,
+    duplicates_message,
+    item_differs,
+    updated_fields,
     utcnow,
 )
 
@@ -64,6 +71,12 @@ def _get(table: dict[int, Any], entity: str, id: int) -> Any:
         return table[id]
     except KeyError:
         raise NotFound(entity, id) from None
+
+
+def _from_columns(fields: dict[str, Any]) -> dict[str, Any]:
+    """:func:`updated_fields` names metadata by its SQL column, ``meta``; Item calls it
+    ``metadata``."""
+    return {("metadata" if k == "meta" else k): v for k, v in fields.items()}
 
 
 class InMemoryStore(BaseStore):
@@ -216,20 +229,46 @@ class InMemoryStore(BaseStore):
             self._members.discard((project_id, annotator_id))
 
     # ---- items
-    def create_items(
-        self, project_id: int, items: Iterable[NewItem], *, batch_size: int = 5000
-    ) -> int:
+    def write_items(
+        self,
+        project_id: int,
+        items: Iterable[NewItem],
+        *,
+        on_duplicate: str = "skip",
+        batch_size: int = 5000,
+    ) -> ItemsWritten:
+        check_on_duplicate(on_duplicate)
         with self._lock:
             project = self.get_project(project_id)
             staged: dict[str, Item] = {}
+            updates: dict[int, dict[str, Any]] = {}
+            n_dup = n_changed = 0
+            changed: list[str] = []
             now = utcnow()
             for it in items:
                 key = str(it.external_id)
-                if (project_id, key) in self._item_keys or key in staged:
-                    continue
                 label = None if it.label is None else check_label(project, it.label)
                 if it.gold and label is None:
                     raise LabelwiseError(f"gold item {key!r} needs its known label.")
+                iid = self._item_keys.get((project_id, key))
+                stored = staged.get(key) if iid is None else self._items[iid]
+                if stored is not None:
+                    n_dup += 1
+                    if iid is not None and iid in updates:  # an earlier row of this input
+                        stored = replace(stored, **_from_columns(updates[iid]))
+                    if not item_differs(stored, it, label):
+                        continue
+                    n_changed += 1
+                    if len(changed) < MAX_REPORTED_IDS:
+                        changed.append(key)
+                    if on_duplicate != "update":
+                        continue
+                    fields = updated_fields(stored, it, label)
+                    if iid is None:
+                        staged[key] = replace(stored, **_from_columns(fields))
+                    else:
+                        updates[iid] = {**updates.get(iid, {}), **fields}
+                    continue
                 gold, label = (label, None) if it.gold else (None, label)
                 staged[key] = Item(
                     id=0,
@@ -244,11 +283,22 @@ class InMemoryStore(BaseStore):
                     created=now,
                     gold_label=copy.deepcopy(gold),
                 )
+            written = ItemsWritten(
+                n_created=len(staged),
+                n_duplicates=n_dup,
+                n_changed=n_changed,
+                n_updated=len(updates),
+                changed_ids=tuple(changed),
+            )
+            if on_duplicate == "fail" and n_changed:
+                raise DuplicateItemsError(duplicates_message(written), written)
             for key, item in staged.items():  # all validated: now write
                 iid = self._next_id("items")
                 self._items[iid] = replace(item, id=iid)
                 self._item_keys[(project_id, key)] = iid
-            return len(staged)
+            for iid, fields in updates.items():
+                self._items[iid] = replace(self._items[iid], **copy.deepcopy(_from_columns(fields)))
+            return written
 
     def get_item(self, item_id: int) -> Item:
         return copy.deepcopy(_get(self._items, "item", item_id))

@@ -280,6 +280,47 @@ def test_create_items_with_labels_and_bad_label_inserts_nothing(store):
     assert store.find_item(pid, "c") is None
 
 
+def test_write_items_reports_duplicates_with_different_content(store):
+    pid = _project(store)
+    store.write_items(pid, [NewItem(str(i), {"text": f"t{i}"}) for i in range(4)])
+    rows = [
+        NewItem("0", {"text": "t0"}),  # exact repeat: a duplicate, not a change
+        NewItem("1", {"text": "changed"}),
+        NewItem("2", {"text": "t2"}, label="pos"),  # a label where there was none: a change
+        NewItem("9", {"text": "new"}),
+        NewItem("9", {"text": "other"}),  # repeated in the input with other content
+    ]
+    w = store.write_items(pid, rows, batch_size=2)
+    assert (w.n_created, w.n_duplicates, w.n_changed, w.n_updated) == (1, 4, 3, 0)
+    assert set(w.changed_ids) == {"1", "2", "9"}
+    assert store.find_item(pid, "1").payload == {"text": "t1"}  # skip: the stored item stays
+    assert store.find_item(pid, "9").payload == {"text": "new"}  # the first one wins
+
+
+def test_write_items_update_relabels_and_fail_writes_nothing(store):
+    pid = _project(store)
+    store.write_items(pid, [NewItem("a", {"text": "x"}, label="pos"), NewItem("b", {"text": "y"})])
+    edited = [
+        NewItem("a", {"text": "x"}, label="neg"),  # an edited label file
+        NewItem("b", {"text": "y"}),  # no label: keeps whatever is stored
+        NewItem("c", {"text": "z"}, label="pos"),
+    ]
+    with pytest.raises(AlreadyExistsError, match=r"1 rows repeat .*'a'.*on_duplicate=update"):
+        store.write_items(pid, edited, on_duplicate="fail")
+    assert store.find_item(pid, "c") is None  # nothing written
+    assert store.find_item(pid, "a").label == "pos"
+    w = store.write_items(pid, edited, on_duplicate="update", batch_size=2)
+    assert (w.n_created, w.n_duplicates, w.n_changed, w.n_updated) == (1, 2, 1, 1)
+    a = store.find_item(pid, "a")
+    assert (a.label, a.status) == ("neg", "labeled")
+    assert store.list_labeled(pid) == [(a.id, "neg"), (store.find_item(pid, "c").id, "pos")]
+    # re-running the same file again changes nothing
+    again = store.write_items(pid, edited, on_duplicate="update")
+    assert (again.n_created, again.n_changed, again.n_updated) == (0, 0, 0)
+    with pytest.raises(LabelwiseError, match="on_duplicate must be one of"):
+        store.write_items(pid, edited, on_duplicate="merge")
+
+
 def test_counts_and_listing(store):
     pid = _project(store)
     ids = _items(store, pid, 6)
