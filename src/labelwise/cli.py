@@ -724,6 +724,9 @@ def project_list(database_url: str = DATABASE_URL_OPTION, as_json: bool = JSON_O
         console().print(_format_project(p))
 
 
+_IMPORT_KEYS = ("n_read", "n_created", "n_skipped")
+
+
 @project_app.command("import")
 def project_import(
     project: str = typer.Argument(..., help="Project name or id."),
@@ -737,6 +740,12 @@ def project_import(
     ),
     label_field: str = typer.Option(
         None, "--label-field", help="Optional label column ('folder' for image folders)."
+    ),
+    on_duplicate: str = typer.Option(
+        "skip",
+        "--on-duplicate",
+        help="An existing id with different content: skip (keep it, reported), update "
+        "(replace it: re-import edited labels) or fail (import nothing).",
     ),
     database_url: str = DATABASE_URL_OPTION,
     as_json: bool = JSON_OPTION,
@@ -770,14 +779,27 @@ def project_import(
                     label_field=label_field or None,
                     batch_size=settings.import_batch_size,
                     progress=lambda n: bar.update(task, completed=n),
+                    on_duplicate=on_duplicate,
                 )
     if as_json:
-        _print_json(result)
+        # the duplicate report only when there is one: the three counts stay the whole
+        # answer of an ordinary import, as before
+        out = _to_jsonable(result)
+        _print_json({k: v for k, v in out.items() if k in _IMPORT_KEYS or v})
     else:
         console().print(
             f"imported {result.n_created:,} items into {p.name!r} ({result.n_read:,} rows read, "
             f"{result.n_skipped:,} skipped as existing ids)"
         )
+        if result.n_updated:
+            console().print(f"updated {result.n_updated:,} existing items")
+        if result.n_changed and on_duplicate == "skip":
+            ids = ", ".join(result.changed_ids)
+            console().print(
+                f"[yellow]{result.n_changed:,} existing ids had different content and were "
+                f"kept ({ids}{', ...' if result.n_changed > len(result.changed_ids) else ''}); "
+                "--on-duplicate update replaces them[/yellow]"
+            )
 
 
 @project_app.command("export")

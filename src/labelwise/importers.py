@@ -5,8 +5,11 @@ Imports stream: rows are parsed and validated lazily and inserted ``batch_size``
 millions of rows and a file with one bad row imports nothing: it raises
 :class:`ImportValidationError` naming the line and the field, and the transaction rolls back.
 Re-importing the same file is harmless: items whose external id already exists in the project
-are skipped (and counted in ``n_skipped``), as are repeated ids within one file (the first one
-wins).
+with the same content are skipped (and counted in ``n_skipped``). A repeated id with
+*different* content (already stored, or earlier in the file) is reported in the result
+(``n_changed``, ``changed_ids``) and handled by ``on_duplicate``: ``"skip"`` (default) keeps
+the stored item, ``"update"`` replaces it (re-importing an edited label file updates the
+labels), ``"fail"`` imports nothing.
 
 Row layout
 ----------
@@ -16,10 +19,21 @@ Row layout
 - ``label_field`` (default ``None``): an optional label column; empty means unlabeled. For
   multilabel projects a CSV cell holds ``a|b``, JSONL/Parquet a list. For image folders,
   ``label_field="folder"`` takes each image's parent folder name as its label.
+- ``split`` (optional column): ``validation`` puts the item in the validation split
+  (``metadata["split"]``; its label scores every model and never trains one); ``train`` or
+  empty: an ordinary item. Any other value is a bad row.
 - ``gold`` (optional column): ``true`` / ``1`` / ``yes`` marks a gold item, whose label (the
   label column, required then) is known and used only to measure annotators: it is served
   among their tasks and never enters the training set. Empty, ``false``, ``0`` or ``no``: an
   ordinary item. Any other value is a bad row.
+
+Limits
+------
+The same for every format (a bad row names its line and field; nothing is imported): a
+string (cell, key, JSON value) of at most :data:`MAX_FIELD_CHARS` characters and without NUL
+characters (PostgreSQL cannot store them; SQLite would, so both refuse), JSON values nested at
+most :data:`MAX_DEPTH` deep, JSON integers of at most :data:`MAX_INT_DIGITS` digits (quote
+longer ids), finite numbers. A file with no rows (empty, or a header only) is an error.
 """
 
 from __future__ import annotations
@@ -35,14 +49,25 @@ from pathlib import Path
 from typing import Any
 
 from labelwise.errors import LabelMismatchError, LabelwiseError
-from labelwise.storage.base import BaseStore, NewItem, Project, check_label
+from labelwise.storage.base import (
+    ON_DUPLICATE,
+    BaseStore,
+    DuplicateItemsError,
+    NewItem,
+    Project,
+    check_label,
+    check_on_duplicate,
+)
 from labelwise.tasks import TaskType
 
 __all__ = [
     "FORMATS",
     "IMAGE_EXTENSIONS",
+    "ON_DUPLICATE",
+    "DuplicateItemsError",
     "ImportResult",
     "ImportValidationError",
+    "check_value",
     "detect_format",
     "import_items",
     "iter_new_items",
@@ -75,13 +100,86 @@ class ImportValidationError(LabelwiseError):
         self.field = field
 
 
+#: Longest string (CSV cell, JSON value or key) an import accepts: the csv module's own
+#: default field limit, so CSV, JSON Lines and Parquet agree.
+MAX_FIELD_CHARS = 131_072
+#: Longest external id: the width of the ``items.external_id`` column.
+MAX_ID_CHARS = 500
+#: Deepest nesting of JSON objects and lists in a row.
+MAX_DEPTH = 32
+#: Most digits of a JSON integer: 64-bit ids fit; a 5,000-digit one is refused (quote it).
+MAX_INT_DIGITS = 20
+
+
 @dataclass(frozen=True, slots=True)
 class ImportResult:
-    """What an import did: rows read, items created, rows skipped (existing external ids)."""
+    """What an import did.
+
+    ``n_read`` rows read, ``n_created`` items created, ``n_updated`` items replaced
+    (``on_duplicate="update"``), ``n_skipped`` rows that wrote nothing (repeated ids);
+    ``n_changed`` of the repeated ids carried different content, ``changed_ids`` the first of
+    them (skipped under ``"skip"``: check them).
+    """
 
     n_read: int
     n_created: int
     n_skipped: int
+    n_updated: int = 0
+    n_changed: int = 0
+    changed_ids: tuple[str, ...] = ()
+
+
+class _BigInt(str):
+    """A JSON integer longer than :data:`MAX_INT_DIGITS`, kept as text until the row check
+    names its field (``int()`` of 4,300+ digits raises, and nothing stores it anyway)."""
+
+
+def _parse_int(text: str) -> int | _BigInt:
+    return _BigInt(text) if len(text.lstrip("-")) > MAX_INT_DIGITS else int(text)
+
+
+def check_value(value: Any, line: int | None, field: str | None, depth: int = 0) -> None:
+    """Refuse what no backend stores the same way; see "Limits" in the module docstring."""
+    if isinstance(value, _BigInt):
+        raise ImportValidationError(
+            f"an integer of {len(value.lstrip('-'))} digits (at most {MAX_INT_DIGITS}); "
+            "write a long id as a string.",
+            line=line,
+            field=field,
+        )
+    if isinstance(value, str):
+        if len(value) > MAX_FIELD_CHARS:
+            raise ImportValidationError(
+                f"a value of {len(value):,} characters (at most {MAX_FIELD_CHARS:,}).",
+                line=line,
+                field=field,
+            )
+        if "\x00" in value:
+            raise ImportValidationError(
+                "a NUL character (\\u0000); remove it.", line=line, field=field
+            )
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ImportValidationError(f"{value} is not a finite number.", line=line, field=field)
+    elif isinstance(value, dict | list | tuple):
+        if depth >= MAX_DEPTH:
+            raise ImportValidationError(
+                f"values nested deeper than {MAX_DEPTH} levels.", line=line, field=field
+            )
+        if isinstance(value, dict):
+            for k, v in value.items():
+                check_value(k, line, field, depth + 1)
+                check_value(v, line, field, depth + 1)
+        else:
+            for v in value:
+                check_value(v, line, field, depth + 1)
+
+
+def _check_row(row: dict[str, Any], line: int) -> None:
+    for key, value in row.items():
+        name = str(key)
+        check_value(name, line, name[:80])
+        check_value(value, line, name[:80])
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -138,6 +236,12 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             except UnicodeDecodeError:
                 raise _not_utf8(path) from None
             except csv.Error as e:
+                if "field larger than field limit" in str(e):
+                    raise ImportValidationError(
+                        f"a cell of more than {MAX_FIELD_CHARS:,} characters (at most "
+                        f"{MAX_FIELD_CHARS:,}).",
+                        line=start,
+                    ) from None
                 raise ImportValidationError(
                     f"malformed CSV ({e}); check the quotes of the record that starts here.",
                     line=start,
@@ -164,9 +268,13 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line, parse_int=_parse_int)
             except json.JSONDecodeError as e:
                 raise ImportValidationError(f"invalid JSON ({e.msg}).", line=line_no) from None
+            except RecursionError:  # far deeper than MAX_DEPTH: the parser gave up first
+                raise ImportValidationError(
+                    f"values nested deeper than {MAX_DEPTH} levels.", line=line_no
+                ) from None
             if not isinstance(row, dict):
                 raise ImportValidationError(
                     f"expected a JSON object per line, got {type(row).__name__}.", line=line_no
@@ -224,12 +332,19 @@ def _jsonable(v: Any) -> Any:
 
 
 def _coerce_cell(v: str) -> Any:
-    """CSV cells are strings; give tabular payloads numbers where the cell is one."""
+    """CSV cells are strings; give tabular payloads numbers where the cell is one.
+
+    A cell too long for a 64-bit integer, or one that reads as an infinite or NaN float,
+    stays text: it is an id or a code, not a number any model could use.
+    """
+    if len(v) > MAX_INT_DIGITS + 1:
+        return v
     for cast in (int, float):
         try:
-            return cast(v)
+            x = cast(v)
         except ValueError:
-            pass
+            continue
+        return x if x == x and x not in (float("inf"), float("-inf")) else v
     return v
 
 
@@ -264,6 +379,24 @@ def _parse_gold(raw: Any, line: int) -> bool:
     )
 
 
+SPLIT_FIELD = "split"
+_SPLITS = {"validation": "validation", "train": None, "training": None, "": None}
+
+
+def _parse_split(raw: Any, line: int) -> str | None:
+    """The item's split: ``"validation"`` or ``None`` (training pool)."""
+    if raw is None:
+        return None
+    text = str(raw).strip().lower()
+    if text not in _SPLITS:
+        raise ImportValidationError(
+            f"split must be validation or train (or empty); got {raw!r}.",
+            line=line,
+            field=SPLIT_FIELD,
+        )
+    return _SPLITS[text]
+
+
 def _row_to_item(
     project: Project,
     line: int,
@@ -276,6 +409,7 @@ def _row_to_item(
     label_field: str | None,
     csv_cells: bool,
 ) -> NewItem:
+    _check_row(row, line)
     if id_field is None:
         external_id = str(index)
     else:
@@ -289,17 +423,24 @@ def _row_to_item(
                 field=id_field,
             )
         external_id = str(raw_id)
+        if len(external_id) > MAX_ID_CHARS:
+            raise ImportValidationError(
+                f"an id of {len(external_id):,} characters (at most {MAX_ID_CHARS}).",
+                line=line,
+                field=id_field,
+            )
     label = None
     if label_field is not None and not _is_empty(row.get(label_field)):
         label = _parse_label(project, row[label_field], line, label_field, csv_cells)
     gold = _parse_gold(row.get(GOLD_FIELD), line)
+    split = _parse_split(row.get(SPLIT_FIELD), line)
     if gold and label is None:
         raise ImportValidationError(
             "a gold row needs its known label; pass label_field= the column that holds it.",
             line=line,
             field=label_field or GOLD_FIELD,
         )
-    skip = {id_field, label_field, GOLD_FIELD}
+    skip = {id_field, label_field, GOLD_FIELD, SPLIT_FIELD}
     if text_field is not None:
         text = row.get(text_field)
         if _is_empty(text) or not isinstance(text, str):
@@ -321,6 +462,8 @@ def _row_to_item(
             if k not in skip
         }
         metadata = {"source": source}
+    if split is not None:
+        metadata["split"] = split
     return NewItem(
         external_id=external_id, payload=payload, metadata=metadata, label=label, gold=gold
     )
@@ -394,6 +537,7 @@ def import_items(
     label_field: str | None = None,
     batch_size: int = 10_000,
     progress: Callable[[int], object] | None = None,
+    on_duplicate: str = "skip",
 ) -> ImportResult:
     """Import items from a file or an image folder into a project.
 
@@ -411,6 +555,9 @@ def import_items(
         Rows per insert (and per Parquet read); bounds memory.
     progress : callable, optional
         Called as ``progress(n_read)`` every ``batch_size`` rows and once at the end.
+    on_duplicate : {"skip", "update", "fail"}, default="skip"
+        What to do with a row whose external id exists with different content (see the
+        module docstring); reported in the result under every choice.
 
     Returns
     -------
@@ -419,12 +566,17 @@ def import_items(
     Raises
     ------
     ImportValidationError
-        On the first bad row (line and field in the message); nothing is imported.
+        On the first bad row (line and field in the message), or a file without rows;
+        nothing is imported.
+    DuplicateItemsError
+        ``on_duplicate="fail"`` and some ids repeat with different content (count and first
+        ids in the message); nothing is imported.
     LabelwiseError
         For an unknown format, a missing path or a bad ``batch_size``.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise LabelwiseError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    check_on_duplicate(on_duplicate)
     project = store.get_project(project_id)
     items = iter_new_items(
         project,
@@ -445,7 +597,23 @@ def import_items(
             if progress is not None and n_read % batch_size == 0:
                 progress(n_read)
 
-    n_created = store.create_items(project_id, counted(), batch_size=batch_size)
+    def nonempty() -> Iterator[NewItem]:
+        yield from counted()
+        if n_read == 0:  # raised inside the store's transaction, like any bad row
+            raise ImportValidationError(
+                f"{Path(path).name} has no rows (empty, or a header only); nothing to import."
+            )
+
+    written = store.write_items(
+        project_id, nonempty(), on_duplicate=on_duplicate, batch_size=batch_size
+    )
     if progress is not None and n_read % batch_size:
         progress(n_read)
-    return ImportResult(n_read=n_read, n_created=n_created, n_skipped=n_read - n_created)
+    return ImportResult(
+        n_read=n_read,
+        n_created=written.n_created,
+        n_skipped=n_read - written.n_created - written.n_updated,
+        n_updated=written.n_updated,
+        n_changed=written.n_changed,
+        changed_ids=written.changed_ids,
+    )

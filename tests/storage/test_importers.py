@@ -13,6 +13,7 @@ import pytest
 
 from labelwise.errors import LabelwiseError
 from labelwise.importers import (
+    DuplicateItemsError,
     ImportResult,
     ImportValidationError,
     detect_format,
@@ -113,7 +114,8 @@ def test_csv_multilabel_cells(store, tmp_path):
 def test_duplicate_ids_in_one_file_keep_the_first(store, tmp_path):
     pid = _project(store)
     f = _write(tmp_path / "x.csv", "id,text\na,one\na,two\n")
-    assert import_items(store, pid, f) == ImportResult(2, 1, 1)
+    # the repeat differs: skipped (the first one wins) but reported
+    assert import_items(store, pid, f) == ImportResult(2, 1, 1, n_changed=1, changed_ids=("a",))
     assert store.find_item(pid, "a").payload == {"text": "one"}
 
 
@@ -241,7 +243,7 @@ def test_csv_huge_field_is_malformed(store, tmp_path):
     pid = _project(store)
     f = tmp_path / "x.csv"
     f.write_text("id,text\na,t\nb," + "x" * 200_000 + "\n")  # > csv's 131072-char field limit
-    with pytest.raises(ImportValidationError, match=r"line 3: malformed CSV.*field larger"):
+    with pytest.raises(ImportValidationError, match=r"line 3: a cell of more than 131,072"):
         import_items(store, pid, f)
     assert store.count_items(pid) == 0
 
@@ -357,3 +359,107 @@ def test_200k_row_csv_streams_in_bounded_memory(tmp_path):
     )
     growth = int(out.stdout.strip().splitlines()[-1])
     assert growth < 64 * 2**20, f"peak memory grew by {growth / 2**20:.0f} MiB"
+
+
+# --------------------------------------------------------------------------- issue 14
+
+
+def test_reimport_of_an_edited_label_file_updates_labels(store, tmp_path):
+    pid = _project(store)
+    f = _write(tmp_path / "labels.csv", "id,text,label\na,one,pos\nb,two,\nc,three,neg\n")
+    import_items(store, pid, f, label_field="label")
+    edited = _write(tmp_path / "labels.csv", "id,text,label\na,one,neg\nb,two,pos\nc,three,neg\n")
+    # default skip: nothing changes, but the changed rows are reported
+    r = import_items(store, pid, edited, label_field="label")
+    assert (r.n_created, r.n_updated, r.n_skipped, r.n_changed) == (0, 0, 3, 2)
+    assert r.changed_ids == ("a", "b")
+    assert store.find_item(pid, "a").label == "pos"
+    with pytest.raises(DuplicateItemsError, match=r"2 rows repeat .*'a', 'b'"):
+        import_items(store, pid, edited, label_field="label", on_duplicate="fail")
+    r = import_items(store, pid, edited, label_field="label", on_duplicate="update")
+    assert (r.n_created, r.n_updated, r.n_changed) == (0, 2, 2)
+    assert [store.find_item(pid, k).label for k in "abc"] == ["neg", "pos", "neg"]
+    assert store.find_item(pid, "b").status == "labeled"
+
+
+def test_split_column_puts_rows_in_the_validation_split_and_they_never_train(store, tmp_path):
+    from types import SimpleNamespace
+
+    from labelwise.service.rounds import read_snapshot
+
+    pid = _project(store)
+    f = _write(
+        tmp_path / "x.csv",
+        "id,text,label,split\na,one,pos,validation\nb,two,neg,train\nc,three,pos,\n",
+    )
+    import_items(store, pid, f, label_field="label")
+    a = store.find_item(pid, "a")
+    assert a.metadata == {"source": "x.csv", "split": "validation"}  # not in "fields"
+    assert "split" not in store.find_item(pid, "b").metadata
+    settings = SimpleNamespace(data_dir=tmp_path / "data")
+    snap = read_snapshot(store, store.get_project(pid), settings)
+    assert a.id not in set(snap.train_ids.tolist())
+    assert snap.val_ids.tolist() == [a.id]
+    bad = _write(tmp_path / "y.csv", "id,text,split\nz,t,test\n")
+    with pytest.raises(ImportValidationError, match=r"line 2: field 'split': split must be"):
+        import_items(store, pid, bad)
+
+
+@pytest.mark.parametrize("content", ["", "id,text\n"])
+def test_empty_or_header_only_file_is_an_error(store, tmp_path, content):
+    pid = _project(store)
+    f = tmp_path / "x.csv"
+    f.write_text(content)
+    with pytest.raises(ImportValidationError, match="has no rows"):
+        import_items(store, pid, f)
+    g = tmp_path / "x.jsonl"
+    g.write_text("\n")
+    with pytest.raises(ImportValidationError, match="has no rows"):
+        import_items(store, pid, g)
+
+
+def _limited_files(tmp_path, fmt, row):
+    if fmt == "jsonl":
+        path = tmp_path / "x.jsonl"
+        path.write_text(json.dumps({"id": "ok", "text": "t"}) + "\n" + row + "\n")
+    elif fmt == "parquet":
+        path = tmp_path / "x.parquet"
+        rows = [{"id": "ok", "text": "t"}, json.loads(row)]
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        path = tmp_path / "x.csv"
+        d = json.loads(row)
+        path.write_text("id,text\nok,t\n" + f"{d['id']},{d['text']}\n")
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ('{"id": "b", "text": "' + "x" * 140_000 + '"}', r"(field 'text': a value|a cell) of "),
+        ('{"id": "b", "text": "nul \\u0000 here"}', r"field 'text': a NUL character"),
+    ],
+)
+def test_one_set_of_limits_for_every_format(store, tmp_path, fmt, row, message):
+    pid = _project(store)
+    with pytest.raises(ImportValidationError, match=r"line (3|2): " + message):
+        import_items(store, pid, _limited_files(tmp_path, fmt, row))
+    assert store.count_items(pid) == 0
+
+
+def test_jsonl_deep_nesting_and_huge_integers_are_4xx_errors(store, tmp_path):
+    pid = _project(store)
+    f = tmp_path / "x.jsonl"
+    f.write_text('{"id": "a", "text": "t", "m": ' + "[" * 40 + "]" * 40 + "}\n")
+    with pytest.raises(ImportValidationError, match=r"line 1: field 'm': .*nested deeper than 32"):
+        import_items(store, pid, f)
+    f.write_text('{"id": "a", "text": "t", "m": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(ImportValidationError, match=r"line 1: values nested deeper"):
+        import_items(store, pid, f)
+    f.write_text('{"id": ' + "7" * 5000 + ', "text": "t"}\n')
+    with pytest.raises(ImportValidationError, match=r"line 1: field 'id': an integer of 5000"):
+        import_items(store, pid, f)
+    f.write_text('{"id": 12345678901234567890, "text": "t"}\n')  # 20 digits: fine
+    assert import_items(store, pid, f).n_created == 1
+    assert store.find_item(pid, "12345678901234567890") is not None

@@ -379,7 +379,8 @@ class ProjectPublic(_Out):
 class ItemCreate(_In):
     """One item given inline (JSON import)."""
 
-    external_id: Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00]+$")]
+    # 500: the items.external_id column's width (a longer one was a database error)
+    external_id: Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]+$")]
     payload: JsonObject = Field(
         description="What the annotator sees: {'text': ...}, {'image': ...} or tabular fields."
     )
@@ -496,11 +497,22 @@ class QualityReport(BaseModel):
 
 
 class ImportResultPublic(_Out):
-    """What an import did: rows read, items created, rows skipped (existing external ids)."""
+    """What an import did: rows read, items created, rows skipped (existing external ids),
+    items replaced (``on_duplicate=update``), and the repeated ids whose content differed.
+
+    The last three are present only when not zero (empty): an ordinary import answers the
+    three counts alone, as it always has."""
 
     n_read: int
     n_created: int
     n_skipped: int
+    n_updated: int = 0
+    n_changed: int = Field(
+        0, description="Rows whose external id exists with different content (skip: kept)."
+    )
+    changed_ids: list[str] = Field(
+        default_factory=list, description="The first (at most 10) of those ids."
+    )
 
 
 # --------------------------------------------------------------------------- rounds, tasks

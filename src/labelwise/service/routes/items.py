@@ -1,7 +1,8 @@
 """Items: import a file (CSV, JSON Lines, Parquet) or a JSON list, and browse the pool.
 
 An import is one transaction: a bad row is a 422 naming the line and the field, and nothing is
-imported. Re-importing is harmless; existing external ids are skipped and counted.
+imported. Re-importing is harmless; existing external ids are skipped and counted, and those
+whose content differs are reported and handled by ``?on_duplicate=skip|update|fail``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from labelwise.errors import LabelMismatchError, LabelwiseError
-from labelwise.importers import ImportResult, ImportValidationError, import_items
+from labelwise.importers import ImportResult, ImportValidationError, check_value, import_items
 from labelwise.service.deps import (
     Admin,
     CurrentUser,
@@ -50,12 +51,24 @@ _IMPORT_DOC = {
 }
 _IMPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such project."},
+    409: {"description": "on_duplicate=fail and ids repeat with other content; nothing imported."},
     422: {"description": "A bad row (line and field named); nothing was imported."},
 }
+OnDuplicate = Annotated[
+    Literal["skip", "update", "fail"],
+    Query(
+        description="An existing external id with different content: keep the stored item "
+        "(reported in n_changed / changed_ids), replace it, or import nothing (409)."
+    ),
+]
 
 
 def _inline_items(project: Project, body: ItemsImport) -> Iterator[NewItem]:
     for line, it in enumerate(body.items, start=1):
+        # the same limits as a file import (depth, sizes, NUL), so both backends agree
+        check_value(it.payload, line, "payload")
+        check_value(it.metadata, line, "metadata")
+        check_value(it.label, line, "label")
         label = None
         if it.label is not None:
             try:
@@ -69,11 +82,20 @@ def _inline_items(project: Project, body: ItemsImport) -> Iterator[NewItem]:
         yield NewItem(it.external_id, it.payload, it.metadata, label=label, gold=it.gold)
 
 
-def _import_json(store: BaseStore, project_id: int, body: ItemsImport) -> ImportResult:
+def _import_json(
+    store: BaseStore, project_id: int, body: ItemsImport, on_duplicate: str = "skip"
+) -> ImportResult:
     project = store.get_project(project_id)
-    n_created = store.create_items(project_id, _inline_items(project, body))
+    w = store.write_items(project_id, _inline_items(project, body), on_duplicate=on_duplicate)
     n_read = len(body.items)
-    return ImportResult(n_read=n_read, n_created=n_created, n_skipped=n_read - n_created)
+    return ImportResult(
+        n_read=n_read,
+        n_created=w.n_created,
+        n_skipped=n_read - w.n_created - w.n_updated,
+        n_updated=w.n_updated,
+        n_changed=w.n_changed,
+        changed_ids=w.changed_ids,
+    )
 
 
 @router.post(
@@ -81,12 +103,17 @@ def _import_json(store: BaseStore, project_id: int, body: ItemsImport) -> Import
     status_code=status.HTTP_201_CREATED,
     summary="Add items given inline as JSON",
     responses=_IMPORT_RESPONSES,
+    response_model_exclude_defaults=True,
 )
 def add_items(
-    project_id: ProjectId, body: ItemsImport, store: StoreDep, admin: Admin
+    project_id: ProjectId,
+    body: ItemsImport,
+    store: StoreDep,
+    admin: Admin,
+    on_duplicate: OnDuplicate = "skip",
 ) -> ImportResultPublic:
     """Add items given in the body; items with a ``label`` are stored as labeled."""
-    return ImportResultPublic.model_validate(_import_json(store, project_id, body))
+    return ImportResultPublic.model_validate(_import_json(store, project_id, body, on_duplicate))
 
 
 @router.post(
@@ -95,6 +122,7 @@ def add_items(
     summary="Import items from a file upload or a JSON body",
     openapi_extra=_IMPORT_DOC,
     responses=_IMPORT_RESPONSES,
+    response_model_exclude_defaults=True,
 )
 async def import_project_items(
     project_id: ProjectId,
@@ -115,6 +143,7 @@ async def import_project_items(
     label_field: Annotated[
         str, Query(max_length=200, description="Optional label column; empty for none.")
     ] = "",
+    on_duplicate: OnDuplicate = "skip",
 ) -> ImportResultPublic:
     """Upload a CSV, JSON Lines or Parquet file as the multipart field ``file``, or send a
     JSON body ``{"items": [...]}``. Streams into one transaction: a bad row is a 422 naming
@@ -129,7 +158,7 @@ async def import_project_items(
             from fastapi.exceptions import RequestValidationError
 
             raise RequestValidationError(e.errors(include_url=False)) from None
-        result = await run_in_threadpool(_import_json, store, project_id, body)
+        result = await run_in_threadpool(_import_json, store, project_id, body, on_duplicate)
         return ImportResultPublic.model_validate(result)
     if not ctype.startswith("multipart/form-data"):
         raise LabelwiseError(
@@ -156,6 +185,7 @@ async def import_project_items(
                 id_field=id_field or None,
                 label_field=label_field or None,
                 batch_size=settings.import_batch_size,
+                on_duplicate=on_duplicate,
             )
     return ImportResultPublic.model_validate(result)
 
