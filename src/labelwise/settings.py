@@ -67,6 +67,23 @@ class Settings(BaseSettings):
         description="Share of each batch drawn uniformly at random from a fixed random subset "
         "of the pool; their labels measure the random-sampling baseline.",
     )
+    max_json_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        gt=0,
+        description="Largest request body of any API route but file imports (413 beyond).",
+    )
+    max_upload_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        gt=0,
+        description="Largest file upload to POST /api/projects/{id}/items:import, streamed to "
+        "a temporary file (413 beyond).",
+    )
+    max_open_leases: int = Field(
+        default=20,
+        gt=0,
+        description="Tasks one annotator may hold leased in a project at once; a claim beyond "
+        "is a 409 saying so.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
 

@@ -148,3 +148,175 @@ def test_split_column_goes_to_the_items_split(client, store):
     assert _upload(client, pid, "x.csv", csv, label_field="label").status_code == 201
     assert store.find_item(pid, "v1").metadata["split"] == "validation"
     assert "fields" not in store.find_item(pid, "v1").metadata
+
+
+# --------------------------------------------------------------------------- limits and abuse
+
+
+def _asgi_post(app, path, chunks, headers):
+    """Drive the ASGI app directly: how many body chunks it pulled, and the response."""
+    import anyio
+
+    pulled = []
+    sent = []
+    pending = list(chunks)
+
+    async def receive():
+        pulled.append(1)
+        body = pending.pop(0) if pending else b""
+        return {"type": "http.request", "body": body, "more_body": bool(pending)}
+
+    async def send(msg):
+        sent.append(msg)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    anyio.run(app, scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return len(pulled), start["status"], body
+
+
+def test_anonymous_bodies_are_refused_before_they_are_read(client):
+    pid = _project(client)
+    chunk = b'{"items": [' + b" " * 65_536
+    for headers in ({}, {"Authorization": "Bearer nope"}):
+        headers = {**headers, "content-type": "application/json"}
+        pulled, code, body = _asgi_post(
+            client.app, f"/api/projects/{pid}/items", [chunk] * 50, headers
+        )
+        assert (pulled, code) == (0, 401), body
+        assert b"token" in body
+
+
+def test_bodies_over_the_limit_are_413_with_a_message(make_client, store):
+    client = make_client(max_json_body_bytes=2_000, max_upload_bytes=5_000)
+    pid = _project(client)
+    items = {"items": [{"external_id": f"x{i}", "payload": {"text": "t" * 50}} for i in range(40)]}
+    detail = _detail(client.post(f"/api/projects/{pid}/items", json=items), 413)
+    assert "larger than 2,000 bytes" in detail and "LABELWISE_MAX_JSON_BODY_BYTES" in detail
+    # no Content-Length (chunked): cut off as soon as it passes the limit, not read to the end
+    auth = {"Authorization": f"Bearer {ADMIN}", "content-type": "application/json"}
+    pulled, code, body = _asgi_post(
+        client.app, f"/api/projects/{pid}/items", [b" " * 1_500] * 50, auth
+    )
+    assert code == 413 and pulled == 2, (pulled, body)
+    big = "id,text\n" + "".join(f"r{i},{'t' * 40}\n" for i in range(200))
+    detail = _detail(_upload(client, pid, "x.csv", big), 413)
+    assert "file upload is larger than 5,000 bytes" in detail
+    assert store.count_items(pid) == 0
+    small = "id,text\na,t\n"
+    assert _upload(client, pid, "x.csv", small).status_code == 201
+
+
+def test_open_leases_per_annotator_are_capped(make_client):
+    client = make_client(max_open_leases=2)
+    pid = _project(client, batch_size=6)
+    items = [{"external_id": f"x{i}", "payload": {"text": f"text {i}"}} for i in range(12)]
+    assert client.post(f"/api/projects/{pid}/items", json={"items": items}).status_code == 201
+    assert client.post(f"/api/projects/{pid}/rounds").status_code == 201
+    ana = _user(client, "ana", [pid])
+    h = _auth(ana["token"])
+    claimed = [client.post(f"/api/projects/{pid}/tasks/next", headers=h) for _ in range(2)]
+    assert [r.status_code for r in claimed] == [200, 200]
+    detail = _detail(client.post(f"/api/projects/{pid}/tasks/next", headers=h), 409)
+    assert "you hold 2 open leases" in detail and "LABELWISE_MAX_OPEN_LEASES=2" in detail
+    # another annotator is not held back by ana
+    bob = _user(client, "bob", [pid])
+    assert (
+        client.post(f"/api/projects/{pid}/tasks/next", headers=_auth(bob["token"])).status_code
+        == 200
+    )
+    tid = claimed[0].json()["task"]["id"]
+    r = client.post(f"/api/tasks/{tid}/annotations", json={"label": "pos"}, headers=h)
+    assert r.status_code == 201, r.text
+    assert client.post(f"/api/projects/{pid}/tasks/next", headers=h).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "x.jsonl",
+            '{"id": ' + "9" * 5000 + ', "text": "t"}\n',
+            "line 1: field 'id': an integer of 5000",
+        ),
+        ("x.jsonl", '{"id": "a", "text": "t", "m": ' + "[" * 5000 + "]" * 5000 + "}\n", "line 1: "),
+        (
+            "x.jsonl",
+            '{"id": "a", "text": "' + "x" * 200_000 + '"}\n',
+            "line 1: field 'text': a value of 200,000",
+        ),
+        ("x.csv", "id,text\na,nul\x00here\n", "line 2: field 'text': a NUL character"),
+        ("x.csv", "", "has no rows"),
+        ("x.csv", "id,text\n", "has no rows"),
+        ("x.jsonl", "", "has no rows"),
+    ],
+)
+def test_import_limits_are_422_naming_line_and_field(client, store, name, content, message):
+    pid = _project(client)
+    detail = _detail(_upload(client, pid, name, content), 422)
+    assert message in detail, detail
+    assert store.count_items(pid) == 0
+
+
+# --------------------------------------------------------------------------- PATCH, 404 wording
+
+
+def test_patch_refuses_empty_classes_and_dropping_a_used_class(client, store):
+    pid = _project(client, classes=("neg", "pos", "meh"))
+    items = {"items": [{"external_id": "a", "payload": {"text": "t"}, "label": "pos"}]}
+    assert client.post(f"/api/projects/{pid}/items", json=items).status_code == 201
+    detail = _detail(client.patch(f"/api/projects/{pid}", json={"classes": []}), 422)
+    assert "classes cannot be empty" in detail
+    detail = _detail(client.patch(f"/api/projects/{pid}", json={"classes": ["neg", "meh"]}), 422)
+    assert "['pos'] is used by stored labels" in detail
+    assert list(store.get_project(pid).classes) == ["neg", "pos", "meh"]
+    # an unused class may go, and new ones come
+    r = client.patch(f"/api/projects/{pid}", json={"classes": ["neg", "pos", "great"]})
+    assert r.status_code == 200 and r.json()["classes"] == ["neg", "pos", "great"], r.text
+
+
+def test_foreign_and_unknown_ids_answer_the_same_404(client):
+    mine = _project(client, "mine", batch_size=4)
+    theirs = _project(client, "theirs", batch_size=4)
+    for pid in (mine, theirs):
+        items = [{"external_id": f"x{i}", "payload": {"text": f"text {i}"}} for i in range(8)]
+        assert client.post(f"/api/projects/{pid}/items", json={"items": items}).status_code == 201
+        assert client.post(f"/api/projects/{pid}/rounds").status_code == 201
+    # an annotation in the foreign project, by an admin
+    task = client.post(f"/api/projects/{theirs}/tasks/next").json()["task"]
+    ann = client.post(f"/api/tasks/{task['id']}/annotations", json={"label": "pos"}).json()
+    ana = _user(client, "ana", [mine])
+    h = _auth(ana["token"])
+    unknown = 99_999
+
+    def word(r, n):
+        return _detail(r, 404).replace(str(n), "N")
+
+    for method, path in [
+        ("get", "/api/tasks/{}"),
+        ("post", "/api/tasks/{}/skip"),
+        ("post", "/api/annotations/{}/undo"),
+    ]:
+        foreign_id = ann["id"] if "annotations" in path else task["id"]
+        a = word(client.request(method, path.format(foreign_id), headers=h), foreign_id)
+        b = word(client.request(method, path.format(unknown), headers=h), unknown)
+        assert a == b, (path, a, b)
+        assert str(theirs) not in a
+    a = word(client.get(f"/api/projects/{theirs}", headers=h), theirs)
+    b = word(client.get(f"/api/projects/{unknown}", headers=h), unknown)
+    assert a == b == "project N not found"

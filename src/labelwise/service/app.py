@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -72,6 +73,97 @@ def _validation_message(exc: RequestValidationError) -> str:
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}")
     return "; ".join(parts) or "invalid request"
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class _GuardBodies:
+    """Authenticate API writes before their body is read, and cap its size per route.
+
+    FastAPI reads and parses a request body before it runs the route's dependencies, so an
+    anonymous caller could make the server hold (and parse) any amount of JSON. This ASGI
+    layer answers 401 for a missing or unknown bearer token on ``/api/`` requests that carry a
+    body before any of it is read (the token's annotator is left in ``scope["state"]`` for
+    :func:`~labelwise.service.deps.require_user`), then counts the body as it streams: a
+    ``Content-Length`` over the route's limit is a 413 at once, a chunked body a 413 as soon
+    as it passes the limit. File imports (``items:import``) get ``max_upload_bytes`` (the
+    multipart parser spools them to disk); every other route ``max_json_body_bytes``.
+    """
+
+    def __init__(self, app: Any, store: BaseStore, settings: Settings) -> None:
+        self.app, self.store, self.settings = app, store, settings
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _BODY_METHODS
+            or not scope["path"].startswith("/api/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        from starlette.concurrency import run_in_threadpool
+
+        from labelwise.service.deps import authenticate
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            user = await run_in_threadpool(
+                authenticate, self.store, headers.get("authorization", "")
+            )
+        except HTTPException as e:
+            await JSONResponse({"detail": e.detail}, status_code=e.status_code, headers=e.headers)(
+                scope, receive, send
+            )
+            return
+        scope.setdefault("state", {})["user"] = user
+        upload = scope["path"].endswith("/items:import") and headers.get(
+            "content-type", ""
+        ).startswith("multipart/form-data")
+        limit = self.settings.max_upload_bytes if upload else self.settings.max_json_body_bytes
+        what = "file upload" if upload else "request body"
+        setting = "LABELWISE_MAX_UPLOAD_BYTES" if upload else "LABELWISE_MAX_JSON_BODY_BYTES"
+        message = (
+            f"the {what} is larger than {limit:,} bytes ({setting}); send less (split the "
+            "file, or import a file instead of a JSON list)."
+        )
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            await _error(status.HTTP_413_CONTENT_TOO_LARGE, message)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:  # FastAPI passes HTTPException from the body through
+                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, message)
+            return msg
+
+        await self.app(scope, counted, send)
+
+
+_PATH_ENTITY = re.compile(r"^/api/([a-z-]+?)s/(\d+)(?:/|$)")
+
+
+def _not_found_message(request: Request, exc: NotFound) -> str:
+    """The 404 wording, the same for what does not exist and what is not the caller's.
+
+    Routes reach a task, annotation, item or dataset version by id and then check that the
+    caller may see its project; for an annotator that check fails as "project 7 not found",
+    which would tell them the task exists (and in which project) while an unknown id reads
+    "task 99999 not found". For non-admins a project 404 on a path that names another entity
+    is worded after that entity instead: "task 5 not found" either way.
+    """
+    user = request.scope.get("state", {}).get("user")
+    if exc.entity != "project" or user is None or user.role == "admin":
+        return str(exc)
+    m = _PATH_ENTITY.match(request.url.path)
+    if m is None or m.group(1) == "project":
+        return str(exc)
+    return f"{m.group(1).replace('-', ' ')} {int(m.group(2))} not found"
 
 
 def _error(code: int, detail: str) -> JSONResponse:
@@ -139,7 +231,7 @@ def create_app(
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return _error(status.HTTP_404_NOT_FOUND, str(exc))
+        return _error(status.HTTP_404_NOT_FOUND, _not_found_message(request, exc))
 
     @app.exception_handler(LabelwiseError)
     async def _labelwise_error(request: Request, exc: LabelwiseError) -> JSONResponse:
@@ -168,6 +260,7 @@ def create_app(
         body["errors"] = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
         return JSONResponse(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
+    app.add_middleware(_GuardBodies, store=store, settings=settings)
     app.include_router(api_router)
     from labelwise.service import pages
 

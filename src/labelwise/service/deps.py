@@ -30,6 +30,7 @@ __all__ = [
     "ProjectId",
     "SettingsDep",
     "StoreDep",
+    "authenticate",
     "create_user",
     "get_settings",
     "get_store",
@@ -84,19 +85,17 @@ StoreDep = Annotated[BaseStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def require_user(
-    store: StoreDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Annotator:
-    """The caller, from the bearer token; 401 when it is missing or unknown."""
-    if credentials is None or not credentials.credentials:
+def authenticate(store: BaseStore, authorization: str) -> Annotator:
+    """The annotator an ``Authorization`` header names; 401 when it is missing or unknown."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing token; send 'Authorization: Bearer <token>' (tokens come from "
             "POST /api/annotators).",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    user = store.find_annotator_by_token(hash_token(credentials.credentials))
+    user = store.find_annotator_by_token(hash_token(token.strip()))
     if user is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -104,6 +103,24 @@ def require_user(
             headers={"WWW-Authenticate": "Bearer"},
         )
     return user
+
+
+def require_user(
+    request: Request,
+    store: StoreDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Annotator:
+    """The caller, from the bearer token; 401 when it is missing or unknown.
+
+    Requests with a body were authenticated before it was read (``app._GuardBodies``): that
+    annotator is reused rather than looked up twice.
+    """
+    state = request.scope.setdefault("state", {})
+    if state.get("user") is None:
+        header = "" if credentials is None else f"Bearer {credentials.credentials}"
+        # kept for the 404 handler, which words errors by the caller's role
+        state["user"] = authenticate(store, header)
+    return state["user"]
 
 
 CurrentUser = Annotated[Annotator, Depends(require_user)]

@@ -335,6 +335,9 @@ class ProjectUpdate(_In):
 
     @model_validator(mode="after")
     def _check(self) -> ProjectUpdate:
+        if self.classes is not None and not self.classes:
+            # an empty list would make every label check accept anything
+            raise ValueError("classes cannot be empty; list the project's classes")
         if self.classes is not None and len(set(self.classes)) != len(self.classes):
             raise ValueError(f"classes must be unique; got {self.classes!r}")
         if self.strategy is not None:

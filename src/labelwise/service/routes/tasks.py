@@ -43,7 +43,17 @@ from labelwise.service.schemas import (
     RoundPublic,
     TaskPublic,
 )
-from labelwise.storage.base import Annotator, BaseStore, Item, NotFound, Project, Task, UndoError
+from labelwise.storage.base import (
+    Annotator,
+    BaseStore,
+    Item,
+    LeaseError,
+    NotFound,
+    Project,
+    Task,
+    UndoError,
+    utcnow,
+)
 from labelwise.tasks import TaskType
 
 router = APIRouter(prefix="/api")
@@ -151,7 +161,11 @@ def _claimed(store: BaseStore, project: Project, task: Task) -> ClaimedTask:
     "/projects/{project_id}/tasks/next",
     summary="Claim the next task",
     tags=["tasks"],
-    responses={204: {"description": "The queue is empty."}, **_NOT_FOUND},
+    responses={
+        204: {"description": "The queue is empty."},
+        409: {"description": "You hold max_open_leases tasks already: answer or skip one."},
+        **_NOT_FOUND,
+    },
     response_model=ClaimedTask,
 )
 def claim_next(
@@ -161,12 +175,36 @@ def claim_next(
     for ``lease_seconds``; includes the item and, if the project shows predictions, the current
     model's guess. 204 when there is nothing to label."""
     project = visible_project(store, user, project_id)
+    _check_open_leases(store, project_id, user, settings.max_open_leases)
     from labelwise.service import quality
 
     task = quality.claim_task(store, project, user.id, lease_seconds=settings.lease_seconds)
     if task is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return _claimed(store, project, task)
+
+
+def _check_open_leases(store: BaseStore, project_id: int, user: Annotator, cap: int) -> None:
+    """409 when the caller already holds ``cap`` valid leases in the project.
+
+    Without a cap one annotator could lease a whole round (each claim is a new task) and leave
+    the others nothing for ``lease_seconds``. The check and the claim are two steps, so two
+    claims racing from the same token may end one over the cap: a bound on hoarding, not an
+    exact quota.
+    """
+    now = utcnow()
+    held = [
+        t
+        for t in store.list_tasks(project_id, status="leased", lease_owner=user.id)
+        if t.lease_expires is not None and t.lease_expires > now
+    ]
+    if len(held) >= cap:
+        raise LeaseError(
+            f"you hold {len(held)} open leases in this project, the most one annotator may "
+            f"hold (LABELWISE_MAX_OPEN_LEASES={cap}); answer or skip one (ids "
+            f"{', '.join(str(t.id) for t in held[:5])}{', ...' if len(held) > 5 else ''}) "
+            "before claiming more."
+        )
 
 
 def _task_for(store: BaseStore, user: Annotator, task_id: int) -> Task:
