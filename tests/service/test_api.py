@@ -592,7 +592,8 @@ def test_task_access_rules(client):
         ("post", f"/api/tasks/{task['id']}/skip", None),
     ]:
         r = client.request(method, path, json=body, headers=_auth(outsider))
-        assert _detail(r, 404) == f"project {p['id']} not found"
+        # a foreign task reads like an unknown one: the answer tells nothing about other projects
+        assert _detail(r, 404) == f"task {task['id']} not found"
     assert _detail(client.get("/api/tasks/999"), 404) == "task 999 not found"
     r = client.post("/api/tasks/999/annotations", json={"label": "pos"})
     assert _detail(r, 404) == "task 999 not found"
@@ -751,7 +752,7 @@ def test_undo_access_rules(client):
         f"/api/tasks/{task['id']}/annotations", json={"label": "pos"}, headers=_auth(ana)
     ).json()
     r = client.post(f"/api/annotations/{ann['id']}/undo", headers=_auth(outsider))
-    assert _detail(r, 404) == f"project {p['id']} not found"
+    assert _detail(r, 404) == f"annotation {ann['id']} not found"  # as for an unknown id
     assert _detail(client.post("/api/annotations/999/undo"), 404) == "annotation 999 not found"
     assert client.post("/api/annotations/0/undo").status_code == 422
 

@@ -81,7 +81,7 @@ def test_flag_bad_input_and_access(client):
     assert _detail(client.post(f"/api/tasks/{tid}/flags", json={"reason": "x" * 2001}), 422)
     outsider = client.post("/api/annotators", json={"name": "zoe"}).json()["token"]
     r = client.post(f"/api/tasks/{tid}/flags", json={"reason": "x"}, headers=_auth(outsider))
-    assert _detail(r, 404) == f"project {pid} not found"
+    assert _detail(r, 404) == f"task {tid} not found"  # a foreign task reads like an unknown one
     assert _detail(client.post("/api/tasks/999/flags", json={"reason": "x"}), 404)
     assert _detail(client.get("/api/projects/999/flags"), 404)
     assert client.get(f"/api/projects/{pid}/flags").json() == []
