@@ -193,3 +193,17 @@ def test_import_scale_loads_neither_ray_nor_sklearn():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"
+
+
+def test_gathering_scattered_rows_stays_out_of_resident_memory(tmp_path):
+    from labelwise.scale.blocks import gather_rows
+
+    X = np.random.default_rng(0).normal(size=(65_536, 256)).astype(np.float32)  # 64 MB
+    np.save(tmp_path / "pool.npy", X)
+    mm = np.load(tmp_path / "pool.npy", mmap_mode="r")
+    pos = np.random.default_rng(1).choice(65_536, 3000, replace=False)
+    before = _rss_file_kb()
+    rows = gather_rows(mm, pos)
+    assert _rss_file_kb() - before < 8 * 1024
+    np.testing.assert_array_equal(rows, X[pos])
+    np.testing.assert_array_equal(gather_rows(X, pos), X[pos])  # plain arrays: plain indexing

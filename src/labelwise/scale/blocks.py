@@ -70,6 +70,7 @@ __all__ = [
     "Plan",
     "UnsupportedBackendError",
     "WorkerContext",
+    "gather_rows",
     "merge_blocks",
     "plan_blocks",
     "release_pages",
@@ -460,6 +461,38 @@ def release_pages(X: Any, lo: int, hi: int) -> None:
     end = min(len(mm), first + (hi - lo) * row)
     if end > begin:
         mm.madvise(mmap.MADV_DONTNEED, begin, end - begin)
+
+
+def gather_rows(X: Any, positions: np.ndarray, batch: int = 64) -> np.ndarray:
+    """``np.asarray(X[positions])``, with a memory-mapped ``X`` kept out of resident memory.
+
+    Gathering scattered rows faults in far more than the rows: the kernel maps whole folios
+    around each fault (measured: 5,000 random rows of a 7.7 GB file left 2.9 GB mapped). Rows
+    are read in pool order, ``batch`` at a time, and each batch's span is released after it is
+    copied, so at most ``batch`` rows' worth of mapped pages are resident at once.
+
+    Parameters
+    ----------
+    X : ndarray or memmap of shape (n_rows, ...)
+    positions : ndarray of shape (m,)
+    batch : int
+
+    Returns
+    -------
+    rows : ndarray of shape (m, ...)
+        In the order of ``positions``.
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    if not isinstance(X, np.memmap) or getattr(X, "_mmap", None) is None:
+        return np.asarray(X[positions])
+    out = np.empty((positions.shape[0], *X.shape[1:]), dtype=X.dtype)
+    order = np.argsort(positions, kind="stable")
+    for s in range(0, order.shape[0], batch):
+        sel = order[s : s + batch]
+        rows = positions[sel]
+        out[sel] = X[rows]
+        release_pages(X, int(rows[0]), int(rows[-1]) + 1)
+    return out
 
 
 class InMemorySource:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from labelwise.errors import LabelwiseError
-from labelwise.scale.blocks import release_pages
+from labelwise.scale.blocks import gather_rows, release_pages
 from labelwise.strategies.base import DEFAULT_CHUNK_SIZE, Candidates, Query, Strategy
 from labelwise.strategies.registry import get_strategy
 
@@ -36,8 +36,9 @@ class PoolCandidates(Candidates):
         ``progress(done, total)`` after each chunk: candidates scanned so far, and ``n``.
         A strategy that scans twice (information density) counts past ``total``.
     release : bool
-        After each chunk is scored, drop its pages from this process's resident memory
-        (:func:`labelwise.scale.blocks.release_pages`; the page cache keeps them).
+        After each chunk is scored, and while scattered rows are gathered (a diversity
+        strategy's prefiltered candidates), drop the pages read from this process's resident
+        memory (:func:`labelwise.scale.blocks.release_pages`; the page cache keeps them).
 
     Notes
     -----
@@ -60,6 +61,12 @@ class PoolCandidates(Candidates):
                     release_pages(self.X, int(rows.min()), int(rows.max()) + 1)
             if self.progress is not None:
                 self.progress(start + n, self.n)
+
+    def take(self, cand_idx: np.ndarray) -> Any:
+        # diversity strategies gather their prefiltered rows from all over the file
+        if not self.release:
+            return super().take(cand_idx)
+        return gather_rows(self.X, self.pool_positions(cand_idx))
 
 
 def open_pool(
