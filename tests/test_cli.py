@@ -85,3 +85,14 @@ def test_library_errors_become_exit_code_2(capsys):
         raise UnknownStrategyError("unknown strategy 'x'; valid strategies: entropy")
     assert info.value.exit_code == 2
     assert "unknown strategy 'x'" in capsys.readouterr().err
+
+
+def test_error_messages_keep_their_brackets():
+    """Library errors are plain text: ``labelwise[ray]``, ``nope[x]`` must not vanish as markup."""
+    from typer.testing import CliRunner
+
+    from labelwise.cli import app
+
+    out = CliRunner().invoke(app, ["evaluate", "--dataset", "digits", "--strategies", "nope[x]"])
+    assert out.exit_code == 2
+    assert "nope[x]" in out.output

@@ -29,6 +29,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -63,7 +64,8 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except LabelwiseError as exc:
-        console(stderr=True).print(f"[red]error:[/red] {exc}", markup=True)
+        # the message is plain text: brackets in it ("labelwise[ray]") are not markup
+        console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
         raise typer.Exit(code=2) from None
 
 
@@ -941,7 +943,9 @@ def project_round(
             started = start_round(store, pid, settings=settings)
             reason = None if started is not None else why_no_round(store, pid)
     if started is None:
-        console(stderr=True).print(f"[red]error:[/red] no round started: {reason}", markup=True)
+        console(stderr=True).print(
+            f"[red]error:[/red] no round started: {escape(reason)}", markup=True
+        )
         raise typer.Exit(code=2)
     console().print(f"round {started.number} of project {pid} started with {started.strategy}")
 
