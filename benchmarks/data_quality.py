@@ -42,6 +42,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 import sklearn
+from _results import write_section  # benchmarks/ is on sys.path when run
 from threadpoolctl import threadpool_limits
 
 import labelwise
@@ -257,19 +258,6 @@ def summarise(results: list[dict]) -> dict:
     return out
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the ``## Data quality`` section of ``path`` (re-read now: others write it too)."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    start = text.find(HEADING)
-    if start == -1:
-        text = text.rstrip() + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(HEADING))
-        rest = "" if end == -1 else "\n" + text[end + 1 :]
-        text = text[:start] + section.rstrip("\n") + "\n" + rest
-    path.write_text(text)
-
-
 def markdown(summaries: dict[str, dict], args, seconds: float, command: str) -> str:
     def pct(x: float) -> str:
         return f"{100 * x:.1f}"
@@ -383,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     section = markdown(summaries, args, seconds, command.strip())
     print(section)
     if args.out:
-        write_section(Path(args.out), section)
+        write_section(Path(args.out), HEADING, section)
         print(f"wrote {args.out}")
     return 0
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
+
+from _results import write_section  # benchmarks/ is on sys.path when run
 
 from labelwise.importers import import_items
 from labelwise.testing.store import postgres_schema_store, sqlite_store
@@ -154,13 +155,7 @@ def write_results(rows: list) -> None:
         )
     lines += ["", BEFORE]
     section = "\n".join(lines) + "\n"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## Imports.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    RESULTS.write_text(text)
+    write_section(RESULTS, "## Imports", section)
 
 
 if __name__ == "__main__":

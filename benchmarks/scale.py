@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import write_section  # benchmarks/ is on sys.path when run
 
 D = 384
 N_CLUSTERS = 30
@@ -326,19 +327,6 @@ def local_scoring(pool: Path, model_path: Path, n: int, threads: int) -> float:
 
 
 # --------------------------------------------------------------------------- report
-def _write_section(path: Path, heading: str, section: str) -> None:
-    """Replace the section that starts with ``heading`` in ``path`` (others are kept)."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"  # read just now
-    start = text.find(heading)
-    if start == -1:
-        text = text.rstrip() + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(heading))
-        rest = "" if end == -1 else "\n" + text[end + 1 :]
-        text = text[:start] + section.rstrip("\n") + "\n" + rest
-    path.write_text(text)
-
-
 def format_section(res: dict, command: str) -> str:
     n, rn = res["n"], res["ray_n"]
     gb = n * D * 4 / 1e9
@@ -493,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         section = format_section(saved["res"], saved["command"])
         print(section)
         if not args.no_write:
-            _write_section(Path(args.out), "## Scale", section)
+            write_section(Path(args.out), "## Scale", section)
         return 0
     base = Path(args.dir or tempfile.gettempdir())
     need = args.n * D * 4
@@ -541,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     section = format_section(res, command)
     print(section)
     if not args.no_write:
-        _write_section(Path(args.out), "## Scale", section)
+        write_section(Path(args.out), "## Scale", section)
     return 0
 
 

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import write_section  # benchmarks/ is on sys.path when run
 
 D = 384
 N_CLASSES = 10
@@ -316,22 +317,9 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    _write_section(Path(args.out), "## Selection speed", section)
+    write_section(Path(args.out), "## Selection speed", section)
     console.print(f"wrote {args.out}")
     return 0
-
-
-def _write_section(path: Path, heading: str, section: str) -> None:
-    """Replace the section that starts with ``heading`` in ``path`` (others are kept)."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    start = text.find(heading)
-    if start == -1:
-        text = text.rstrip() + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(heading))
-        rest = "" if end == -1 else "\n" + text[end + 1 :]
-        text = text[:start] + section.rstrip("\n") + "\n" + rest
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from select_speed import _write_section
+from _results import write_section  # benchmarks/ is on sys.path when run
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 ADMIN = "bench-admin-token"
@@ -525,7 +525,7 @@ def main() -> int:
     out = Path(args.out)
     if kept := _kept_subsections(out):  # hand-written notes (e.g. before/after a change)
         lines += [kept, ""]
-    _write_section(out, HEADING, "\n".join(lines))
+    write_section(out, HEADING, "\n".join(lines))
     print(f"wrote {args.out}")
     return 0
 
