@@ -166,3 +166,34 @@ def seed_text_queue(base: str, admin_token: str, name: str, n_items: int, annota
 def seed_queue():
     """:func:`seed_text_queue`, for tests that start their own server."""
     return seed_text_queue
+
+
+# --------------------------------------------------------------------------- HTTP helpers
+
+ADMIN = "admin-secret-token"
+
+
+def auth(token: str) -> dict[str, str]:
+    """The Authorization header of a bearer token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def detail(r, code: int) -> str:
+    """The response is ``code`` with a JSON ``{"detail": "<message>"}`` body; the message."""
+    assert r.status_code == code, r.text
+    message = r.json()["detail"]
+    assert isinstance(message, str) and message
+    return message
+
+
+@pytest.fixture
+def client(store, tmp_path):
+    """The API over ``store`` (every backend) as the admin; modules may define their own."""
+    from fastapi.testclient import TestClient
+
+    from labelwise.service.app import create_app
+
+    settings = Settings(worker="external", data_dir=tmp_path / "data", lease_seconds=60)
+    with TestClient(create_app(settings, store, admin_token=ADMIN)) as c:
+        c.headers["Authorization"] = f"Bearer {ADMIN}"
+        yield c

@@ -2,32 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-from fastapi.testclient import TestClient
-
-from labelwise.service.app import create_app
-from labelwise.settings import Settings
-
-ADMIN = "admin-secret-token"
-
-
-@pytest.fixture
-def client(store, tmp_path):
-    settings = Settings(worker="external", data_dir=tmp_path / "data", lease_seconds=60)
-    with TestClient(create_app(settings, store, admin_token=ADMIN)) as c:
-        c.headers["Authorization"] = f"Bearer {ADMIN}"
-        yield c
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _detail(r, code: int) -> str:
-    assert r.status_code == code, r.text
-    detail = r.json()["detail"]
-    assert isinstance(detail, str) and detail
-    return detail
+from .conftest import auth as _auth
+from .conftest import detail as _detail
 
 
 def _queued(client) -> tuple[int, str, str]:

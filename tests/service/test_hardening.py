@@ -18,6 +18,8 @@ from labelwise.settings import Settings
 from labelwise.storage.sql import SqlStore
 from labelwise.testing.store import postgres_schema_store, sqlite_store
 
+from .conftest import detail as _detail
+
 ADMIN = "admin-token-for-hardening-tests"
 
 
@@ -79,13 +81,6 @@ def client(make_client):
 
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _detail(r, code: int) -> str:
-    assert r.status_code == code, r.text
-    detail = r.json()["detail"]
-    assert isinstance(detail, str) and detail
-    return detail
 
 
 def _project(client, name="p", classes=("neg", "pos"), **kw) -> int:

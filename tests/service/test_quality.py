@@ -16,6 +16,8 @@ from labelwise.service.app import create_app
 from labelwise.service.rounds import read_snapshot
 from labelwise.settings import Settings
 
+from .conftest import detail as _detail
+
 ADMIN = "admin-secret-token"
 
 
@@ -40,13 +42,6 @@ def parity():
 
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _detail(r, code: int) -> str:
-    assert r.status_code == code, r.text
-    detail = r.json()["detail"]
-    assert isinstance(detail, str) and detail
-    return detail
 
 
 def _project(client, names, n_items, parity, gold=(), **kw):
