@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["DEFAULT_DATABASE_URL", "Settings"]
 
@@ -84,8 +84,21 @@ class Settings(BaseSettings):
         description="Tasks one annotator may hold leased in a project at once; a claim beyond "
         "is a 409 saying so.",
     )
+    outbound_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts or networks that webhooks and model endpoints may reach although "
+        "they are link-local or cloud metadata addresses (refused by default; comma-separated "
+        "in LABELWISE_OUTBOUND_ALLOW).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
+
+    @field_validator("outbound_allow", mode="before")
+    @classmethod
+    def _split_allow(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [part.strip() for part in v.split(",") if part.strip()]
+        return v
 
     @field_validator("database_url")
     @classmethod

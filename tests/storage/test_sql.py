@@ -19,7 +19,7 @@ def test_migrations_run_once_and_match_the_models(tmp_path):
     assert store.current_revision() is None
     store.upgrade()
     store.upgrade()  # idempotent
-    assert store.current_revision() == "0006"
+    assert store.current_revision() == "0008"
     cfg = alembic_config(store.url)
     command.check(cfg)  # raises if models.py and the migrations disagree
     store.close()
@@ -50,7 +50,7 @@ def test_migration_0002_adds_task_confidence_to_existing_tasks(tmp_path):
             "created) VALUES (1, 1, 1, 'queued', 0.5, 'a', '2026-01-01 12:00:00')"
         )
     store.upgrade()
-    assert store.current_revision() == "0006"
+    assert store.current_revision() == "0008"
     (task,) = store.list_tasks(1)
     assert (task.priority, task.routing_tag, task.confidence, task.created) == (0.5, "a", None, T0)
     store.update_tasks([task.id], priorities=[0.7], confidences=[0.8])
@@ -166,7 +166,7 @@ def test_unsupported_database():
 def test_open_store(tmp_path):
     assert isinstance(open_store("memory://"), InMemoryStore)
     store = open_store(f"sqlite:///{tmp_path}/lw.db", upgrade=True)
-    assert isinstance(store, SqlStore) and store.current_revision() == "0006"
+    assert isinstance(store, SqlStore) and store.current_revision() == "0008"
     store.close()
 
 

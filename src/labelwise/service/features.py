@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from labelwise import features as F
 from labelwise.errors import LabelwiseError
 from labelwise.features import FEATURE_KINDS, FeatureMatrix
+from labelwise.service.schemas import FEATURE_METHODS
 from labelwise.storage.base import BaseStore, Item
 
 __all__ = [
@@ -173,17 +174,55 @@ def project_features(store: BaseStore, project_id: int, settings: Any) -> Featur
         )
         return FeatureMatrix(item_ids, X, kind, metadata, key)
 
+    method = feature_method(store.get_project(project_id).strategy_params, kind)
     # Keywords only add text metadata columns; other kinds keep their key (and their cache).
-    key = F.features_key(kind, item_ids, keywords=keywords if kind == "text" else ())
+    # The default method of a kind keeps the key it had before methods existed.
+    extra = "" if method is None or method == FEATURE_METHODS[kind][0] else method
+    key = F.features_key(kind, item_ids, extra, keywords=keywords if kind == "text" else ())
     folder = _cache_dir(settings, project_id)
-    path = folder / f"{kind}_{key}{'.npz' if kind == 'text' else '.npy'}"
+    sparse = kind == "text" and method == "tfidf"
+    path = folder / f"{kind}_{key}{'.npz' if sparse else '.npy'}"
     if path.exists():
         return FeatureMatrix(item_ids, _load_cached(path), kind, metadata, key)
     if texts is not None:
-        X = F.tfidf(texts)
+        X = _text_features(texts, method, settings)
     elif kind == "image":
-        X = F.thumbnails([it.payload["image"] for it in items])
+        X = _image_features([it.payload["image"] for it in items], method)
     else:
         X = F.tabular([it.payload for it in items])
     _store_cached(folder, path, X)
     return FeatureMatrix(item_ids, X, kind, metadata, key)
+
+
+def feature_method(params: Any, kind: str) -> str | None:
+    """The project's ``strategy_params["features"]`` for items of ``kind`` (default: the first).
+
+    ``None`` for kinds with one way to featurise (tabular, ``.npy``).
+
+    Raises
+    ------
+    LabelwiseError
+        If the method does not apply to the kind (``embeddings`` for an image project, say).
+    """
+    methods = FEATURE_METHODS.get(kind)
+    if methods is None:
+        return None
+    method = (params or {}).get("features") or methods[0]
+    if method not in methods:
+        raise LabelwiseError(
+            f"strategy_params.features={method!r} does not apply to {kind} items; use one of "
+            f"{list(methods)}."
+        )
+    return method
+
+
+def _text_features(texts: list[str], method: str | None, settings: Any) -> Any:
+    if method == "tfidf":
+        return F.tfidf(texts)
+    raise LabelwiseError(f"text features {method!r} are not available yet")
+
+
+def _image_features(paths: list[str], method: str | None) -> Any:
+    if method == "thumbnails":
+        return F.thumbnails(paths)
+    raise LabelwiseError(f"image features {method!r} are not available yet")

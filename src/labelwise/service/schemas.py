@@ -151,6 +151,14 @@ def check_strategy(
         raise ValueError(f"bad strategy_params for {name!r}: {e}") from None
 
 
+# How items are featurised, per kind (the first is the default): strategy_params["features"].
+FEATURE_METHODS: dict[str, tuple[str, ...]] = {
+    "text": ("tfidf", "embeddings"),
+    "image": ("thumbnails", "hog"),  # hog becomes the default once it lands
+}
+FEATURE_METHODS_ALL = tuple(m for methods in FEATURE_METHODS.values() for m in methods)
+
+
 def check_loop_params(params: Mapping[str, Any] | None) -> None:
     """Check the reserved ``strategy_params`` keys that configure the loop, not the strategy.
 
@@ -194,6 +202,11 @@ def check_loop_params(params: Mapping[str, Any] | None) -> None:
             "strategy_params.label_check must be true or false (send the labels confident "
             "learning finds suspect to review after each retrain)"
         )
+    method = params.get("features")
+    if method is not None and method not in FEATURE_METHODS_ALL:
+        raise ValueError(f"strategy_params.features must be one of {list(FEATURE_METHODS_ALL)} "
+                         f"(text: tfidf or embeddings; images: thumbnails or hog); got "
+                         f"{method!r}")  # fmt: skip
     cold = params.get("cold_start_params", {})
     if not isinstance(cold, dict):
         raise ValueError(f"strategy_params.cold_start_params must be an object of the cold-start "
