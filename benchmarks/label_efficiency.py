@@ -239,6 +239,147 @@ def write_markdown(results: dict, args: argparse.Namespace, seconds: dict, path:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+# --------------------------------------------------------------------------- image features
+# --image-features: the image sets written as PNG files and featurised by the functions the
+# service uses (labelwise.features.thumbnails, the old default, and image_descriptors, "hog"),
+# then compared at one absolute accuracy target, paired per seed.
+
+
+def write_pngs(X: np.ndarray, side: int, folder: Path) -> list[str]:
+    """Rows of pixel values in [0, 1] as ``side x side`` 8-bit grayscale PNG files, native size.
+
+    Returns the paths in row order (files already there are reused).
+    """
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, row in enumerate(np.asarray(X)):
+        path = folder / f"{i:05d}.png"
+        if not path.exists():
+            pixels = np.clip(np.rint(row.reshape(side, side) * 255), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, mode="L").save(path)
+        paths.append(str(path))
+    return paths
+
+
+def image_feature_dataset(name: str, method: str, folder: Path):
+    """``name`` (an image set) with features ``method`` computed from PNG files."""
+    import dataclasses
+
+    from labelwise import features as F
+    from labelwise.datasets import load_dataset
+
+    ds = load_dataset(name)
+    side = math.isqrt(ds.n_features)  # 8 (digits), 28 (mnist5k)
+    featurise = {"thumbnails": F.thumbnails, "hog": F.image_descriptors}[method]
+    X = {}
+    for split in ("train", "test"):
+        paths = write_pngs(getattr(ds, f"X_{split}"), side, folder / name / split)
+        X[split] = featurise(paths)
+    return dataclasses.replace(
+        ds,
+        name=f"{name}:{method}",
+        X_train=X["train"],
+        X_test=X["test"],
+        features=method,
+        feature_names=None,
+    )
+
+
+def image_section(results: dict, args: argparse.Namespace, seconds: dict) -> str:
+    """Markdown block comparing the image features at one absolute target per data set."""
+    from labelwise.evaluate import labels_to_target
+
+    methods = args.image_features.split(",")
+    lines = []
+    for base in dict.fromkeys(n.split(":")[0] for n in results):
+        evs = {m: results[f"{base}:{m}"] for m in methods if f"{base}:{m}" in results}
+        if len(evs) < 2:
+            continue
+        target = TOP * min(ev.full_quality for ev in evs.values())
+        full = ", ".join(f"{m} {ev.full_quality:.4f}" for m, ev in evs.items())
+        lines += [
+            f"**{base}**: full-data accuracy {full}; common target {target:.4f} (95% of the "
+            "lower). Budget "
+            f"{CONFIGS[base][0]} + {CONFIGS[base][1]} x {CONFIGS[base][2]}.",
+            "",
+            "| strategy | "
+            + " | ".join(f"{m}: labels (k/n)" for m in methods)
+            + f" | {methods[0]} / {methods[-1]} labels, paired [95% CI] |",
+            "|---|" + "---|" * (len(methods) + 1),
+        ]
+        budget = float(max(CONFIGS[base][0] + CONFIGS[base][1] * CONFIGS[base][2], 1))
+        for s in args.strategies.split(","):
+            per = {}
+            cells = []
+            for m, ev in evs.items():
+                runs = ev.results[s]
+                lab = np.array([labels_to_target(r.n_labeled, r.quality, target) for r in runs])
+                per[m] = np.minimum(lab, budget)
+                reached = int(np.isfinite(lab).sum())
+                cells.append(f"{per[m].mean():.0f} ({reached}/{lab.size})")
+            a, b = per[methods[0]], per[methods[-1]]
+            rng = np.random.RandomState(0)
+            idx = rng.randint(a.shape[0], size=(2000, a.shape[0]))
+            lo, hi = np.quantile(a[idx].mean(axis=1) / b[idx].mean(axis=1), [0.025, 0.975])
+            cells.append(f"{a.mean() / b.mean():.2f} [{lo:.2f}, {hi:.2f}]")
+            lines.append(f"| {s} | " + " | ".join(cells) + " |")
+        lines.append("")
+        own = []
+        for m, ev in evs.items():
+            for s in args.strategies.split(","):
+                if s != "random":
+                    labels, ratio = _cell(ev.ratio(s, TOP))
+                    own.append(f"{m} {s} {labels} labels, {ratio} vs random")
+        lines += [
+            "At each feature set's own 95% target (the main table's protocol): "
+            + "; ".join(own)
+            + ". Time: "
+            + ", ".join(f"{m} {seconds[f'{base}:{m}'] / 60:.1f} min" for m in evs)
+            + ".",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def run_image_features(args: argparse.Namespace) -> int:
+    import tempfile
+
+    folder = Path(args.image_dir or tempfile.mkdtemp(prefix="labelwise-pngs-"))
+    strategies = args.strategies.split(",")
+    results, seconds = {}, {}
+    for name in args.datasets.split(","):
+        for method in args.image_features.split(","):
+            t0 = time.perf_counter()
+            ds = image_feature_dataset(name, method, folder)
+            init, batch, rounds = CONFIGS[name]
+            ev = evaluate(
+                ds,
+                strategies,
+                seeds=args.seeds,
+                thresholds=THRESHOLDS,
+                initial_size=init,
+                batch_size=batch,
+                n_rounds=rounds,
+                n_jobs=args.jobs,
+            )
+            key = f"{name}:{method}"
+            seconds[key] = time.perf_counter() - t0
+            results[key] = ev
+            print(
+                f"{key}: {seconds[key]:.0f} s, {ds.n_features} features, full "
+                f"{ev.full_quality:.4f}",
+                file=sys.stderr,
+                flush=True,
+            )
+            if args.pickle:
+                with open(args.pickle, "wb") as f:
+                    pickle.dump({"results": results, "args": args, "seconds": seconds}, f)
+            Path(args.out).write_text(image_section(results, args, seconds), encoding="utf-8")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=10)
@@ -256,7 +397,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--render", default=None, help="only re-render the markdown from a --pickle file"
     )
+    p.add_argument(
+        "--image-features",
+        default=None,
+        help="e.g. thumbnails,hog: image sets as PNG files through the service's featurisers; "
+        "writes a comparison block to --out (not the main table)",
+    )
+    p.add_argument("--image-dir", default=None, help="where --image-features writes the PNGs")
     args = p.parse_args(argv)
+    if args.image_features:
+        return run_image_features(args)
     if args.render:
         with open(args.render, "rb") as f:
             saved = pickle.load(f)
