@@ -74,6 +74,8 @@ __all__ = [
     "ItemsWritten",
     "Job",
     "LeaseError",
+    "ModelSource",
+    "ModelUpload",
     "ModelVersion",
     "NewItem",
     "NotFound",
@@ -90,7 +92,7 @@ __all__ = [
 ITEM_STATUSES = ("unlabeled", "queued", "labeled", "skipped", "review", "gold")
 TASK_STATUSES = ("queued", "leased", "done", "skipped")
 JOB_STATUSES = ("queued", "running", "done", "failed")
-JOB_KINDS = ("retrain", "select")
+JOB_KINDS = ("retrain", "select", "predict")  # predict: model sources (issue 11)
 ROLES = ("admin", "annotator", "reviewer")
 CONSENSUS_METHODS = ("majority", "dawid_skene")
 #: Why an item is in review (``Item.review_reason``).
@@ -406,6 +408,8 @@ class Job:
     error: str | None
     created: datetime
     updated: datetime
+    #: a queued job is not claimed before this time (a retry's backoff); ``None``: at once
+    not_before: datetime | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -795,6 +799,70 @@ def _check_task_statuses(statuses: Sequence[str]) -> list[str]:
     for st in out:
         _check_choice("status", st, TASK_STATUSES)
     return out
+
+
+# --------------------------------------------------------------------------- model sources (issue 11)
+
+#: Where a project's class probabilities come from (:mod:`labelwise.service.model_sources`).
+MODEL_SOURCES = ("builtin", "predictions", "endpoint")
+#: What a :class:`ModelUpload` holds, and where it came from.
+MODEL_UPLOAD_KINDS = ("predictions", "embeddings")
+MODEL_UPLOAD_ORIGINS = ("upload", "endpoint")
+MAX_ENDPOINT_URL_CHARS = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSource:
+    """A project's model source: ``builtin`` (labelwise fits its own model), ``predictions``
+    (the newest uploaded predictions rank the pool) or ``endpoint`` (an external model over
+    HTTP at ``endpoint``). A project without a stored row is ``builtin``."""
+
+    project_id: int
+    source: str
+    endpoint: str | None
+    updated: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUpload:
+    """One version of per-item predictions or embeddings, uploaded or returned by an endpoint.
+
+    The arrays live on disk in the folder ``path`` (``item_ids.npy``: int64 item ids, ascending;
+    ``values.npy``: float32 rows of shape (n_rows, n_cols), memory-mappable). ``version`` counts
+    1, 2, ... per project and kind; the newest is the active one. ``classes`` names the columns
+    of predictions (the project's classes, in its order); ``()`` for embeddings.
+    ``model_version`` is the endpoint's model version or the uploaded file's name.
+    """
+
+    id: int
+    project_id: int
+    kind: str
+    version: int
+    origin: str
+    path: str
+    n_rows: int
+    n_cols: int
+    classes: tuple[str, ...]
+    model_version: str | None
+    created: datetime
+
+
+def _check_model_source(source: str, endpoint: str | None) -> str | None:
+    _check_choice("source", source, MODEL_SOURCES)
+    if source != "endpoint":
+        return endpoint
+    if not isinstance(endpoint, str) or not endpoint.strip():
+        raise LabelwiseError("source 'endpoint' needs the endpoint's URL (http:// or https://).")
+    if len(endpoint) > MAX_ENDPOINT_URL_CHARS:
+        raise LabelwiseError(f"an endpoint URL is at most {MAX_ENDPOINT_URL_CHARS} characters.")
+    return endpoint.strip()
+
+
+def _check_model_upload(kind: str, origin: str, n_rows: int, n_cols: int) -> None:
+    _check_choice("kind", kind, MODEL_UPLOAD_KINDS)
+    _check_choice("origin", origin, MODEL_UPLOAD_ORIGINS)
+    if n_rows < 0 or n_cols < 1:
+        raise LabelwiseError(f"an upload has n_rows >= 0 and n_cols >= 1; got {n_rows}, {n_cols}.")
 
 
 # --------------------------------------------------------------------------- contract
@@ -1411,12 +1479,71 @@ class BaseStore(ABC):
         worker_id: str,
         error: str,
         now: datetime | None = None,
+        *,
+        not_before: datetime | None = None,
     ) -> None:
         """Put a running job back in the queue after a failed attempt.
 
         The job becomes ``queued`` again with no owner, keeps its ``attempts`` count and records
         ``error`` (the last failure); :class:`LeaseError` if ``worker_id`` does not hold it.
+        With ``not_before`` (a backoff), :meth:`claim_next_job` leaves it alone until then.
         """
+
+    # ---- model sources (issue 11)
+    @abstractmethod
+    def set_model_source(
+        self,
+        project_id: int,
+        source: str,
+        endpoint: str | None = None,
+        now: datetime | None = None,
+    ) -> ModelSource:
+        """Make ``source`` (:data:`MODEL_SOURCES`) the project's model source.
+
+        ``endpoint`` is required for ``"endpoint"``; for the other sources it is kept as given
+        (``None`` clears it). :class:`NotFound` for an unknown project.
+        """
+
+    @abstractmethod
+    def get_model_source(self, project_id: int) -> ModelSource:
+        """The project's model source (``builtin`` when never set); :class:`NotFound` for an
+        unknown project."""
+
+    @abstractmethod
+    def create_model_upload(
+        self,
+        project_id: int,
+        kind: str,
+        *,
+        version: int,
+        origin: str,
+        path: str,
+        n_rows: int,
+        n_cols: int,
+        classes: Sequence[str] = (),
+        model_version: str | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Record a version of predictions or embeddings whose arrays are already at ``path``.
+
+        :class:`AlreadyExistsError` if the project has that ``version`` of ``kind`` (a
+        concurrent upload took it: read the versions and retry).
+        """
+
+    @abstractmethod
+    def get_model_upload(self, upload_id: int) -> ModelUpload: ...
+
+    @abstractmethod
+    def list_model_uploads(self, project_id: int, kind: str | None = None) -> list[ModelUpload]:
+        """The project's uploads (of one kind), oldest first (by kind, then version)."""
+
+    def find_latest_model_upload(
+        self, project_id: int, kind: str, origin: str | None = None
+    ) -> ModelUpload | None:
+        """The newest version of ``kind`` (from ``origin`` only, when given), or ``None``."""
+        ups = [u for u in self.list_model_uploads(project_id, kind)
+               if origin is None or u.origin == origin]  # fmt: skip
+        return max(ups, key=lambda u: u.version) if ups else None
 
     # ---- lifecycle
     def close(self) -> None:  # noqa: B027 - optional hook

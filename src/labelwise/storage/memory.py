@@ -32,6 +32,8 @@ from labelwise.storage.base import (
     ItemsWritten,
     Job,
     LeaseError,
+    ModelSource,
+    ModelUpload,
     ModelVersion,
     NewItem,
     NotFound,
@@ -39,6 +41,8 @@ from labelwise.storage.base import (
     Round,
     Task,
     _check_choice,
+    _check_model_source,
+    _check_model_upload,
     _check_quality,
     _check_reason,
     _check_revise,
@@ -103,6 +107,8 @@ class InMemoryStore(BaseStore):
         self._jobs: dict[int, Job] = {}
         self._guidelines: dict[int, Guidelines] = {}
         self._flags: dict[int, Flag] = {}
+        self._model_sources: dict[int, ModelSource] = {}  # model sources (issue 11)
+        self._model_uploads: dict[int, ModelUpload] = {}
 
     def _next_id(self, table: str) -> int:
         return next(self._ids.setdefault(table, count(1)))
@@ -931,6 +937,69 @@ class InMemoryStore(BaseStore):
             _get(self._dataset_versions, "dataset version", dataset_version_id)
             return copy.deepcopy(self._dataset_rows[dataset_version_id])
 
+    # ---- model sources (issue 11)
+    def set_model_source(
+        self,
+        project_id: int,
+        source: str,
+        endpoint: str | None = None,
+        now: datetime | None = None,
+    ) -> ModelSource:
+        now = _resolve_now(now)
+        endpoint = _check_model_source(source, endpoint)
+        with self._lock:
+            _get(self._projects, "project", project_id)
+            ms = ModelSource(project_id, source, endpoint, now)
+            self._model_sources[project_id] = ms
+            return ms
+
+    def get_model_source(self, project_id: int) -> ModelSource:
+        with self._lock:
+            _get(self._projects, "project", project_id)
+            return self._model_sources.get(
+                project_id, ModelSource(project_id, "builtin", None, None)
+            )
+
+    def create_model_upload(
+        self,
+        project_id: int,
+        kind: str,
+        *,
+        version: int,
+        origin: str,
+        path: str,
+        n_rows: int,
+        n_cols: int,
+        classes: Sequence[str] = (),
+        model_version: str | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        now = _resolve_now(now)
+        _check_model_upload(kind, origin, n_rows, n_cols)
+        with self._lock:
+            _get(self._projects, "project", project_id)
+            if any(u.project_id == project_id and u.kind == kind and u.version == version
+                   for u in self._model_uploads.values()):  # fmt: skip
+                raise AlreadyExistsError(
+                    f"project {project_id} already has {kind} version {version}."
+                )
+            uid = self._next_id("model_uploads")
+            self._model_uploads[uid] = ModelUpload(
+                uid, project_id, kind, int(version), origin, str(path), int(n_rows), int(n_cols),
+                tuple(str(c) for c in classes), model_version, now,
+            )  # fmt: skip
+            return uid
+
+    def get_model_upload(self, upload_id: int) -> ModelUpload:
+        with self._lock:
+            return _get(self._model_uploads, "model upload", upload_id)
+
+    def list_model_uploads(self, project_id: int, kind: str | None = None) -> list[ModelUpload]:
+        with self._lock:
+            ups = [u for u in self._model_uploads.values() if u.project_id == project_id
+                   and (kind is None or u.kind == kind)]  # fmt: skip
+        return sorted(ups, key=lambda u: (u.kind, u.version))
+
     # ---- jobs
     def create_job(
         self,
@@ -999,7 +1068,8 @@ class InMemoryStore(BaseStore):
                 expired = (
                     j.status == "running" and j.leased_until is not None and j.leased_until < now
                 )
-                if j.status == "queued" or expired:
+                waiting = j.not_before is not None and j.not_before > now  # a retry's backoff
+                if (j.status == "queued" and not waiting) or expired:
                     claimed = replace(
                         j,
                         status="running",
@@ -1064,8 +1134,11 @@ class InMemoryStore(BaseStore):
         worker_id: str,
         error: str,
         now: datetime | None = None,
+        *,
+        not_before: datetime | None = None,
     ) -> None:
         now = _resolve_now(now)
+        not_before = None if not_before is None else _resolve_now(not_before)
         with self._lock:
             j = _get(self._jobs, "job", job_id)
             if j.status != "running" or j.worker_id != worker_id:
@@ -1074,5 +1147,6 @@ class InMemoryStore(BaseStore):
                     "claim it with claim_next_job first."
                 )
             self._jobs[job_id] = replace(
-                j, status="queued", worker_id=None, leased_until=None, error=error, updated=now
-            )
+                j, status="queued", worker_id=None, leased_until=None, error=error, updated=now,
+                not_before=not_before,
+            )  # fmt: skip

@@ -281,5 +281,38 @@ jobs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created", UTCDateTime, nullable=False),
     sa.Column("updated", UTCDateTime, nullable=False),
+    sa.Column("not_before", UTCDateTime, nullable=True),  # a retry's backoff (issue 11)
     sa.Index("ix_jobs_status_id", "status", "id"),
+)
+
+# model sources (issue 11): a project's model source and its versions of predictions/embeddings
+model_sources = sa.Table(
+    "model_sources",
+    metadata,
+    sa.Column(
+        "project_id",
+        sa.Integer,
+        sa.ForeignKey("projects.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("endpoint", sa.String(2000), nullable=True),
+    sa.Column("updated", UTCDateTime, nullable=False),
+)
+
+model_uploads = sa.Table(
+    "model_uploads",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id", index=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("origin", sa.String(20), nullable=False),
+    sa.Column("path", sa.String(1000), nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("n_cols", sa.Integer, nullable=False),
+    sa.Column("classes", JSONType, nullable=False),
+    sa.Column("model_version", sa.String(200), nullable=True),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("project_id", "kind", "version"),
 )

@@ -49,6 +49,8 @@ from labelwise.storage.base import (
     ItemsWritten,
     Job,
     LeaseError,
+    ModelSource,
+    ModelUpload,
     ModelVersion,
     NewItem,
     NotFound,
@@ -56,6 +58,8 @@ from labelwise.storage.base import (
     Round,
     Task,
     _check_choice,
+    _check_model_source,
+    _check_model_upload,
     _check_quality,
     _check_reason,
     _check_revise,
@@ -256,7 +260,14 @@ def _dataset_version(r: sa.Row[Any]) -> DatasetVersion:
 def _job(r: sa.Row[Any]) -> Job:
     return Job(
         r.id, r.kind, r.project_id, r.status, r.payload, r.attempts, r.worker_id,
-        r.leased_until, r.error, r.created, r.updated,
+        r.leased_until, r.error, r.created, r.updated, r.not_before,
+    )  # fmt: skip
+
+
+def _model_upload(r: sa.Row[Any]) -> ModelUpload:  # model sources (issue 11)
+    return ModelUpload(
+        r.id, r.project_id, r.kind, r.version, r.origin, r.path, r.n_rows, r.n_cols,
+        tuple(r.classes), r.model_version, r.created,
     )  # fmt: skip
 
 
@@ -1620,6 +1631,79 @@ class SqlStore(BaseStore):
         # sort in Python too: database collations may order strings differently
         return sorted(rows, key=lambda p: p[0])
 
+    # ---- model sources (issue 11)
+    def set_model_source(
+        self,
+        project_id: int,
+        source: str,
+        endpoint: str | None = None,
+        now: datetime | None = None,
+    ) -> ModelSource:
+        now = _resolve_now(now)
+        endpoint = _check_model_source(source, endpoint)
+        t = m.model_sources
+        with self._write() as conn:
+            self._get_project(conn, project_id)
+            values = {"source": source, "endpoint": endpoint, "updated": now}
+            n = conn.execute(sa.update(t).where(t.c.project_id == project_id).values(**values))
+            if n.rowcount == 0:
+                conn.execute(sa.insert(t).values(project_id=project_id, **values))
+        return ModelSource(project_id, source, endpoint, now)
+
+    def get_model_source(self, project_id: int) -> ModelSource:
+        t = m.model_sources
+        with self._read() as conn:
+            self._get_project(conn, project_id)
+            row = conn.execute(sa.select(t).where(t.c.project_id == project_id)).first()
+        if row is None:
+            return ModelSource(project_id, "builtin", None, None)
+        return ModelSource(row.project_id, row.source, row.endpoint, row.updated)
+
+    def create_model_upload(
+        self,
+        project_id: int,
+        kind: str,
+        *,
+        version: int,
+        origin: str,
+        path: str,
+        n_rows: int,
+        n_cols: int,
+        classes: Sequence[str] = (),
+        model_version: str | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        now = _resolve_now(now)
+        _check_model_upload(kind, origin, n_rows, n_cols)
+        try:
+            with self._write() as conn:
+                self._get_project(conn, project_id)
+                return conn.execute(
+                    sa.insert(m.model_uploads)
+                    .values(project_id=project_id, kind=kind, version=int(version), origin=origin,
+                            path=str(path), n_rows=int(n_rows), n_cols=int(n_cols),
+                            classes=[str(c) for c in classes], model_version=model_version,
+                            created=now)
+                    .returning(m.model_uploads.c.id)
+                ).scalar_one()  # fmt: skip
+        except sa.exc.IntegrityError:
+            raise AlreadyExistsError(
+                f"project {project_id} already has {kind} version {version}."
+            ) from None
+
+    def get_model_upload(self, upload_id: int) -> ModelUpload:
+        with self._read() as conn:
+            stmt = sa.select(m.model_uploads).where(m.model_uploads.c.id == upload_id)
+            return _model_upload(self._one(conn, stmt, "model upload", upload_id))
+
+    def list_model_uploads(self, project_id: int, kind: str | None = None) -> list[ModelUpload]:
+        t = m.model_uploads
+        stmt = sa.select(t).where(t.c.project_id == project_id).order_by(t.c.kind, t.c.version)
+        if kind is not None:
+            stmt = stmt.where(t.c.kind == kind)
+        with self._read() as conn:
+            return [_model_upload(r) for r in conn.execute(stmt)]
+
     # ---- jobs
     def create_job(
         self,
@@ -1719,7 +1803,11 @@ class SqlStore(BaseStore):
         until = _lease_until(now, lease_seconds)
         j = m.jobs
         claimable = sa.or_(
-            j.c.status == "queued", sa.and_(j.c.status == "running", j.c.leased_until < now)
+            sa.and_(
+                j.c.status == "queued",  # not before a retry's backoff ends
+                sa.or_(j.c.not_before.is_(None), j.c.not_before <= now),
+            ),
+            sa.and_(j.c.status == "running", j.c.leased_until < now),
         )
         stmt = sa.select(j.c.id).where(claimable).order_by(j.c.id)
         if kinds is not None:
@@ -1800,16 +1888,20 @@ class SqlStore(BaseStore):
         worker_id: str,
         error: str,
         now: datetime | None = None,
+        *,
+        not_before: datetime | None = None,
     ) -> None:
         now = _resolve_now(now)
+        not_before = None if not_before is None else _resolve_now(not_before)
         j = m.jobs
         with self._write() as conn:
             n = conn.execute(
                 sa.update(j)
                 .where(j.c.id == job_id, j.c.status == "running", j.c.worker_id == worker_id)
                 .values(
-                    status="queued", worker_id=None, leased_until=None, error=error, updated=now
-                )
+                    status="queued", worker_id=None, leased_until=None, error=error, updated=now,
+                    not_before=not_before,
+                )  # fmt: skip
             ).rowcount
             if n == 0:
                 job = _job(self._one(conn, sa.select(j).where(j.c.id == job_id), "job", job_id))
