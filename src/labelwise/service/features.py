@@ -3,8 +3,8 @@
 :func:`project_features` reads every item of a project from the store, in ascending item-id
 order, and hands their payloads, texts, paths and metadata to the featurisers of
 :mod:`labelwise.features` (the compute band: ``.npy`` rows, TF-IDF, standardised tabular
-columns, image thumbnails; see there for what each does). This module only reads the store, keeps
-the on-disk cache and calls them.
+columns, image HOG + colour histograms or thumbnails; see there for what each does). This
+module only reads the store, keeps the on-disk cache and calls them.
 
 Computed matrices (all kinds but ``.npy``) are cached under ``settings.data_dir/features``, keyed
 by the project id and a hash of the item ids (and, for text, the project's keywords): adding
@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _PAGE = 50_000  # items listed per store call
+_LEGACY_METHODS = ("tfidf", "thumbnails")  # cache keys without the method name
 
 
 def feature_kind(item: Item) -> str:
@@ -176,8 +177,9 @@ def project_features(store: BaseStore, project_id: int, settings: Any) -> Featur
 
     method = feature_method(store.get_project(project_id).strategy_params, kind)
     # Keywords only add text metadata columns; other kinds keep their key (and their cache).
-    # The default method of a kind keeps the key it had before methods existed.
-    extra = "" if method is None or method == FEATURE_METHODS[kind][0] else method
+    # The methods there were before methods existed (tfidf, thumbnails) keep their keys (and
+    # caches); any other method, default or not, has its own.
+    extra = "" if method in (None, *_LEGACY_METHODS) else method
     key = F.features_key(kind, item_ids, extra, keywords=keywords if kind == "text" else ())
     folder = _cache_dir(settings, project_id)
     sparse = kind == "text" and method == "tfidf"
@@ -223,6 +225,11 @@ def _text_features(texts: list[str], method: str | None, settings: Any) -> Any:
 
 
 def _image_features(paths: list[str], method: str | None) -> Any:
+    """Image items' features: ``"hog"`` (:func:`labelwise.features.image_descriptors`, HOG of
+    a 64 x 64 grayscale copy plus RGB colour histograms, 1,788 columns) or ``"thumbnails"``
+    (16 x 16 grayscale pixels, 256 columns)."""
+    if method == "hog":
+        return F.image_descriptors(paths)
     if method == "thumbnails":
         return F.thumbnails(paths)
-    raise LabelwiseError(f"image features {method!r} are not available yet")
+    raise LabelwiseError(f"image features {method!r} are not available; use hog or thumbnails.")

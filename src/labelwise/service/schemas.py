@@ -154,7 +154,7 @@ def check_strategy(
 # How items are featurised, per kind (the first is the default): strategy_params["features"].
 FEATURE_METHODS: dict[str, tuple[str, ...]] = {
     "text": ("tfidf", "embeddings"),
-    "image": ("thumbnails", "hog"),  # hog becomes the default once it lands
+    "image": ("hog", "thumbnails"),  # hog: HOG + colour histograms; thumbnails: 16x16 pixels
 }
 FEATURE_METHODS_ALL = tuple(m for methods in FEATURE_METHODS.values() for m in methods)
 
