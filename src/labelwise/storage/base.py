@@ -801,6 +801,124 @@ def _check_task_statuses(statuses: Sequence[str]) -> list[str]:
     return out
 
 
+# --------------------------------------------------------------------------- webhooks (issue 11)
+
+#: Events a project's webhooks may subscribe to (:mod:`labelwise.service.webhooks` emits them).
+WEBHOOK_EVENTS = (
+    "batch.completed",
+    "model_version.created",
+    "stopping.met",
+    "label_errors.flagged",
+)
+#: A delivery's life: ``pending`` (due at ``next_attempt_at``) -> ``delivering`` (claimed by a
+#: worker, lease until ``next_attempt_at``) -> ``delivered``, or ``pending`` again after a failed
+#: attempt, or ``failed`` after the last one.
+DELIVERY_STATUSES = ("pending", "delivering", "delivered", "failed")
+MAX_WEBHOOK_URL_CHARS = 2_000
+#: Attempts a delivery's ``history`` keeps (the newest).
+MAX_DELIVERY_HISTORY = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """An HTTP(S) endpoint of a project subscribed to events.
+
+    ``secret`` signs every delivery (HMAC-SHA256); it is stored as is, since the server must
+    compute the signature, and never shown by the API after creation or rotation.
+    """
+
+    id: int
+    project_id: int
+    url: str
+    events: tuple[str, ...]
+    secret: str
+    active: bool
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event for one webhook: a durable row that workers send until it is delivered.
+
+    ``event_id`` names the event (the same for every webhook it goes to, and across retries):
+    receivers dedupe on it. ``body`` is the JSON object sent. ``history`` lists the attempts
+    (newest last, at most :data:`MAX_DELIVERY_HISTORY`): ``{"attempt", "at", "status_code",
+    "error", "next_attempt_at"}``.
+    """
+
+    id: int
+    webhook_id: int
+    project_id: int
+    event: str
+    event_id: str
+    body: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    worker_id: str | None
+    last_status_code: int | None
+    last_error: str | None
+    history: list[dict[str, Any]]
+    created: datetime
+    updated: datetime
+
+
+def _check_events(events: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(events, str) or not events:
+        raise LabelwiseError(
+            f"events must be a non-empty list of {', '.join(WEBHOOK_EVENTS)}; got {events!r}."
+        )
+    for e in events:
+        _check_choice("event", e, WEBHOOK_EVENTS)
+    return tuple(sorted(set(events)))
+
+
+def _check_webhook_url(url: str) -> str:
+    if not isinstance(url, str) or not url.strip() or len(url) > MAX_WEBHOOK_URL_CHARS:
+        raise LabelwiseError(
+            f"a webhook url must be 1 to {MAX_WEBHOOK_URL_CHARS} characters; got {url!r:.80}."
+        )
+    return url.strip()
+
+
+def _webhook_update(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Check :meth:`BaseStore.update_webhook`'s fields; ``None`` values are left out."""
+    out: dict[str, Any] = {}
+    for k, v in fields.items():
+        if v is None:
+            continue
+        if k == "url":
+            out[k] = _check_webhook_url(v)
+        elif k == "events":
+            out[k] = _check_events(v)
+        elif k == "secret":
+            if not isinstance(v, str) or len(v) < 16:
+                raise LabelwiseError("a webhook secret must be a string of 16+ characters.")
+            out[k] = v
+        elif k == "active":
+            out[k] = bool(v)
+        else:
+            raise LabelwiseError(f"unknown webhook field {k!r}; use url, events, secret, active.")
+    return out
+
+
+def _attempt_record(
+    d: Delivery, status_code: int | None, error: str | None, retry_at: datetime | None,
+    now: datetime,
+) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
+    """The status after an attempt and the history with it appended (newest kept)."""
+    status = "delivered" if error is None else "pending" if retry_at is not None else "failed"
+    entry = {
+        "attempt": d.attempts,
+        "at": now.isoformat(),
+        "status_code": status_code,
+        "error": error,
+        "next_attempt_at": None if retry_at is None else retry_at.isoformat(),
+    }
+    return status, [*d.history, entry][-MAX_DELIVERY_HISTORY:]
+
+
 # --------------------------------------------------------------------------- model sources (issue 11)
 
 #: Where a project's class probabilities come from (:mod:`labelwise.service.model_sources`).
@@ -1488,6 +1606,111 @@ class BaseStore(ABC):
         ``error`` (the last failure); :class:`LeaseError` if ``worker_id`` does not hold it.
         With ``not_before`` (a backoff), :meth:`claim_next_job` leaves it alone until then.
         """
+
+    # ---- webhooks (issue 11)
+    @abstractmethod
+    def create_webhook(
+        self,
+        project_id: int,
+        url: str,
+        events: Sequence[str],
+        secret: str,
+        *,
+        active: bool = True,
+        now: datetime | None = None,
+    ) -> int:
+        """Subscribe ``url`` to some of :data:`WEBHOOK_EVENTS` of a project.
+
+        The store checks only the shape (length, known events); the service checks the URL
+        against the SSRF guard and generates the secret.
+        """
+
+    @abstractmethod
+    def get_webhook(self, webhook_id: int) -> Webhook: ...
+
+    @abstractmethod
+    def list_webhooks(self, project_id: int | None = None) -> list[Webhook]:
+        """The webhooks (of one project), oldest first."""
+
+    @abstractmethod
+    def update_webhook(
+        self,
+        webhook_id: int,
+        *,
+        url: str | None = None,
+        events: Sequence[str] | None = None,
+        secret: str | None = None,
+        active: bool | None = None,
+        now: datetime | None = None,
+    ) -> Webhook:
+        """Change the given fields (``None`` keeps one); returns the webhook as stored."""
+
+    @abstractmethod
+    def delete_webhook(self, webhook_id: int) -> None:
+        """Delete a webhook and its deliveries; :class:`NotFound` if there is none."""
+
+    @abstractmethod
+    def create_deliveries(
+        self,
+        project_id: int,
+        event: str,
+        event_id: str,
+        body: Mapping[str, Any],
+        now: datetime | None = None,
+    ) -> list[int]:
+        """Queue ``body`` for every active webhook of the project subscribed to ``event``.
+
+        Idempotent per ``(webhook, event_id)``: emitting the same event again (a retrain job run
+        a second time after a crash) queues nothing new. Returns the new deliveries' ids, due
+        at ``now``.
+        """
+
+    @abstractmethod
+    def get_delivery(self, delivery_id: int) -> Delivery: ...
+
+    @abstractmethod
+    def list_deliveries(
+        self,
+        webhook_id: int | None = None,
+        *,
+        project_id: int | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> list[Delivery]:
+        """Deliveries (of a webhook, of a project, in a status), **newest first**, at most
+        ``limit``."""
+
+    @abstractmethod
+    def claim_next_delivery(
+        self, worker_id: str, lease_seconds: float = 60, now: datetime | None = None
+    ) -> Delivery | None:
+        """Atomically lease the due delivery with the earliest ``next_attempt_at``.
+
+        Due: ``pending`` with ``next_attempt_at <= now``, or ``delivering`` whose lease (kept in
+        ``next_attempt_at``) expired because its worker died. It becomes ``delivering`` with
+        ``attempts + 1`` and ``next_attempt_at = now + lease_seconds``. Several workers never
+        claim the same row (PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite: the write lock).
+        """
+
+    @abstractmethod
+    def finish_delivery(
+        self,
+        delivery_id: int,
+        worker_id: str,
+        *,
+        status_code: int | None = None,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> Delivery:
+        """Record an attempt: ``delivered`` when ``error`` is ``None``; else ``pending`` again
+        at ``retry_at``, or ``failed`` when there is no ``retry_at``. Appends the attempt to
+        ``history``; :class:`LeaseError` if ``worker_id`` does not hold the delivery."""
+
+    @abstractmethod
+    def requeue_delivery(self, delivery_id: int, now: datetime | None = None) -> Delivery:
+        """Send a delivery again (redeliver): ``pending`` now with ``attempts`` reset, history
+        kept. :class:`LeaseError` while a worker is sending it."""
 
     # ---- model sources (issue 11)
     @abstractmethod

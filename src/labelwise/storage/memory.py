@@ -12,6 +12,7 @@ from typing import Any
 
 from labelwise.errors import LabelwiseError
 from labelwise.storage.base import (
+    DELIVERY_STATUSES,
     ITEM_STATUSES,
     JOB_KINDS,
     JOB_STATUSES,
@@ -20,11 +21,13 @@ from labelwise.storage.base import (
     REVIEW_REASONS,
     ROLES,
     TASK_STATUSES,
+    WEBHOOK_EVENTS,
     AlreadyExistsError,
     Annotation,
     Annotator,
     BaseStore,
     DatasetVersion,
+    Delivery,
     DuplicateItemsError,
     Flag,
     Guidelines,
@@ -40,6 +43,8 @@ from labelwise.storage.base import (
     Project,
     Round,
     Task,
+    Webhook,
+    _attempt_record,
     _check_choice,
     _check_model_source,
     _check_model_upload,
@@ -58,6 +63,7 @@ from labelwise.storage.base import (
     _resolve_now,
     _review_outcome,
     _tasks_args,
+    _webhook_update,
     check_label,
     check_on_duplicate,
     dataset_hash,
@@ -107,6 +113,8 @@ class InMemoryStore(BaseStore):
         self._jobs: dict[int, Job] = {}
         self._guidelines: dict[int, Guidelines] = {}
         self._flags: dict[int, Flag] = {}
+        self._webhooks: dict[int, Webhook] = {}  # webhooks (issue 11)
+        self._deliveries: dict[int, Delivery] = {}
         self._model_sources: dict[int, ModelSource] = {}  # model sources (issue 11)
         self._model_uploads: dict[int, ModelUpload] = {}
 
@@ -1150,3 +1158,172 @@ class InMemoryStore(BaseStore):
                 j, status="queued", worker_id=None, leased_until=None, error=error, updated=now,
                 not_before=not_before,
             )  # fmt: skip
+
+    # ---- webhooks (issue 11)
+    def create_webhook(
+        self,
+        project_id: int,
+        url: str,
+        events: Sequence[str],
+        secret: str,
+        *,
+        active: bool = True,
+        now: datetime | None = None,
+    ) -> int:
+        fields = _webhook_update({"url": url, "events": events, "secret": secret})
+        now = _resolve_now(now)
+        with self._lock:
+            _get(self._projects, "project", project_id)
+            wid = self._next_id("webhooks")
+            self._webhooks[wid] = Webhook(
+                wid, project_id, fields["url"], fields["events"], secret, bool(active), now, now
+            )
+            return wid
+
+    def get_webhook(self, webhook_id: int) -> Webhook:
+        with self._lock:
+            return _get(self._webhooks, "webhook", webhook_id)
+
+    def list_webhooks(self, project_id: int | None = None) -> list[Webhook]:
+        with self._lock:
+            return [
+                w
+                for _, w in sorted(self._webhooks.items())
+                if project_id is None or w.project_id == project_id
+            ]
+
+    def update_webhook(
+        self,
+        webhook_id: int,
+        *,
+        url: str | None = None,
+        events: Sequence[str] | None = None,
+        secret: str | None = None,
+        active: bool | None = None,
+        now: datetime | None = None,
+    ) -> Webhook:
+        fields = _webhook_update({"url": url, "events": events, "secret": secret, "active": active})
+        now = _resolve_now(now)
+        with self._lock:
+            w = replace(self.get_webhook(webhook_id), **fields, updated=now)
+            self._webhooks[webhook_id] = w
+            return w
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        with self._lock:
+            self.get_webhook(webhook_id)
+            del self._webhooks[webhook_id]
+            for did in [k for k, d in self._deliveries.items() if d.webhook_id == webhook_id]:
+                del self._deliveries[did]
+
+    def create_deliveries(
+        self,
+        project_id: int,
+        event: str,
+        event_id: str,
+        body: Mapping[str, Any],
+        now: datetime | None = None,
+    ) -> list[int]:
+        _check_choice("event", event, WEBHOOK_EVENTS)
+        now = _resolve_now(now)
+        with self._lock:
+            _get(self._projects, "project", project_id)
+            sent = {(d.webhook_id, d.event_id) for d in self._deliveries.values()}
+            out = []
+            for w in self.list_webhooks(project_id):
+                if not w.active or event not in w.events or (w.id, event_id) in sent:
+                    continue
+                did = self._next_id("deliveries")
+                self._deliveries[did] = Delivery(
+                    did, w.id, project_id, event, event_id, copy.deepcopy(dict(body)),
+                    "pending", 0, now, None, None, None, [], now, now,
+                )  # fmt: skip
+                out.append(did)
+            return out
+
+    def get_delivery(self, delivery_id: int) -> Delivery:
+        with self._lock:
+            return copy.deepcopy(_get(self._deliveries, "delivery", delivery_id))
+
+    def list_deliveries(
+        self,
+        webhook_id: int | None = None,
+        *,
+        project_id: int | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> list[Delivery]:
+        if status is not None:
+            _check_choice("status", status, DELIVERY_STATUSES)
+        with self._lock:
+            out = [
+                copy.deepcopy(d)
+                for _, d in sorted(self._deliveries.items(), reverse=True)
+                if (webhook_id is None or d.webhook_id == webhook_id)
+                and (project_id is None or d.project_id == project_id)
+                and (status is None or d.status == status)
+            ]
+        return out if limit is None else out[: max(0, int(limit))]
+
+    def claim_next_delivery(
+        self, worker_id: str, lease_seconds: float = 60, now: datetime | None = None
+    ) -> Delivery | None:
+        now = _resolve_now(now)
+        until = _lease_until(now, lease_seconds)
+        with self._lock:
+            due = [
+                d
+                for d in self._deliveries.values()
+                if d.status in ("pending", "delivering")
+                and d.next_attempt_at is not None
+                and d.next_attempt_at <= now
+            ]
+            if not due:
+                return None
+            d = min(due, key=lambda d: (d.next_attempt_at, d.id))
+            claimed = replace(
+                d, status="delivering", worker_id=worker_id, attempts=d.attempts + 1,
+                next_attempt_at=until, updated=now,
+            )  # fmt: skip
+            self._deliveries[d.id] = claimed
+            return copy.deepcopy(claimed)
+
+    def finish_delivery(
+        self,
+        delivery_id: int,
+        worker_id: str,
+        *,
+        status_code: int | None = None,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> Delivery:
+        now = _resolve_now(now)
+        retry_at = None if retry_at is None else _resolve_now(retry_at)
+        with self._lock:
+            d = _get(self._deliveries, "delivery", delivery_id)
+            if d.status != "delivering" or d.worker_id != worker_id:
+                raise LeaseError(
+                    f"delivery {delivery_id} is {d.status} and not held by worker {worker_id!r}; "
+                    "claim it with claim_next_delivery first."
+                )
+            status, history = _attempt_record(d, status_code, error, retry_at, now)
+            d = replace(
+                d, status=status, worker_id=None, next_attempt_at=retry_at,
+                last_status_code=status_code, last_error=error, history=history, updated=now,
+            )  # fmt: skip
+            self._deliveries[delivery_id] = d
+            return copy.deepcopy(d)
+
+    def requeue_delivery(self, delivery_id: int, now: datetime | None = None) -> Delivery:
+        now = _resolve_now(now)
+        with self._lock:
+            d = _get(self._deliveries, "delivery", delivery_id)
+            if d.status == "delivering":
+                raise LeaseError(
+                    f"delivery {delivery_id} is being sent by worker {d.worker_id!r}; "
+                    "wait for the attempt to finish."
+                )
+            d = replace(d, status="pending", attempts=0, next_attempt_at=now, updated=now)
+            self._deliveries[delivery_id] = d
+            return copy.deepcopy(d)

@@ -285,6 +285,44 @@ jobs = sa.Table(
     sa.Index("ix_jobs_status_id", "status", "id"),
 )
 
+# ---- webhooks (issue 11), migration 0007: endpoints per project and their durable deliveries
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id"),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("events", JSONType, nullable=False),
+    sa.Column("secret", sa.String(200), nullable=False),  # HMAC key: stored, cannot be hashed
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    _fk("webhook_id", "webhooks.id", index=False),
+    _fk("project_id", "projects.id"),
+    sa.Column("event", sa.String(50), nullable=False),
+    sa.Column("event_id", sa.String(100), nullable=False),
+    sa.Column("body", JSONType, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),  # due time, or lease end
+    sa.Column("worker_id", sa.String(200), nullable=True),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("history", JSONType, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("webhook_id", "event_id"),  # one delivery per event and endpoint
+    # the claim: WHERE status IN ('pending', 'delivering') AND next_attempt_at <= now
+    sa.Index("ix_webhook_deliveries_claim", "status", "next_attempt_at", "id"),
+    sa.Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+)
+
 # model sources (issue 11): a project's model source and its versions of predictions/embeddings
 model_sources = sa.Table(
     "model_sources",

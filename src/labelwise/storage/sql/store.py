@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from labelwise.errors import LabelwiseError
 from labelwise.storage.base import (
+    DELIVERY_STATUSES,
     ITEM_STATUSES,
     JOB_KINDS,
     JOB_STATUSES,
@@ -37,11 +38,13 @@ from labelwise.storage.base import (
     REVIEW_REASONS,
     ROLES,
     TASK_STATUSES,
+    WEBHOOK_EVENTS,
     AlreadyExistsError,
     Annotation,
     Annotator,
     BaseStore,
     DatasetVersion,
+    Delivery,
     DuplicateItemsError,
     Flag,
     Guidelines,
@@ -57,6 +60,8 @@ from labelwise.storage.base import (
     Project,
     Round,
     Task,
+    Webhook,
+    _attempt_record,
     _check_choice,
     _check_model_source,
     _check_model_upload,
@@ -75,6 +80,7 @@ from labelwise.storage.base import (
     _resolve_now,
     _review_outcome,
     _tasks_args,
+    _webhook_update,
     check_label,
     check_on_duplicate,
     dataset_hash,
@@ -268,6 +274,20 @@ def _model_upload(r: sa.Row[Any]) -> ModelUpload:  # model sources (issue 11)
     return ModelUpload(
         r.id, r.project_id, r.kind, r.version, r.origin, r.path, r.n_rows, r.n_cols,
         tuple(r.classes), r.model_version, r.created,
+    )  # fmt: skip
+
+
+def _webhook(r: sa.Row[Any]) -> Webhook:  # webhooks (issue 11)
+    return Webhook(
+        r.id, r.project_id, r.url, tuple(r.events), r.secret, bool(r.active), r.created, r.updated
+    )
+
+
+def _delivery(r: sa.Row[Any]) -> Delivery:
+    return Delivery(
+        r.id, r.webhook_id, r.project_id, r.event, r.event_id, r.body, r.status, r.attempts,
+        r.next_attempt_at, r.worker_id, r.last_status_code, r.last_error, list(r.history),
+        r.created, r.updated,
     )  # fmt: skip
 
 
@@ -1909,3 +1929,217 @@ class SqlStore(BaseStore):
                     f"job {job_id} is {job.status} and not held by worker {worker_id!r}; "
                     "claim it with claim_next_job first."
                 )
+
+    # ---- webhooks (issue 11)
+    def create_webhook(
+        self,
+        project_id: int,
+        url: str,
+        events: Sequence[str],
+        secret: str,
+        *,
+        active: bool = True,
+        now: datetime | None = None,
+    ) -> int:
+        fields = _webhook_update({"url": url, "events": events, "secret": secret})
+        now = _resolve_now(now)
+        with self._write() as conn:
+            self._get_project(conn, project_id)
+            return conn.execute(
+                sa.insert(m.webhooks)
+                .values(
+                    project_id=project_id, url=fields["url"], events=list(fields["events"]),
+                    secret=secret, active=bool(active), created=now, updated=now,
+                )
+                .returning(m.webhooks.c.id)
+            ).scalar_one()  # fmt: skip
+
+    def get_webhook(self, webhook_id: int) -> Webhook:
+        w = m.webhooks
+        with self._read() as conn:
+            return _webhook(self._one(conn, sa.select(w).where(w.c.id == webhook_id), "webhook",
+                                      webhook_id))  # fmt: skip
+
+    def list_webhooks(self, project_id: int | None = None) -> list[Webhook]:
+        w = m.webhooks
+        stmt = sa.select(w).order_by(w.c.id)
+        if project_id is not None:
+            stmt = stmt.where(w.c.project_id == project_id)
+        with self._read() as conn:
+            return [_webhook(r) for r in conn.execute(stmt)]
+
+    def update_webhook(
+        self,
+        webhook_id: int,
+        *,
+        url: str | None = None,
+        events: Sequence[str] | None = None,
+        secret: str | None = None,
+        active: bool | None = None,
+        now: datetime | None = None,
+    ) -> Webhook:
+        fields = _webhook_update({"url": url, "events": events, "secret": secret, "active": active})
+        if "events" in fields:
+            fields["events"] = list(fields["events"])
+        now = _resolve_now(now)
+        w = m.webhooks
+        with self._write() as conn:
+            row = conn.execute(
+                sa.update(w).where(w.c.id == webhook_id).values(**fields, updated=now)
+                .returning(*w.c)
+            ).first()  # fmt: skip
+            if row is None:
+                raise NotFound("webhook", webhook_id)
+            return _webhook(row)
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        with self._write() as conn:
+            n = conn.execute(sa.delete(m.webhooks).where(m.webhooks.c.id == webhook_id)).rowcount
+            if n == 0:
+                raise NotFound("webhook", webhook_id)
+
+    def create_deliveries(
+        self,
+        project_id: int,
+        event: str,
+        event_id: str,
+        body: Mapping[str, Any],
+        now: datetime | None = None,
+    ) -> list[int]:
+        _check_choice("event", event, WEBHOOK_EVENTS)
+        now = _resolve_now(now)
+        w, d = m.webhooks, m.webhook_deliveries
+        out: list[int] = []
+        with self._write() as conn:
+            self._get_project(conn, project_id)
+            hooks = conn.execute(
+                sa.select(w.c.id, w.c.events).where(w.c.project_id == project_id, w.c.active)
+            ).all()
+            for hook_id, events in hooks:
+                if event not in events:
+                    continue
+                new = conn.execute(
+                    self._insert(d)
+                    .values(
+                        webhook_id=hook_id, project_id=project_id, event=event,
+                        event_id=event_id, body=dict(body), status="pending", attempts=0,
+                        next_attempt_at=now, history=[], created=now, updated=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
+                    .returning(d.c.id)
+                ).scalar()  # fmt: skip
+                if new is not None:
+                    out.append(new)
+        return out
+
+    def get_delivery(self, delivery_id: int) -> Delivery:
+        d = m.webhook_deliveries
+        with self._read() as conn:
+            return _delivery(self._one(conn, sa.select(d).where(d.c.id == delivery_id),
+                                       "delivery", delivery_id))  # fmt: skip
+
+    def list_deliveries(
+        self,
+        webhook_id: int | None = None,
+        *,
+        project_id: int | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> list[Delivery]:
+        d = m.webhook_deliveries
+        stmt = sa.select(d).order_by(d.c.id.desc())
+        if webhook_id is not None:
+            stmt = stmt.where(d.c.webhook_id == webhook_id)
+        if project_id is not None:
+            stmt = stmt.where(d.c.project_id == project_id)
+        if status is not None:
+            _check_choice("status", status, DELIVERY_STATUSES)
+            stmt = stmt.where(d.c.status == status)
+        if limit is not None:
+            stmt = stmt.limit(max(0, int(limit)))
+        with self._read() as conn:
+            return [_delivery(r) for r in conn.execute(stmt)]
+
+    def claim_next_delivery(
+        self, worker_id: str, lease_seconds: float = 60, now: datetime | None = None
+    ) -> Delivery | None:
+        now = _resolve_now(now)
+        until = _lease_until(now, lease_seconds)
+        d = m.webhook_deliveries
+        stmt = (
+            sa.select(d.c.id)
+            .where(d.c.status.in_(("pending", "delivering")), d.c.next_attempt_at <= now)
+            .order_by(d.c.next_attempt_at, d.c.id)
+        )
+        with self._write() as conn:
+            delivery_id = conn.execute(self._lock_first(stmt)).scalar()
+            if delivery_id is None:
+                return None
+            row = conn.execute(
+                sa.update(d)
+                .where(d.c.id == delivery_id)
+                .values(
+                    status="delivering", worker_id=worker_id, attempts=d.c.attempts + 1,
+                    next_attempt_at=until, updated=now,
+                )
+                .returning(*d.c)
+            ).one()  # fmt: skip
+            return _delivery(row)
+
+    def finish_delivery(
+        self,
+        delivery_id: int,
+        worker_id: str,
+        *,
+        status_code: int | None = None,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> Delivery:
+        now = _resolve_now(now)
+        retry_at = None if retry_at is None else _resolve_now(retry_at)
+        d = m.webhook_deliveries
+        with self._write() as conn:
+            held = self._lock_delivery(conn, delivery_id)
+            if held.status != "delivering" or held.worker_id != worker_id:
+                raise LeaseError(
+                    f"delivery {delivery_id} is {held.status} and not held by worker "
+                    f"{worker_id!r}; claim it with claim_next_delivery first."
+                )
+            status, history = _attempt_record(held, status_code, error, retry_at, now)
+            row = conn.execute(
+                sa.update(d)
+                .where(d.c.id == delivery_id)
+                .values(
+                    status=status, worker_id=None, next_attempt_at=retry_at,
+                    last_status_code=status_code, last_error=error, history=history,
+                    updated=now,
+                )
+                .returning(*d.c)
+            ).one()  # fmt: skip
+            return _delivery(row)
+
+    def _lock_delivery(self, conn: sa.Connection, delivery_id: int) -> Delivery:
+        d = m.webhook_deliveries
+        stmt = sa.select(d).where(d.c.id == delivery_id)
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        return _delivery(self._one(conn, stmt, "delivery", delivery_id))
+
+    def requeue_delivery(self, delivery_id: int, now: datetime | None = None) -> Delivery:
+        now = _resolve_now(now)
+        d = m.webhook_deliveries
+        with self._write() as conn:
+            held = self._lock_delivery(conn, delivery_id)
+            if held.status == "delivering":
+                raise LeaseError(
+                    f"delivery {delivery_id} is being sent by worker {held.worker_id!r}; "
+                    "wait for the attempt to finish."
+                )
+            row = conn.execute(
+                sa.update(d)
+                .where(d.c.id == delivery_id)
+                .values(status="pending", attempts=0, next_attempt_at=now, updated=now)
+                .returning(*d.c)
+            ).one()
+            return _delivery(row)
