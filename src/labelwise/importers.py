@@ -1,4 +1,5 @@
-"""Import items into a project from CSV, JSON Lines, Parquet or a folder of images.
+"""Import items into a project from CSV, JSON Lines, Parquet, a folder of images or a Label
+Studio JSON export (``format="labelstudio"``, see :mod:`labelwise.labelstudio`).
 
 Imports stream: rows are parsed and validated lazily and inserted ``batch_size`` at a time
 (``INSERT ... ON CONFLICT DO NOTHING``) inside one transaction, so memory stays bounded for
@@ -49,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from labelwise.errors import LabelMismatchError, LabelwiseError
+from labelwise.labelstudio import LabelStudioFormatError, LSTask, loads_tasks
 from labelwise.storage.base import (
     ON_DUPLICATE,
     BaseStore,
@@ -70,10 +72,11 @@ __all__ = [
     "check_value",
     "detect_format",
     "import_items",
+    "import_labelstudio",
     "iter_new_items",
 ]
 
-FORMATS = ("csv", "jsonl", "parquet", "images")
+FORMATS = ("csv", "jsonl", "parquet", "images", "labelstudio")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 _SUFFIXES = {
     ".csv": "csv",
@@ -82,6 +85,7 @@ _SUFFIXES = {
     ".ndjson": "jsonl",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".json": "labelstudio",
 }
 
 
@@ -127,6 +131,10 @@ class ImportResult:
     n_updated: int = 0
     n_changed: int = 0
     changed_ids: tuple[str, ...] = ()
+    # Label Studio imports: annotations and predictions kept, annotators created
+    n_annotations: int = 0
+    n_predictions: int = 0
+    n_annotators_created: int = 0
 
 
 class _BigInt(str):
@@ -489,6 +497,8 @@ def iter_new_items(
         raise LabelwiseError(f"unknown import format {fmt!r}; use one of {FORMATS}.")
     if not p.exists():
         raise LabelwiseError(f"{p} does not exist; check the path.")
+    if fmt == "labelstudio":
+        raise LabelwiseError("a Label Studio export is read whole: use import_labelstudio.")
     if fmt == "images":
         if not p.is_dir():
             raise LabelwiseError(f"format 'images' needs a folder; {p} is a file.")
@@ -547,7 +557,7 @@ def import_items(
     project_id : int
     path : path-like
         A ``.csv``/``.tsv``, ``.jsonl``/``.ndjson``, ``.parquet`` file or a folder of images.
-    format : {"csv", "jsonl", "parquet", "images"}, optional
+    format : {"csv", "jsonl", "parquet", "images", "labelstudio"}, optional
         Guessed from ``path`` when omitted.
     text_field, id_field, label_field : str or None
         Column names; see the module docstring.
@@ -578,6 +588,12 @@ def import_items(
         raise LabelwiseError(f"batch_size must be a positive integer; got {batch_size!r}.")
     check_on_duplicate(on_duplicate)
     project = store.get_project(project_id)
+    if (detect_format(path) if format is None else format) == "labelstudio":
+        text = Path(path).read_bytes()
+        return import_labelstudio(
+            store, project_id, text, source=Path(path).name, on_duplicate=on_duplicate,
+            batch_size=batch_size, progress=progress,
+        )  # fmt: skip
     items = iter_new_items(
         project,
         path,
@@ -616,4 +632,127 @@ def import_items(
         n_updated=written.n_updated,
         n_changed=written.n_changed,
         changed_ids=written.changed_ids,
+    )
+
+
+# ---- Label Studio JSON
+
+
+def _labelstudio_item(project: Project, task: LSTask, source: str) -> NewItem:
+    """The item of a parsed task, held to the same limits as any import row."""
+    try:
+        for key, value in [*task.payload.items(), *task.fields.items()]:
+            check_value(key, None, None)
+            check_value(value, None, None)
+    except ImportValidationError as e:
+        raise LabelStudioFormatError(
+            str(e).removesuffix(_NOTHING).strip(),
+            task_idx=task.index,
+            task_id=task.task_id,
+            field="data",
+        ) from None
+    for name in ("annotations", "predictions"):
+        try:
+            check_value(task.metadata.get("labelstudio", {}).get(name, []), None, None)
+        except ImportValidationError as e:
+            raise LabelStudioFormatError(
+                str(e).removesuffix(_NOTHING).strip(),
+                task_idx=task.index,
+                task_id=task.task_id,
+                field=name,
+            ) from None
+    label = None if task.label is None else check_label(project, task.label)
+    return NewItem(
+        external_id=task.external_id,
+        payload=task.payload,
+        metadata={"source": source, **task.metadata},
+        label=label,
+    )
+
+
+_NOTHING = " Nothing was imported; fix the file and retry."
+
+
+def import_labelstudio(
+    store: BaseStore,
+    project_id: int,
+    tasks: str | bytes | list[Any],
+    *,
+    source: str = "labelstudio.json",
+    on_duplicate: str = "skip",
+    batch_size: int = 10_000,
+    progress: Callable[[int], object] | None = None,
+) -> ImportResult:
+    """Import a Label Studio task list (its JSON export) into a project.
+
+    Each task becomes an item (:mod:`labelwise.labelstudio` says how): its label is the one its
+    annotations settle on, its annotations and predictions are kept in the item's metadata
+    (``metadata["labelstudio"]``) so that an export writes them back, and every annotator
+    (``completed_by``) missing in labelwise is created, without a token, and made a member of
+    the project.
+
+    Parameters
+    ----------
+    store : BaseStore
+    project_id : int
+    tasks : str, bytes or list
+        The JSON text of the export, or the decoded task list.
+    source : str
+        Recorded as each item's ``metadata["source"]``.
+    on_duplicate : {"skip", "update", "fail"}
+        As for :func:`import_items`: to take new labels and annotations of items imported
+        before (a round trip through Label Studio), pass ``"update"``.
+    batch_size : int
+    progress : callable, optional
+
+    Returns
+    -------
+    ImportResult
+        With ``n_annotations``, ``n_predictions`` (kept) and ``n_annotators_created``.
+
+    Raises
+    ------
+    LabelStudioFormatError
+        A malformed file (task and field named); nothing is imported.
+    DuplicateItemsError
+        ``on_duplicate="fail"`` and items differ; nothing is imported.
+    """
+    from labelwise.labelstudio import parse_tasks
+    from labelwise.storage.base import AlreadyExistsError
+
+    check_on_duplicate(on_duplicate)
+    project = store.get_project(project_id)
+    if isinstance(tasks, str | bytes):
+        parsed = loads_tasks(tasks, project.classes, project.task_type)
+    else:
+        parsed = parse_tasks(tasks, project.classes, project.task_type)
+    items = [_labelstudio_item(project, t, source) for t in parsed]  # all checked first
+    written = store.write_items(
+        project_id, iter(items), on_duplicate=on_duplicate, batch_size=batch_size
+    )
+    n_created = 0
+    for name in dict.fromkeys(n for t in parsed for n in t.annotators):
+        annotator = store.find_annotator(name)
+        if annotator is None:
+            try:
+                aid = store.create_annotator(name)
+                n_created += 1
+            except AlreadyExistsError:  # created meanwhile by another request
+                aid = store.find_annotator(name).id  # type: ignore[union-attr]
+        else:
+            aid = annotator.id
+        store.add_member(project_id, aid)
+    if progress is not None:
+        progress(len(items))
+    n_read = len(items)
+    return ImportResult(
+        n_read=n_read,
+        n_created=written.n_created,
+        n_skipped=n_read - written.n_created - written.n_updated,
+        n_updated=written.n_updated,
+        n_changed=written.n_changed,
+        changed_ids=written.changed_ids,
+        n_annotations=sum(len(t.annotations) for t in parsed),
+        n_predictions=sum(len(t.predictions) for t in parsed),
+        n_annotators_created=n_created,
     )

@@ -529,6 +529,9 @@ class ImportResultPublic(_Out):
     changed_ids: list[str] = Field(
         default_factory=list, description="The first (at most 10) of those ids."
     )
+    n_annotations: int = Field(0, description="Label Studio: annotations kept.")
+    n_predictions: int = Field(0, description="Label Studio: predictions kept.")
+    n_annotators_created: int = Field(0, description="Label Studio: annotators created.")
 
 
 # --------------------------------------------------------------------------- rounds, tasks

@@ -19,7 +19,13 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from labelwise.errors import LabelMismatchError, LabelwiseError
-from labelwise.importers import ImportResult, ImportValidationError, check_value, import_items
+from labelwise.importers import (
+    ImportResult,
+    ImportValidationError,
+    check_value,
+    import_items,
+    import_labelstudio,
+)
 from labelwise.service.deps import (
     Admin,
     CurrentUser,
@@ -33,7 +39,7 @@ from labelwise.storage.base import BaseStore, NewItem, Project, check_label
 
 router = APIRouter(prefix="/api", tags=["items"])
 
-_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
+_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet", "labelstudio": ".json"}
 _IMPORT_DOC = {
     "requestBody": {
         "required": True,
@@ -45,7 +51,18 @@ _IMPORT_DOC = {
                     "required": ["file"],
                 }
             },
-            "application/json": {"schema": {"$ref": "#/components/schemas/ItemsImport"}},
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/ItemsImport"},
+                        {
+                            "type": "array",
+                            "items": {"type": "object"},
+                            "description": "format=labelstudio: a Label Studio task list.",
+                        },
+                    ]
+                }
+            },
         },
     }
 }
@@ -131,8 +148,11 @@ async def import_project_items(
     settings: SettingsDep,
     admin: Admin,
     format: Annotated[
-        Literal["csv", "jsonl", "parquet"] | None,
-        Query(description="File format; guessed from the file name when omitted."),
+        Literal["csv", "jsonl", "parquet", "labelstudio"] | None,
+        Query(
+            description="File format; guessed from the file name when omitted (.json: "
+            "labelstudio, a Label Studio JSON export, also accepted as the JSON body)."
+        ),
     ] = None,
     text_field: Annotated[
         str, Query(max_length=200, description="Text column; empty for tabular rows.")
@@ -151,6 +171,13 @@ async def import_project_items(
     from starlette.concurrency import run_in_threadpool
 
     ctype = request.headers.get("content-type", "")
+    if ctype.startswith("application/json") and format == "labelstudio":
+        body_bytes = await request.body()
+        result = await run_in_threadpool(
+            import_labelstudio, store, project_id, body_bytes, source="labelstudio.json",
+            on_duplicate=on_duplicate, batch_size=settings.import_batch_size,
+        )  # fmt: skip
+        return ImportResultPublic.model_validate(result)
     if ctype.startswith("application/json"):
         try:
             body = ItemsImport.model_validate_json(await request.body())
@@ -221,12 +248,13 @@ def _guess_format(filename: str | None) -> str:
         "csv": (".csv", ".tsv"),
         "jsonl": (".jsonl", ".ndjson"),
         "parquet": (".parquet", ".pq"),
+        "labelstudio": (".json",),
     }.items():
         if suffix in suffixes:
             return fmt
     raise LabelwiseError(
-        f"cannot tell the format of {filename!r}; name the file .csv, .jsonl or .parquet, or pass "
-        "?format=csv|jsonl|parquet."
+        f"cannot tell the format of {filename!r}; name the file .csv, .jsonl, .parquet or .json "
+        "(Label Studio), or pass ?format=csv|jsonl|parquet|labelstudio."
     )
 
 

@@ -1,0 +1,245 @@
+"""Label Studio exports of a project or a dataset version (one library call per route).
+
+:func:`dataset_version_tasks` writes the labeled items of a snapshot, :func:`project_tasks`
+every item of a project (a Label Studio project wants every task) with a prediction of the
+project's latest model whose ``score`` is the active-learning score
+(:func:`labelwise.labelstudio.uncertainty_scores`: higher means "label this first", so that
+sorting Label Studio's data manager by prediction score, descending, is uncertainty
+sampling). :func:`project_label_config` is the matching labeling configuration.
+
+The task format is :mod:`labelwise.labelstudio`'s; importing an export back
+(:func:`labelwise.importers.import_labelstudio`) gives the same labels, annotators and
+predictions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from labelwise import labelstudio as ls
+from labelwise.errors import LabelwiseError
+from labelwise.storage.base import Annotation, BaseStore, Item, Project
+from labelwise.tasks import TaskType
+
+__all__ = [
+    "dataset_version_tasks",
+    "iter_json_array",
+    "model_version_name",
+    "project_label_config",
+    "project_tasks",
+]
+
+log = logging.getLogger(__name__)
+_PAGE = 10_000  # items per store call
+_CHUNK = 65_536  # rows per predict_proba call
+
+
+def model_version_name(model_version_id: int) -> str:
+    """The ``model_version`` labelwise writes in Label Studio predictions."""
+    return f"labelwise-{model_version_id}"
+
+
+def _items(store: BaseStore, project_id: int) -> Iterator[Item]:
+    offset = 0
+    while True:
+        page = store.list_items(project_id, limit=_PAGE, offset=offset)
+        yield from page
+        if len(page) < _PAGE:
+            return
+        offset += len(page)
+
+
+def _native(store: BaseStore, project_id: int) -> dict[int, list[dict[str, Any]]]:
+    """Answers given in labelwise, per item id, as kept-annotation records."""
+    names = {a.id: a.name for a in store.list_annotators()}
+    out: dict[int, list[dict[str, Any]]] = {}
+    anns: list[Annotation] = store.list_annotations(project_id)
+    for a in anns:
+        item_to = out.setdefault(a.item_id, [])
+        item_to.append(
+            ls.native_annotation(
+                a.id,
+                None if a.annotator_id is None else names.get(a.annotator_id),
+                a.label,
+                a.created,
+                to_name="",  # set per item below
+                lead_time=a.duration_s,
+            )
+        )
+    return out
+
+
+def _task(
+    project: Project,
+    item: Item,
+    label: Any,
+    native: dict[int, list[dict[str, Any]]],
+    predictions: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    to_name = ls.object_name(item.payload)
+    answers = []
+    for rec in native.get(item.id, []):
+        rec = dict(rec)
+        rec["result"] = [{**r, "to_name": to_name} for r in rec["result"]]
+        answers.append(rec)
+    return ls.build_task(
+        item.id,
+        item.external_id,
+        item.payload,
+        item.metadata,
+        label=label,
+        annotations=answers,
+        predictions=predictions,
+        task_type=project.task_type,
+    )
+
+
+def dataset_version_tasks(store: BaseStore, dataset_version_id: int) -> list[dict[str, Any]]:
+    """Label Studio tasks of a dataset version: one per labeled item, with its label then.
+
+    Parameters
+    ----------
+    store : BaseStore
+    dataset_version_id : int
+
+    Returns
+    -------
+    list of dict
+        Sorted by external id (the snapshot's order); each task carries the item's data, its
+        annotations (kept from a Label Studio import and given in labelwise) and kept
+        predictions.
+    """
+    version = store.get_dataset_version(dataset_version_id)
+    project = store.get_project(version.project_id)
+    rows = store.list_dataset_rows(dataset_version_id)
+    native = _native(store, project.id)
+    out = []
+    for external_id, label in rows:
+        item = store.find_item(project.id, external_id)
+        if item is None:  # the snapshot outlived its item
+            continue
+        out.append(_task(project, item, label, native))
+    return out
+
+
+def _proba_columns(model: Any, n_columns: int, project: Project) -> list[str]:
+    cls = getattr(model, "classes_", None)
+    if cls is not None and len(cls) == n_columns and np.asarray(cls).dtype.kind in "OUS":
+        return [str(c) for c in cls]
+    if n_columns == len(project.classes):
+        return list(project.classes)
+    raise LabelwiseError(
+        f"the model gives {n_columns} probabilities per item but project {project.name!r} has "
+        f"{len(project.classes)} classes; retrain it."
+    )
+
+
+def _model_predictions(
+    store: BaseStore, project: Project, settings: Any
+) -> dict[int, dict[str, Any]]:
+    """Item id -> Label Studio prediction of the project's latest model ({} without one)."""
+    from labelwise.service.features import project_features
+    from labelwise.service.rounds import load_model
+
+    if store.count_items(project.id) == 0 or not store.list_model_versions(project.id):
+        return {}
+    fm = project_features(store, project.id, settings)
+    loaded = load_model(store, project, fm)
+    if loaded is None:
+        return {}
+    import scipy.sparse as sp
+
+    version = model_version_name(loaded.model_version.id)
+    out: dict[int, dict[str, Any]] = {}
+    n = fm.X.shape[0]
+    names: list[str] | None = None
+    for start in range(0, n, _CHUNK):
+        X = fm.X[start : start + _CHUNK]
+        X = X if sp.issparse(X) else np.asarray(X)
+        proba = loaded.transform(np.asarray(loaded.model.predict_proba(X), dtype=np.float64))
+        if names is None:
+            names = _proba_columns(loaded.model, proba.shape[1], project)
+        labels = ls.predicted_labels(proba, names, project.task_type)
+        scores = ls.uncertainty_scores(proba, project.task_type)
+        for k, item_id in enumerate(fm.item_ids[start : start + _CHUNK].tolist()):
+            out[int(item_id)] = {
+                "label": labels[k],
+                "score": round(float(scores[k]), 6) if np.isfinite(scores[k]) else None,
+                "model_version": version,
+            }
+    return out
+
+
+def project_tasks(
+    store: BaseStore, project_id: int, settings: Any, *, predictions: bool = True
+) -> list[dict[str, Any]]:
+    """Label Studio tasks of every item of a project (labeled or not), in item-id order.
+
+    Parameters
+    ----------
+    store : BaseStore
+    project_id : int
+    settings : Settings
+        Where the feature cache lives (for the model's predictions).
+    predictions : bool, default=True
+        Add a prediction of the project's latest model to each task: ``result`` its predicted
+        class (multilabel: the classes at probability >= 0.5), ``score`` the active-learning
+        score (higher: more informative), ``model_version`` ``labelwise-<model version id>``.
+        Items labeled by a model that no longer matches the features get none.
+
+    Returns
+    -------
+    list of dict
+        One task per item; labeled items carry their label as annotations.
+    """
+    project = store.get_project(project_id)
+    native = _native(store, project_id)
+    preds = _model_predictions(store, project, settings) if predictions else {}
+    out = []
+    for item in _items(store, project_id):
+        label = item.label if item.status == "labeled" else None
+        extra = []
+        p = preds.get(item.id)
+        if p is not None:
+            extra.append(
+                ls.prediction(
+                    p["label"], p["score"], p["model_version"], ls.object_name(item.payload)
+                )
+            )
+        out.append(_task(project, item, label, native, extra))
+    return out
+
+
+def project_label_config(store: BaseStore, project_id: int) -> str:
+    """The Label Studio labeling configuration (XML) for a project's items and classes."""
+    project = store.get_project(project_id)
+    first = store.list_items(project_id, limit=1)
+    kind, columns = "text", ()
+    if first:
+        payload = first[0].payload
+        name = ls.object_name(payload)
+        if name in ("text", "image"):
+            kind = name
+        else:
+            kind, columns = "tabular", tuple(payload)
+    if not project.classes:
+        raise LabelwiseError(
+            f"project {project.name!r} has no classes; a Label Studio config lists them."
+        )
+    task_type = TaskType(project.task_type)
+    return ls.label_config(project.classes, task_type, kind, columns)
+
+
+def iter_json_array(tasks: Sequence[dict[str, Any]], chunk: int = 500) -> Iterator[str]:
+    """``tasks`` as one JSON array, in pieces (for a streamed response)."""
+    import json
+
+    yield "["
+    for start in range(0, len(tasks), chunk):
+        part = ",\n".join(json.dumps(t, ensure_ascii=False) for t in tasks[start : start + chunk])
+        yield ("\n" if start == 0 else ",\n") + part
+    yield "\n]\n"
