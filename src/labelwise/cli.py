@@ -732,8 +732,12 @@ _IMPORT_KEYS = ("n_read", "n_created", "n_skipped")
 @project_app.command("import")
 def project_import(
     project: str = typer.Argument(..., help="Project name or id."),
-    file: str = typer.Argument(..., help="CSV/TSV, JSON Lines, Parquet file or image folder."),
-    format: str = typer.Option(None, "--format", help="csv, jsonl, parquet or images."),
+    file: str = typer.Argument(
+        ..., help="CSV/TSV, JSON Lines, Parquet file, image folder or Label Studio JSON export."
+    ),
+    format: str = typer.Option(
+        None, "--format", help="csv, jsonl, parquet, images or labelstudio (.json)."
+    ),
     text_field: str = typer.Option(
         "text", "--text-field", help="Column with the text; '' for tabular rows."
     ),
@@ -795,6 +799,12 @@ def project_import(
         )
         if result.n_updated:
             console().print(f"updated {result.n_updated:,} existing items")
+        if result.n_annotations or result.n_predictions:
+            console().print(
+                f"kept {result.n_annotations:,} Label Studio annotations and "
+                f"{result.n_predictions:,} predictions; {result.n_annotators_created:,} "
+                "annotators created"
+            )
         if result.n_changed and on_duplicate == "skip":
             ids = ", ".join(result.changed_ids)
             console().print(
@@ -810,15 +820,36 @@ def project_export(
     version: int = typer.Option(
         None, "--version", help="Dataset version id (default: snapshot the current labels)."
     ),
-    format: str = typer.Option("csv", "--format", help="csv or jsonl."),
+    format: str = typer.Option("csv", "--format", help="csv, jsonl or labelstudio."),
     out: str = typer.Option(None, "--out", help="Output file (default: stdout)."),
+    predictions: bool = typer.Option(
+        True,
+        "--predictions/--no-predictions",
+        help="labelstudio: add the latest model's prediction (score) to each task.",
+    ),
     database_url: str = DATABASE_URL_OPTION,
 ) -> None:
-    """Export a dataset version's labels (id, label) as CSV or JSON Lines."""
+    """Export a dataset version's labels (id, label) as CSV or JSON Lines, or a Label Studio
+    task list (labelstudio: every item, or the labeled items of --version)."""
     import sys
 
     from labelwise.service.admin import export_project, resolve_project
 
+    if format == "labelstudio":
+        from labelwise.service.labelstudio_export import write_labelstudio
+
+        with _service_errors():
+            settings = _settings(database_url)
+            with _open(settings) as store:
+                p = resolve_project(store, project)
+                n, path = write_labelstudio(
+                    store, p.id, out or sys.stdout, settings=settings, version=version,
+                    predictions=predictions,
+                )  # fmt: skip
+        console(stderr=True).print(
+            f"exported {n:,} Label Studio tasks of {p.name!r}{' to ' + path if path else ''}"
+        )
+        return
     with _service_errors(), _open(_settings(database_url)) as store:
         p = resolve_project(store, project)
         result = export_project(store, p.id, format, out or sys.stdout, version=version)

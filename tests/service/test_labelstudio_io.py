@@ -398,3 +398,55 @@ def test_project_export_predicts_with_the_latest_model(
         assert p["result"][0]["value"]["choices"] == [names[int(np.argmax(proba[k]))]]
     # without predictions
     assert all(t["predictions"] == [] for t in _export(client, pid, predictions="false"))
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_import_then_export_round_trip(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from labelwise.cli import app
+    from labelwise.storage import open_store
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("LABELWISE_DATABASE_URL", url)
+    monkeypatch.setenv("LABELWISE_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+
+    def ok(*args):
+        res = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    classes = ",".join(SENTIMENT)
+    ok("project", "create", "reviews", "--classes", classes)
+    ok("project", "create", "copy", "--classes", classes)
+    src = str(DATA / "snapshot_text.json")
+    out = json.loads(ok("project", "import", "reviews", src, "--json"))  # .json: labelstudio
+    assert out == {
+        "n_read": 4,
+        "n_created": 4,
+        "n_skipped": 0,
+        "n_annotations": 7,
+        "n_predictions": 3,
+        "n_annotators_created": 3,
+    }
+    text = ok("project", "import", "reviews", src, "--format", "labelstudio")
+    assert "imported 0 items" in text and "kept 7 Label Studio annotations" in text
+    path = tmp_path / "ls.json"
+    ok("project", "export", "reviews", "--format", "labelstudio", "--out", str(path))
+    tasks = json.loads(path.read_text())
+    assert len(tasks) == 4
+    ok("project", "import", "copy", str(path))
+    stdout = ok("project", "export", "copy", "--format", "labelstudio", "--no-predictions")
+    assert _comparable(json.loads(stdout[stdout.index("[") :])) == _comparable(tasks)
+    with open_store(url) as store:
+        a, b = (store.find_project(n).id for n in ("reviews", "copy"))
+        assert _labels(store, a) == _labels(store, b)
+        assert len(_labels(store, b)) == 4
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"id": 3, "data": {"text": 5}}]))
+    res = runner.invoke(app, ["project", "import", "copy", str(bad)], env={"COLUMNS": "200"})
+    assert res.exit_code == 2
+    assert "tasks[0] (id 3): data.text: empty or not a string" in res.output

@@ -15,8 +15,11 @@ predictions.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Iterator, Sequence
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -31,6 +34,7 @@ __all__ = [
     "model_version_name",
     "project_label_config",
     "project_tasks",
+    "write_labelstudio",
 ]
 
 log = logging.getLogger(__name__)
@@ -243,3 +247,45 @@ def iter_json_array(tasks: Sequence[dict[str, Any]], chunk: int = 500) -> Iterat
         part = ",\n".join(json.dumps(t, ensure_ascii=False) for t in tasks[start : start + chunk])
         yield ("\n" if start == 0 else ",\n") + part
     yield "\n]\n"
+
+
+def write_labelstudio(
+    store: BaseStore,
+    project_id: int,
+    out: str | os.PathLike[str] | IO[str],
+    *,
+    settings: Any,
+    version: int | None = None,
+    predictions: bool = True,
+) -> tuple[int, str | None]:
+    """Write a project's Label Studio export to a path (atomically) or an open text stream.
+
+    Without ``version`` every item (:func:`project_tasks`, with the latest model's
+    predictions unless ``predictions=False``); with it the labeled items of that dataset
+    version (:func:`dataset_version_tasks`). Returns ``(n_tasks, path or None)``.
+    """
+    if version is None:
+        tasks = project_tasks(store, project_id, settings, predictions=predictions)
+    else:
+        dv = store.get_dataset_version(version)
+        if dv.project_id != project_id:
+            raise LabelwiseError(
+                f"dataset version {version} belongs to project {dv.project_id}, not "
+                f"{project_id}; list the project's versions with the API."
+            )
+        tasks = dataset_version_tasks(store, version)
+    if not isinstance(out, str | os.PathLike):
+        out.writelines(iter_json_array(tasks))
+        return len(tasks), None
+    path = Path(out)
+    if not path.parent.exists():
+        raise LabelwiseError(f"folder {path.parent} does not exist; create it first.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.writelines(iter_json_array(tasks))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(tasks), str(path)
