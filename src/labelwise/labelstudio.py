@@ -250,7 +250,9 @@ def annotator_name(value: Any) -> str | None:
         email = value.get("email")
         if isinstance(email, str) and email.strip():
             return email.strip()
-        return annotator_name(value.get("id"))
+        if _is_int(value.get("id")):
+            return f"{USER_PREFIX}{value['id']}"
+        raise ValueError(f"expected a user object with an email or an id; got {value!r}.")
     if isinstance(value, bool):
         raise ValueError(f"expected a user (an object with email, or a user id); got {value!r}.")
     if isinstance(value, int):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tests.service.conftest import detail
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "labelstudio"
@@ -211,7 +210,7 @@ def test_dataset_version_export(client, store):
     assert "labelstudio.json" in r.headers["content-disposition"]
     tasks = r.json()
     assert [t["data"]["labelwise_id"] for t in tasks] == ["r-0001", "r-0002", "r-0003", "r-0005"]
-    (gt,) = [t for t in tasks if t["data"]["labelwise_id"] == "r-0005"][0]["annotations"]
+    (gt,) = next(t for t in tasks if t["data"]["labelwise_id"] == "r-0005")["annotations"]
     assert gt["ground_truth"] is True and "completed_by" not in gt
     assert gt["result"][0]["value"] == {"choices": ["neutral"]}
 
@@ -335,7 +334,7 @@ BAD = [
         "tasks[3] (id 104): data.labelwise_id: repeats the item id 'r-0001' of tasks[0]",
     ),
     (_set([1, "data", "text"], "a\x00b"), "tasks[1] (id 102): data: a NUL character"),
-    (lambda tasks: tasks[:2] + [7] + tasks[2:], "tasks[2]: expected a task object, got int"),
+    (lambda tasks: [*tasks[:2], 7, *tasks[2:]], "tasks[2]: expected a task object, got int"),
     (lambda tasks: [], "the task list is empty"),
     (lambda tasks: {"tasks": tasks}, "tasks[0]: data.labelwise_id: missing"),
 ]
