@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from labelwise import features as F
 from labelwise.errors import LabelwiseError
 from labelwise.features import FEATURE_KINDS, FeatureMatrix
+from labelwise.service import model_sources
 from labelwise.service.schemas import FEATURE_METHODS
 from labelwise.storage.base import BaseStore, Item
 
@@ -133,6 +134,10 @@ def project_features(store: BaseStore, project_id: int, settings: Any) -> Featur
     settings : Settings
         ``settings.data_dir`` holds the cache.
 
+    The project's newest uploaded embeddings, when it has any
+    (:mod:`labelwise.service.model_sources`), take the place of every featuriser (kind
+    ``"embeddings"``, keyed by the upload's version).
+
     Returns
     -------
     FeatureMatrix
@@ -165,6 +170,11 @@ def project_features(store: BaseStore, project_id: int, settings: Any) -> Featur
         texts,
         keywords,
     )
+    # model sources (issue 11): the newest uploaded (or endpoint) embeddings are the features
+    uploaded = model_sources.embedding_features(store, project_id, item_ids)
+    if uploaded is not None:
+        key = F.features_key("embeddings", item_ids, uploaded[1])
+        return FeatureMatrix(item_ids, uploaded[0], "embeddings", metadata, key)
     if kind == "npy":
         extra = "|".join(sorted({str(it.features_path) for it in items}))
         key = F.features_key(kind, item_ids, extra)

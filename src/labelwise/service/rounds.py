@@ -86,7 +86,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from labelwise.errors import LabelwiseError
-from labelwise.service import quality
+from labelwise.service import model_sources, quality
 from labelwise.service.features import FeatureMatrix, first_tag, project_features
 from labelwise.stopping import (
     StopDecision,
@@ -375,7 +375,7 @@ def load_model(
     if features is not None:
         n_features = features.X.shape[1]
         stale = art["n_features"] != n_features or (
-            features.kind == "text" and art["feature_key"] != features.key
+            features.kind in ("text", "embeddings") and art["feature_key"] != features.key
         )
         if stale:
             log.info("model version %d was fitted on other features; ignoring it", mv.id)
@@ -449,20 +449,31 @@ def build_session(
     *,
     round: int,
     random_fraction: float,
+    external: Any = None,
 ) -> Any:
     """The project's :class:`~labelwise.loop.Session` at round ``round`` (step 2 of a round).
 
     Candidates are the unlabeled items outside the audit sample; the fitted model is the latest
     model version (``None``: the session fits one from the labels if it can, else starts cold).
+    With ``external`` (:class:`~labelwise.service.model_sources.ExternalPredictions`: uploaded or
+    endpoint predictions) the session's ``X`` is a column of pool positions, its model looks
+    the probabilities up, the features become the session's embeddings, and items without a
+    prediction are not candidates.
     """
     from labelwise.loop import Session
 
     fm = snap.features
     candidate = np.isin(fm.item_ids, snap.unlabeled_ids) & ~audit_mask(fm.item_ids, random_fraction)
+    X, embeddings = fm.X, None
+    fitted = None if loaded is None else loaded.model
+    if external is not None:  # model sources (issue 11)
+        candidate &= external.has_row
+        X, fitted, loaded = external.positions, external.model, None
+        embeddings = external.model.features
     return Session.from_state(
         build_model(project, sp.issparse(fm.X)),
-        fm.X,
-        fitted_model=None if loaded is None else loaded.model,
+        X,
+        fitted_model=fitted,
         labeled_idx=fm.positions(snap.train_ids),
         y_labeled=snap.y_train,
         classes=np.asarray(project.classes, dtype=object),
@@ -477,6 +488,7 @@ def build_session(
         proba_transform=None if loaded is None else loaded.transform,
         random_state=project_seed(project),
         round=round,
+        embeddings=embeddings,
     )
 
 
@@ -531,13 +543,15 @@ def start_round(
     snap = read_snapshot(store, project, settings, features)
     fm, pool_ids = snap.features, snap.unlabeled_ids
     loaded = load_model(store, project, fm)
+    external = model_sources.active_predictions(store, project, fm)  # uploaded or endpoint
     rounds = store.list_rounds(project_id)
     refill = bool(rounds) and rounds[-1].closed is None
     refill = refill and not store.has_tasks(project_id, round_id=rounds[-1].id)
     n_before = len(rounds) - 1 if refill else len(rounds)  # the session's round number
     session = build_session(
-        project, snap, loaded, round=n_before, random_fraction=random_fraction(project, settings)
-    )
+        project, snap, loaded, round=n_before, random_fraction=random_fraction(project, settings),
+        external=external,
+    )  # fmt: skip
 
     k = min(project.batch_size, pool_ids.shape[0])
     share = random_fraction(project, settings)
@@ -564,7 +578,7 @@ def start_round(
     model = session.selecting_model_
     if model is not None:
         pos = fm.positions(picked)
-        proba = np.asarray(model.predict_proba(_rows(fm.X, pos)))
+        proba = np.asarray(model.predict_proba(_rows(session.X_pool, pos)))
         if session.proba_transform is not None:
             proba = session.proba_transform(proba)
         tags, confidences = _predictions(model, proba, project.classes)
@@ -995,6 +1009,11 @@ def run_retrain(
     fm = snap.features
     previous = store.list_model_versions(pid)
     existing = next((v for v in previous if v.metrics.get("job_id") == job.id), None)
+    source = store.get_model_source(pid).source  # model sources (issue 11)
+    # an endpoint trains and answers before anything is written: its failure changes nothing
+    fetched = None
+    if existing is None:
+        fetched = model_sources.endpoint_retrain(store, project, settings, job, now=now)
     dv_id = store.create_dataset_version(pid, now=now)
 
     if existing is not None:  # an earlier attempt of this job got this far
@@ -1002,6 +1021,9 @@ def run_retrain(
         decision = StopDecision(
             bool(metrics.get("stop")), str(metrics.get("stop_reason", "")), "stored"
         )
+    elif fetched is not None or source == "predictions":  # the model is not labelwise's
+        mv_id, metrics = fetched if fetched is not None else (None, {"source": "predictions"})
+        decision = StopDecision(False, "continue: the project's model is external", "none")
     else:
         mv_id, metrics, decision = _train(store, project, snap, job, dv_id, settings, previous, now)
 
@@ -1026,7 +1048,7 @@ def run_retrain(
         rnd = start_round(store, pid, settings=settings, now=now, features=fm)
         next_round_id = None if rnd is None else rnd.id
     n_rescored = 0
-    loaded = load_model(store, project, fm) if mv_id is not None else None
+    loaded = load_model(store, project, fm) if mv_id is not None and source == "builtin" else None
     if loaded is not None:
         exclude = [] if next_round_id is None else [next_round_id]
         n_rescored = rescore_queued(store, project, fm, loaded, exclude_round_ids=exclude)

@@ -783,6 +783,9 @@ class JobPublic(_Out):
     error: str | None
     created: datetime
     updated: datetime
+    not_before: datetime | None = Field(
+        None, description="A queued retry is not run before this time (its backoff)."
+    )
 
 
 # --------------------------------------------------------------------------- progress, health
@@ -860,3 +863,78 @@ class ProgressPublic(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
     version: str
+
+
+# ------------------------------------------------------------------------ model sources (issue 11)
+
+
+class ModelSourceUpdate(BaseModel):
+    """``PUT /api/projects/{id}/model``: where the project's probabilities come from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["builtin", "predictions", "endpoint"] = Field(
+        description="builtin: labelwise's own model; predictions: the newest uploaded "
+        "predictions; endpoint: an external model over HTTP (give its URL)."
+    )
+    endpoint: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        description="Base URL of the model endpoint (POST {endpoint}/predict and /train).",
+    )
+
+
+class ModelUploadPublic(_Out):
+    """A version of predictions or embeddings (uploaded, or returned by the endpoint)."""
+
+    id: int
+    project_id: int
+    kind: Literal["predictions", "embeddings"]
+    version: int
+    origin: Literal["upload", "endpoint"]
+    n_rows: int
+    n_cols: int
+    classes: list[str]
+    model_version: str | None
+    created: datetime
+
+
+class ModelSourcePublic(BaseModel):
+    """A project's model source, its versions and the last model job error."""
+
+    project_id: int
+    source: str
+    endpoint: str | None
+    updated: datetime | None
+    uploads: list[ModelUploadPublic]
+    active: dict[str, int | None] = Field(
+        description="Ids of the versions in use: {'predictions': id or null, 'embeddings': ...}."
+    )
+    last_error: str | None = Field(
+        None, description="The error of the newest predict/retrain job, unless it is done."
+    )
+    last_error_job_id: int | None = None
+    last_error_job_status: str | None = None
+    next_attempt_at: datetime | None = Field(
+        None, description="When that job is tried again (exponential backoff)."
+    )
+    job_id: int | None = Field(
+        None, description="PUT with an endpoint: the queued job that fetches its predictions."
+    )
+
+    @classmethod
+    def from_status(cls, st: Any, job_id: int | None = None) -> ModelSourcePublic:
+        return cls(
+            project_id=st.source.project_id,
+            source=st.source.source,
+            endpoint=st.source.endpoint,
+            updated=st.source.updated,
+            uploads=[ModelUploadPublic.model_validate(u) for u in st.uploads],
+            active=st.active,
+            last_error=st.last_error,
+            last_error_job_id=st.last_error_job_id,
+            last_error_job_status=st.last_error_job_status,
+            next_attempt_at=st.next_attempt_at,
+            job_id=job_id,
+        )

@@ -14,8 +14,10 @@ over) stops the heartbeat; the outcome is then left to that worker.
 
 A handler that raises puts the job back in the queue (:meth:`BaseStore.retry_job`, the error
 recorded) until ``settings.job_max_attempts`` attempts were made; then the job is ``failed`` with
-the last error. A job whose lease expired that many times (its workers kept dying) is failed
-when next claimed.
+the last error. An error carrying ``retry_after`` seconds (a model endpoint's
+:class:`~labelwise.service.model_sources.ModelEndpointError`: exponential backoff) queues the
+retry with ``not_before`` = now + that delay, so no worker claims it earlier. A job whose lease
+expired that many times (its workers kept dying) is failed when next claimed.
 
 Run it in the API process (:meth:`Worker.start_in_thread`, the default) or as its own process
 (``labelwise worker`` calls :meth:`Worker.run_forever`); several workers may share a store.
@@ -30,10 +32,10 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from labelwise.storage.base import BaseStore, Job, LeaseError
+from labelwise.storage.base import BaseStore, Job, LeaseError, utcnow
 
 __all__ = ["Handler", "Worker", "default_handlers"]
 
@@ -57,9 +59,16 @@ def _select(store: BaseStore, job: Job, settings: Any) -> object:
     return start_round(store, job.project_id, settings=settings)
 
 
+def _predict(store: BaseStore, job: Job, settings: Any) -> object:
+    from labelwise.service.model_sources import run_predict
+
+    return run_predict(store, job, settings)
+
+
 def default_handlers() -> dict[str, Handler]:
-    """``{"retrain": run_retrain, "select": start_round}`` as ``handler(store, job, settings)``."""
-    return {"retrain": _retrain, "select": _select}
+    """``{"retrain": run_retrain, "select": start_round, "predict": run_predict}`` as
+    ``handler(store, job, settings)``."""
+    return {"retrain": _retrain, "select": _select, "predict": _predict}
 
 
 class Worker:
@@ -152,8 +161,13 @@ class Worker:
             error = f"{type(e).__name__}: {e}"
             log.exception("worker %s: job %d failed", self.worker_id, job.id)
             if job.attempts < s.job_max_attempts:
+                # an error with ``retry_after`` (a model endpoint's) backs the job off
+                delay = getattr(e, "retry_after", None)
+                not_before = None if delay is None else (now or utcnow()) + timedelta(seconds=delay)
                 try:
-                    self.store.retry_job(job.id, self.worker_id, error, now=now)
+                    self.store.retry_job(
+                        job.id, self.worker_id, error, now=now, not_before=not_before
+                    )
                 except LeaseError:
                     log.warning("job %d: lease lost before retry could be recorded", job.id)
             else:

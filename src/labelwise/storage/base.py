@@ -919,7 +919,7 @@ def _attempt_record(
     return status, [*d.history, entry][-MAX_DELIVERY_HISTORY:]
 
 
-# --------------------------------------------------------------------------- model sources (issue 11)
+# ------------------------------------------------------------------------ model sources (issue 11)
 
 #: Where a project's class probabilities come from (:mod:`labelwise.service.model_sources`).
 MODEL_SOURCES = ("builtin", "predictions", "endpoint")

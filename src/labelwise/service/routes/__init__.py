@@ -11,6 +11,7 @@ from labelwise.service.routes import (
     guidelines,
     health,
     items,
+    model_sources,
     progress,
     projects,
     quality,
@@ -30,6 +31,7 @@ for _module in (
     annotators,
     exports,
     progress,
+    model_sources,
     health,
 ):
     api_router.include_router(_module.router)

@@ -1919,9 +1919,13 @@ class SqlStore(BaseStore):
                 sa.update(j)
                 .where(j.c.id == job_id, j.c.status == "running", j.c.worker_id == worker_id)
                 .values(
-                    status="queued", worker_id=None, leased_until=None, error=error, updated=now,
+                    status="queued",
+                    worker_id=None,
+                    leased_until=None,
+                    error=error,
+                    updated=now,
                     not_before=not_before,
-                )  # fmt: skip
+                )
             ).rowcount
             if n == 0:
                 job = _job(self._one(conn, sa.select(j).where(j.c.id == job_id), "job", job_id))
