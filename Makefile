@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Label Studio (tests/labelstudio/ run a real server) clashes with labelwise's pins: own venv.
+LS_VENV := .venv-ls
+LS_STAMP := $(LS_VENV)/.installed
 
 .PHONY: run test bench lint format clean chromium screenshots
 
@@ -13,11 +16,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps crowd-kit==1.4.2  # tests only; its deps: see the test extra
 	touch $(STAMP)
 
+$(LS_STAMP):
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install --quiet --upgrade pip
+	$(LS_VENV)/bin/pip install --quiet label-studio==1.23.2 label-studio-sdk==2.1.2
+	$(PYTHON) tests/labelstudio/ls_server.py --init  # migrated database the tests copy
+	touch $(LS_STAMP)
+
 run: $(STAMP)
 	$(BIN)/labelwise demo
 	$(BIN)/labelwise serve --demo
 
-test: $(STAMP) chromium
+test: $(STAMP) $(LS_STAMP) chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # The browser tests drive Debian's Chromium (playwright's own download is never used).
@@ -44,4 +54,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache
+	rm -rf $(VENV) $(LS_VENV) build dist .pytest_cache
