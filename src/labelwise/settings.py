@@ -75,8 +75,32 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=1024 * 1024 * 1024,
         gt=0,
-        description="Largest file upload to POST /api/projects/{id}/items:import, streamed to "
-        "a temporary file (413 beyond).",
+        description="Largest file upload to POST /api/projects/{id}/items:import or "
+        "images:upload, streamed to a temporary file (413 beyond).",
+    )
+    max_image_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        gt=0,
+        description="Largest single image of POST /api/projects/{id}/images:upload (413 beyond).",
+    )
+    max_image_pixels: int = Field(
+        default=100_000_000,
+        gt=0,
+        description="Most pixels (width x height) of an uploaded image: decompression bombs are "
+        "refused from their header (413).",
+    )
+    max_zip_entries: int = Field(
+        default=20_000, gt=0, description="Most entries of an uploaded zip of images (413 beyond)."
+    )
+    max_zip_bytes: int = Field(
+        default=4 * 1024 * 1024 * 1024,
+        gt=0,
+        description="Most bytes an uploaded zip of images may decompress to (zip bombs; 413).",
+    )
+    image_display_size: int = Field(
+        default=1024,
+        ge=64,
+        description="Longest side, in pixels, of the copies of images the labeling page shows.",
     )
     max_open_leases: int = Field(
         default=20,

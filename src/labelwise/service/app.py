@@ -118,7 +118,7 @@ class _GuardBodies:
             return
         scope.setdefault("state", {})["user"] = user
         upload = scope["path"].endswith(
-            ("/items:import", "/model/predictions", "/model/embeddings")
+            ("/items:import", "/images:upload", "/model/predictions", "/model/embeddings")
         ) and headers.get("content-type", "").startswith("multipart/form-data")
         limit = self.settings.max_upload_bytes if upload else self.settings.max_json_body_bytes
         what = "file upload" if upload else "request body"

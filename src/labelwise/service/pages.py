@@ -15,7 +15,8 @@ Routes (none of them is part of the OpenAPI schema):
 - ``GET /projects/{id}/dashboard``: learning curve, rounds, queue, throughput, cost, stopping,
   data quality (annotator quality, review-queue counts, consensus and gold settings);
 - ``GET /projects/{id}/review``: resolve the review queue one item at a time (reviewers, admins);
-- ``GET /media/items/{item_id}``: the image file of an image item (bearer token, membership);
+- ``GET /media/items/{item_id}``: an image item's picture, at most 1,024 px a side by default
+  (bearer token, membership; ``?size=original`` for the file itself);
 - ``GET /api/items/{item_id}/keywords``: words to highlight in a text item (bearer token).
 
 Keywords to highlight come from the item's ``metadata["keywords"]`` when the importer set it;
@@ -31,11 +32,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -58,6 +59,8 @@ IMAGE_TYPES = {
     ".gif": "image/gif",
     ".webp": "image/webp",
     ".bmp": "image/bmp",
+    ".tif": "image/tiff",  # shown converted (browsers do not show TIFF)
+    ".tiff": "image/tiff",
 }
 ItemId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="Item id.")]
 
@@ -116,11 +119,23 @@ def _visible_item(store: BaseStore, user: Any, item_id: int) -> Any:
 
 
 @router.get("/media/items/{item_id}")
-def item_image(item_id: ItemId, store: StoreDep, user: CurrentUser) -> FileResponse:
-    """The image file of an image item (``payload["image"]``), for members of its project.
+def item_image(
+    request: Request,
+    item_id: ItemId,
+    store: StoreDep,
+    user: CurrentUser,
+    size: Annotated[Literal["display", "original"], Query()] = "display",
+) -> Response:
+    """The image of an image item (``payload["image"]``), for members of its project.
 
-    Only files with an image suffix are served, so an item cannot be made to leak another file.
+    ``size=display`` (default): a copy at most ``settings.image_display_size`` px on its longest
+    side, EXIF orientation applied, cached on disk (:func:`labelwise.service.images.display_copy`);
+    ``size=original``: the file itself. ETag and ``Cache-Control: private``; a matching
+    ``If-None-Match`` is a 304. Only files with an image suffix are read, so an item cannot be
+    made to leak another file.
     """
+    from labelwise.service.images import display_copy
+
     item = _visible_item(store, user, item_id)
     path = item.payload.get("image")
     if not isinstance(path, str):
@@ -128,10 +143,19 @@ def item_image(item_id: ItemId, store: StoreDep, user: CurrentUser) -> FileRespo
     p = Path(path)
     media = IMAGE_TYPES.get(p.suffix.lower())
     if media is None:
-        raise LabelwiseError(f"item {item_id}'s image {p.name!r} is not a png/jpeg/gif/webp/bmp.")
+        raise LabelwiseError(
+            f"item {item_id}'s image {p.name!r} is not a png/jpeg/gif/webp/bmp/tiff."
+        )
     if not p.is_file():
         raise NotFound("image file of item", item_id)
-    return FileResponse(p, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
+    headers = {"Cache-Control": "private, max-age=3600"}
+    if size == "original" and not p.suffix.lower().startswith(".tif"):
+        return FileResponse(p, media_type=media, headers=headers)
+    shown = display_copy(p, request.app.state.settings)
+    headers["ETag"] = shown.etag
+    if shown.etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(shown.path, media_type=shown.media_type, headers=headers)
 
 
 _cue_lock = threading.Lock()
