@@ -121,13 +121,13 @@ def dataset_version_tasks(store: BaseStore, dataset_version_id: int) -> list[dic
     project = store.get_project(version.project_id)
     rows = store.list_dataset_rows(dataset_version_id)
     native = _native(store, project.id)
-    out = []
-    for external_id, label in rows:
-        item = store.find_item(project.id, external_id)
-        if item is None:  # the snapshot outlived its item
-            continue
-        out.append(_task(project, item, label, native))
-    return out
+    wanted = {external_id for external_id, _ in rows}
+    items = {it.external_id: it for it in _items(store, project.id) if it.external_id in wanted}
+    return [
+        _task(project, items[external_id], label, native)
+        for external_id, label in rows
+        if external_id in items  # a snapshot may outlive an item
+    ]
 
 
 def _proba_columns(model: Any, n_columns: int, project: Project) -> list[str]:
