@@ -346,6 +346,7 @@ def test_build_task_adds_the_label_when_answers_do_not_settle_on_it():
     # an imported label without answers, and a label a reviewer corrected
     (gt,) = ls.build_task(1, "a", {"text": "x"}, {}, label="pos")["annotations"]
     assert gt["ground_truth"] is True and "completed_by" not in gt
+    assert "id" not in gt  # Label Studio stores an annotation's id as an integer import_id
     assert gt["result"][0]["value"] == {"choices": ["pos"]}
     native = ls.native_annotation(3, "dora", "neg", None)
     anns = ls.build_task(1, "a", {"text": "x"}, {}, label="pos", annotations=[native])
@@ -354,6 +355,9 @@ def test_build_task_adds_the_label_when_answers_do_not_settle_on_it():
     kept = {"labelstudio": {"annotations": [{**native, "id": 77}]}}
     anns = ls.build_task(1, "a", {"text": "x"}, kept, label="neg", annotations=[native])
     assert [a["id"] for a in anns["annotations"]] == [77]
+    text_id = {"labelstudio": {"annotations": [{**native, "id": "a7"}]}}
+    (one,) = ls.build_task(1, "a", {"text": "x"}, text_id)["annotations"]
+    assert "id" not in one
     # multilabel labels are lists
     ml = ls.build_task(1, "a", {"text": "x"}, {}, label=["p", "q"], task_type="multilabel")
     assert ml["annotations"][0]["result"][0]["value"] == {"choices": ["p", "q"]}

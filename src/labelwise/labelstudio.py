@@ -97,7 +97,7 @@ _TASK_KEYS = frozenset(
     {"id", "data", "annotations", "predictions", "meta", "drafts", "created_at", "updated_at",
      "project", "inner_id", "file_upload", "total_annotations", "cancelled_annotations",
      "total_predictions", "comment_count", "unresolved_comment_count",
-     "last_comment_updated_at", "updated_by", "comment_authors"}
+     "last_comment_updated_at", "updated_by", "comment_authors", "allow_skip", "state"}
 )  # fmt: skip
 
 
@@ -715,7 +715,7 @@ def predicted_labels(
 
 def _export_annotation(record: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if record.get("id") is not None:
+    if _is_int(record.get("id")):  # Label Studio keeps it as the annotation's import_id
         out["id"] = record["id"]
     who = completed_by(record.get("completed_by"))
     if who is not None:
@@ -830,7 +830,7 @@ def build_task(
             rid = f"lw-label-{task_id}"
             records.append(
                 {
-                    "id": rid,
+                    "id": None,
                     "completed_by": None,
                     "result": choices_result(label, object_name(payload), rid),
                     "was_cancelled": False,
