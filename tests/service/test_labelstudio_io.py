@@ -127,6 +127,38 @@ def test_import_quick_export_multilabel(client, store):
     assert t["annotations"][0]["completed_by"] == 1
 
 
+def test_import_files_written_by_label_studio_1_23_2(client, store):
+    """ls-1.23.2-*.json were written by a real Label Studio 1.23.2: labelwise's export of
+    snapshot_text.json imported there (users ana, ben, chen created first), one more answer
+    added through its API by admin@example.com on r-0004, then its snapshot export (users and
+    predictions expanded) and its quick export (user ids, prediction ids)."""
+    pid = _project(client)
+    _upload(client, pid, (DATA / "snapshot_text.json").read_bytes())
+    snapshot = (DATA / "ls-1.23.2-snapshot.json").read_bytes()
+    r = _upload(client, pid, snapshot, on_duplicate="update")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    # Label Studio gave the annotations new ids: every item with annotations reads as changed
+    assert body["n_updated"] == 4 and body["n_annotations"] == 8 and body["n_predictions"] == 3
+    assert body["n_annotators_created"] == 1  # admin@example.com; ana, ben, chen exist
+    assert _labels(store, pid) == {
+        "r-0001": "positive",
+        "r-0002": "negative",
+        "r-0003": "neutral",
+        "r-0004": "negative",  # the answer given in Label Studio
+    }
+    preds = store.find_item(pid, "r-0004").metadata["labelstudio"]["predictions"]
+    assert [(p["model_version"], p["score"]) for p in preds] == [("labelwise-3", 0.612)]
+
+    quick = _project(client, "quick")
+    r = _upload(client, quick, (DATA / "ls-1.23.2-quick.json").read_bytes())
+    assert r.status_code == 201, r.text
+    assert "n_predictions" not in r.json()  # ids only: passed over
+    assert _labels(store, quick) == _labels(store, pid)
+    names = {a.name for a in store.list_annotators(quick)}
+    assert names == {f"labelstudio-user-{n}" for n in (1, 2, 3, 4)}
+
+
 # --------------------------------------------------------------------------- round trip
 
 
