@@ -248,6 +248,11 @@ def test_parse_import_shapes():
             "tasks[0] (id 1): predictions[0].result: missing",
         ),
         (
+            '[{"id": 1, "data": {"text": "x", "n": ' + "7" * 5000 + "}}]",
+            "tasks[0] (id 1): data.n: an integer of 5000 digits (at most 20)",
+        ),
+        ('[{"id": ' + "7" * 25 + ', "data": {"text": "x"}}]', "tasks[0]: id: an integer of 25"),
+        (
             '[{"id": 1, "data": {"text": "x"}}, {"id": 1, "data": {"text": "y"}}]',
             "tasks[1] (id 1): id: repeats the item id '1' of tasks[0]",
         ),

@@ -417,8 +417,12 @@ def _task(t: Any, i: int, classes: Sequence[str], task_type: str) -> LSTask:
         raise LabelStudioFormatError(f"expected a task object, got {type(t).__name__}.",
                                      task_idx=i)  # fmt: skip
     tid = t.get("id")
-    shown = tid if _is_int(tid) or isinstance(tid, str) else None
+    shown = tid if _is_int(tid) or (isinstance(tid, str) and len(tid) <= MAX_ID_CHARS) else None
+    if isinstance(tid, _BigInt):
+        shown = None
     try:
+        for key in ("id", "data", "annotations", "predictions"):
+            _find_big(t.get(key), key)
         if tid is not None and not _is_int(tid):
             raise _Bad("id", f"expected an integer task id, got {tid!r}.")
         data = t["data"] if "data" in t else {k: v for k, v in t.items() if k not in _TASK_KEYS}
@@ -563,7 +567,7 @@ def loads_tasks(
 ) -> list[LSTask]:
     """:func:`parse_tasks` of a JSON document (a Label Studio export file's content)."""
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_int=_parse_int)
     except UnicodeDecodeError as e:
         raise LabelStudioFormatError(f"the file is not UTF-8 text ({e.reason}).") from None
     except json.JSONDecodeError as e:
@@ -574,6 +578,34 @@ def loads_tasks(
     except RecursionError:
         raise LabelStudioFormatError("JSON nested too deep.") from None
     return parse_tasks(obj, classes, task_type)
+
+
+class _BigInt(str):
+    """A JSON integer of more than :data:`MAX_INT_DIGITS` digits, kept as text until the task
+    check names where it is (``int()`` of 4,300+ digits raises, and nothing stores it)."""
+
+
+#: Most digits of a JSON integer (64-bit ids fit); longer ones are refused, naming the field.
+MAX_INT_DIGITS = 20
+
+
+def _parse_int(text: str) -> int | _BigInt:
+    return _BigInt(text) if len(text.lstrip("-")) > MAX_INT_DIGITS else int(text)
+
+
+def _find_big(value: Any, where: str) -> None:
+    if isinstance(value, _BigInt):
+        raise _Bad(
+            where,
+            f"an integer of {len(value.lstrip('-'))} digits (at most {MAX_INT_DIGITS}); write "
+            "long ids as strings.",
+        )
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _find_big(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for j, v in enumerate(value):
+            _find_big(v, f"{where}[{j}]")
 
 
 # --------------------------------------------------------------------------- labels
