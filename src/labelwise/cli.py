@@ -1133,5 +1133,94 @@ def labels_check(
         console().print(part)
 
 
+# ------------------------------------------------------------------------ webhooks (issue 11)
+
+webhook_app = typer.Typer(
+    help="Webhooks: signed POSTs to your endpoints when a project's events happen.",
+    no_args_is_help=True,
+)
+app.add_typer(webhook_app, name="webhook")
+
+
+def _format_webhook(w: Any, last: Any) -> str:
+    state = "active" if w.active else "inactive"
+    if last is None:
+        seen = "last: none"
+    else:
+        code = f" (HTTP {last.last_status_code})" if last.last_status_code is not None else ""
+        error = f": {last.last_error}" if last.last_error and last.status != "delivered" else ""
+        seen = f"last: {last.status}{code} {last.updated:%Y-%m-%d %H:%M}{error}"
+    return f"{w.id}  {state}  {w.url}  {', '.join(w.events)}  {seen}"
+
+
+@webhook_app.command("add")
+def webhook_add(
+    project: str = typer.Argument(..., help="Project name or id."),
+    url: str = typer.Argument(..., help="http(s) URL the events are POSTed to."),
+    event: list[str] = typer.Option(
+        ...,
+        "--event",
+        help="batch.completed, model_version.created, stopping.met or label_errors.flagged; "
+        "repeatable.",
+    ),
+    database_url: str = DATABASE_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Subscribe URL to the project's events; prints the signing secret (shown only now)."""
+    from labelwise.service.admin import resolve_project
+    from labelwise.service.webhooks import create_webhook
+
+    with _service_errors():
+        settings = _settings(database_url)
+        with _open(settings) as store:
+            pid = resolve_project(store, project).id
+            created = create_webhook(store, pid, url, event, settings=settings)
+    w = created.webhook
+    if as_json:
+        _print_json({"webhook": {k: v for k, v in dataclasses.asdict(w).items()
+                                 if k != "secret"}, "secret": created.secret})  # fmt: skip
+        return
+    console(stderr=True).print(
+        f"webhook {w.id} of project {pid}: {w.url} ({', '.join(w.events)}); the secret is "
+        "shown only now:",
+        markup=False,
+    )
+    typer.echo(created.secret)
+
+
+@webhook_app.command("list")
+def webhook_list(
+    project: str = typer.Argument(..., help="Project name or id."),
+    database_url: str = DATABASE_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The project's webhooks, each with its last delivery's status (no secrets)."""
+    from labelwise.service.admin import resolve_project
+    from labelwise.service.webhooks import list_webhooks_with_last_delivery
+
+    with _service_errors():
+        settings = _settings(database_url)
+        with _open(settings) as store:
+            pid = resolve_project(store, project).id
+            hooks = list_webhooks_with_last_delivery(store, pid)
+    if as_json:
+        _print_json(
+            [
+                {
+                    **{k: v for k, v in dataclasses.asdict(w).items() if k != "secret"},
+                    "last_delivery": None if d is None else {
+                        k: v for k, v in dataclasses.asdict(d).items() if k != "body"
+                    },
+                }
+                for w, d in hooks
+            ]
+        )  # fmt: skip
+        return
+    if not hooks:
+        console(stderr=True).print(f"project {pid} has no webhooks", markup=False)
+    for w, d in hooks:
+        typer.echo(_format_webhook(w, d))
+
+
 if __name__ == "__main__":  # python -m labelwise.cli
     app()

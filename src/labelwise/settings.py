@@ -127,6 +127,35 @@ class Settings(BaseSettings):
         description="Wait before retrying a failed model endpoint job; doubles with each "
         "attempt (at most an hour).",
     )
+    # webhooks (issue 11)
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Connect and read timeout of one webhook delivery."
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="Attempts of a webhook delivery before it is 'failed'."
+    )
+    webhook_retry_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Wait after a delivery's first failed attempt; tripled after each further "
+        "one (10 s, 30 s, 90 s, ...), capped at webhook_retry_max_seconds.",
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest wait between two attempts of a delivery."
+    )
+    # model sources (issue 11): an external model endpoint
+    model_endpoint_batch_size: int = Field(
+        default=256, gt=0, le=100_000, description="Items per POST {endpoint}/predict request."
+    )
+    model_endpoint_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Seconds a model endpoint may take to answer a request."
+    )
+    model_endpoint_backoff_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Wait before retrying a failed model endpoint job; doubles with each "
+        "attempt (at most an hour).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from labelwise.service import webhooks
 from labelwise.storage.base import Annotation, BaseStore, Project, Task
 
 __all__ = [
@@ -274,6 +275,7 @@ def flag_label_issues(
     suspects = [int(i) for i in train_ids[issues.idx] if int(i) not in reviewed]
     cap = max(1, int(LABEL_CHECK_MAX_SHARE * train_ids.shape[0]))
     moved = store.send_to_review(suspects[:cap], "label_issue") if suspects else 0
+    webhooks.label_errors_flagged(store, project.id, suspects[:cap] if moved else [])
     log.info("project %d: %d suspect labels sent to review", project.id, moved)
     return moved
 

@@ -86,7 +86,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from labelwise.errors import LabelwiseError
-from labelwise.service import model_sources, quality
+from labelwise.service import model_sources, quality, webhooks
 from labelwise.service.features import FeatureMatrix, first_tag, project_features
 from labelwise.stopping import (
     StopDecision,
@@ -674,6 +674,7 @@ def submit_annotation(
     now = utcnow() if now is None else now
     ann_id = store.create_annotation(task_id, annotator_id, label, duration_s=duration_s, now=now)
     quality.after_answer(store, task.item_id)  # a consensus item resolves on its last answer
+    webhooks.batch_completed(store, task.project_id, task.round_id, now=now)
     _maybe_enqueue_retrain(store, task.project_id, task.round_id, settings, now)
     # what was stored, without reading it back
     return Annotation(ann_id, task_id, task.item_id, annotator_id, label, now, duration_s)
@@ -691,6 +692,7 @@ def skip_task(
     task = store.get_task(task_id)
     store.skip_task(task_id, annotator_id, now=now)
     quality.after_answer(store, task.item_id)
+    webhooks.batch_completed(store, task.project_id, task.round_id, now=now)
     _maybe_enqueue_retrain(store, task.project_id, task.round_id, settings, now)
 
 
@@ -1026,6 +1028,7 @@ def run_retrain(
         decision = StopDecision(False, "continue: the project's model is external", "none")
     else:
         mv_id, metrics, decision = _train(store, project, snap, job, dv_id, settings, previous, now)
+    webhooks.after_retrain(store, pid, mv_id, decision, job_id=job.id, now=now)  # before done
 
     closed = []
     for r in store.list_rounds(pid):
@@ -1037,6 +1040,7 @@ def run_retrain(
             and _round_complete(store, pid, r.id)
         ):
             store.close_round(r.id, now=now)
+            webhooks.batch_completed(store, pid, r.id, now=now)  # if the answer's emit was lost
             closed.append(r.id)
     next_round_id = None
     still_open = [
@@ -1171,5 +1175,6 @@ def import_model(
         project_id, round_id=None, metrics=metrics, calibration={}, artifact_path=str(target),
         now=now,
     )  # fmt: skip
+    webhooks.model_version_created(store, project_id, mv_id, now=now)
     log.info("project %d: imported model %s as model version %d", project_id, path, mv_id)
     return mv_id

@@ -21,6 +21,9 @@ expired that many times (its workers kept dying) is failed when next claimed.
 
 Run it in the API process (:meth:`Worker.start_in_thread`, the default) or as its own process
 (``labelwise worker`` calls :meth:`Worker.run_forever`); several workers may share a store.
+
+Between jobs, :meth:`Worker.run_forever` also sends one due webhook delivery per turn
+(:func:`labelwise.service.webhooks.deliver_next`, leased like jobs).
 """
 
 from __future__ import annotations
@@ -195,7 +198,14 @@ class Worker:
             except Exception:  # the store is unreachable: wait and retry
                 log.exception("worker %s: cannot claim jobs", self.worker_id)
                 job = None
-            if job is None:
+            try:  # webhooks (issue 11): one due delivery per turn, between jobs
+                from labelwise.service.webhooks import deliver_next
+
+                sent = deliver_next(self.store, self.settings, self.worker_id)
+            except Exception:
+                log.exception("worker %s: cannot deliver webhooks", self.worker_id)
+                sent = None
+            if job is None and sent is None:
                 stop_event.wait(poll)
 
     def start_in_thread(

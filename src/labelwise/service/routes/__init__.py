@@ -18,6 +18,7 @@ from labelwise.service.routes import (
     projects,
     quality,
     tasks,
+    webhooks,
 )
 
 __all__ = ["api_router"]
@@ -37,5 +38,6 @@ for _module in (
     progress,
     model_sources,
     health,
+    webhooks,
 ):
     api_router.include_router(_module.router)
