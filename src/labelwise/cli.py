@@ -999,6 +999,107 @@ def project_import_model(
     console().print(f"model version {mv_id} of project {pid} is {path.name}; next round uses it")
 
 
+# ------------------------------------------------------------------------ model sources (issue 11)
+
+model_app = typer.Typer(
+    help="A project's model: built-in, uploaded predictions/embeddings, or an HTTP endpoint.",
+    no_args_is_help=True,
+)
+project_app.add_typer(model_app, name="model")
+
+
+def _format_model(status: Any, job_id: int | None = None) -> list[Any]:
+    src = status.source
+    head = Text(f"model source: {src.source}")
+    if src.endpoint:
+        head.append(f" ({src.endpoint})")
+    out: list[Any] = [head]
+    if job_id is not None:
+        out.append(Text(f"predict job {job_id} queued: the worker asks the endpoint"))
+    if status.uploads:
+        table = Table("id", "kind", "version", "origin", "rows", "columns", "model version",
+                      "created", "active")  # fmt: skip
+        active = set(status.active.values())
+        for u in status.uploads:
+            table.add_row(
+                str(u.id), u.kind, str(u.version), u.origin, str(u.n_rows), str(u.n_cols),
+                u.model_version or "", f"{u.created:%Y-%m-%d %H:%M}", "*" if u.id in active else "",
+            )  # fmt: skip
+        out.append(table)
+    else:
+        out.append(Text("no uploaded predictions or embeddings"))
+    if status.last_error:
+        line = Text(f"last error (job {status.last_error_job_id}, {status.last_error_job_status}")
+        if status.next_attempt_at is not None:
+            line.append(f", next attempt {status.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC")
+        line.append(f"): {status.last_error}")
+        out.append(line)
+    return out
+
+
+@model_app.command("set")
+def project_model_set(
+    project: str = typer.Argument(..., help="Project name or id."),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint", help="Base URL of a model endpoint (POST URL/predict, URL/train)."
+    ),
+    predictions: Path | None = typer.Option(
+        None, "--predictions", help="Per-item probabilities: .csv, .parquet, .npz or .npy."
+    ),
+    embeddings: Path | None = typer.Option(
+        None, "--embeddings", help="Per-item embeddings (every item): .csv, .parquet, .npz, .npy."
+    ),
+    ids: Path | None = typer.Option(
+        None, "--ids", help="For .npy files: the rows' external ids, one a line."
+    ),
+    file_format: str | None = typer.Option(
+        None, "--format", help="csv, parquet, npz or npy (default: from the file name)."
+    ),
+    builtin: bool = typer.Option(False, "--builtin", help="Back to labelwise's own model."),
+    database_url: str = DATABASE_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Use an HTTP model endpoint, upload predictions and/or embeddings, or go back to the
+    built-in model. A bad file stores nothing and names the row and field."""
+    from labelwise.service.admin import resolve_project
+    from labelwise.service.model_sources import configure
+
+    with _service_errors():
+        settings = _settings(database_url)
+        with _open(settings) as store:
+            pid = resolve_project(store, project).id
+            status, job_id = configure(
+                store, pid, settings=settings, endpoint=endpoint, predictions=predictions,
+                embeddings=embeddings, ids_path=ids, fmt=file_format, builtin=builtin,
+            )  # fmt: skip
+    if as_json:
+        _print_json({"status": status, "job_id": job_id})
+        return
+    for renderable in _format_model(status, job_id):
+        console().print(renderable)
+
+
+@model_app.command("show")
+def project_model_show(
+    project: str = typer.Argument(..., help="Project name or id."),
+    database_url: str = DATABASE_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The model source, the versions of predictions and embeddings, and the last error."""
+    from labelwise.service.admin import resolve_project
+    from labelwise.service.model_sources import model_status
+
+    with _service_errors():
+        settings = _settings(database_url)
+        with _open(settings) as store:
+            status = model_status(store, resolve_project(store, project).id)
+    if as_json:
+        _print_json(status)
+        return
+    for renderable in _format_model(status):
+        console().print(renderable)
+
+
 @token_app.command("create")
 def token_create(
     name: str = typer.Argument(..., help="Unique user name."),

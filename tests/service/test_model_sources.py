@@ -112,7 +112,10 @@ def _write(tmp_path: Path, fmt: str, ids: list[str], values: np.ndarray, kind: s
     if fmt == "csv":
         path = tmp_path / "up.csv"
         lines = ["id," + ",".join(cols)]
-        lines += [f"{i}," + ",".join(repr(float(x)) for x in row) for i, row in zip(ids, values)]
+        lines += [
+            f"{i}," + ",".join(repr(float(x)) for x in row)
+            for i, row in zip(ids, values, strict=True)
+        ]
         path.write_text("\n".join(lines) + "\n")
         return {"path": path}
     if fmt == "parquet":  # value columns
@@ -169,7 +172,9 @@ def test_new_upload_is_a_new_version_and_missing_items_are_not_selected(store, s
     pid = _project(store)
     P = _proba()
     ids = [f"x{i}" for i in range(N)]
-    ms.upload_predictions(store, pid, settings=settings, **_write(tmp_path, "csv", ids, P, "predictions"))
+    ms.upload_predictions(
+        store, pid, settings=settings, **_write(tmp_path, "csv", ids, P, "predictions")
+    )
     # version 2 leaves out the three most uncertain items: they are not candidates now
     keep = [i for i in range(N) if i not in UNSURE[:3]]
     v2 = ms.upload_predictions(
@@ -191,7 +196,9 @@ def test_predictions_source_retrain_fits_no_model_and_queues_the_next_batch(
     pid = _project(store)
     P = _proba()
     ids = [f"x{i}" for i in range(N)]
-    ms.upload_predictions(store, pid, settings=settings, **_write(tmp_path, "csv", ids, P, "predictions"))
+    ms.upload_predictions(
+        store, pid, settings=settings, **_write(tmp_path, "csv", ids, P, "predictions")
+    )
     start_round(store, pid, settings=settings, now=T0)
     ann = _annotator(store, pid)
     truth = {f"x{i}": CLASSES[int(np.argmax(P[i]))] for i in range(N)}
@@ -219,7 +226,9 @@ def test_uploaded_embeddings_are_the_feature_matrix(store, settings, tmp_path, f
     ids = [f"x{i}" for i in range(N)]
     before = project_features(store, pid, settings)
     assert before.kind == "tabular" and before.X.shape == (N, 2)
-    up = ms.upload_embeddings(store, pid, settings=settings, **_write(tmp_path, fmt, ids, E, "embeddings"))
+    up = ms.upload_embeddings(
+        store, pid, settings=settings, **_write(tmp_path, fmt, ids, E, "embeddings")
+    )
     assert (up.kind, up.version, up.n_rows, up.n_cols, up.classes) == ("embeddings", 1, N, 4, ())
     fm = project_features(store, pid, settings)
     assert fm.kind == "embeddings" and fm.X.shape == (N, 4)
@@ -240,7 +249,9 @@ def test_kcenter_selects_on_uploaded_embeddings(store, settings, tmp_path):
     centres = np.array([[0, 0], [100, 0], [0, 100]], dtype=np.float32)
     E = centres[np.arange(N) % 3] + np.random.RandomState(3).normal(scale=0.1, size=(N, 2))
     ids = [f"x{i}" for i in range(N)]
-    ms.upload_embeddings(store, pid, settings=settings, **_write(tmp_path, "npz", ids, E, "embeddings"))
+    ms.upload_embeddings(
+        store, pid, settings=settings, **_write(tmp_path, "npz", ids, E, "embeddings")
+    )
     start_round(store, pid, settings=settings, now=T0)
     clusters = sorted(int(ext[1:]) % 3 for ext in _picked(store, pid))
     assert clusters == [0, 1, 2]
@@ -250,10 +261,13 @@ def test_embeddings_must_cover_items_added_later(store, settings, tmp_path):
     pid = _project(store)
     E = np.ones((N, 2))
     ms.upload_embeddings(
-        store, pid, settings=settings, **_write(tmp_path, "csv", [f"x{i}" for i in range(N)], E, "embeddings")
+        store,
+        pid,
+        settings=settings,
+        **_write(tmp_path, "csv", [f"x{i}" for i in range(N)], E, "embeddings"),
     )
     store.create_items(pid, [NewItem(external_id="late", payload={"u": 1.0, "v": 2.0})])
-    with pytest.raises(Exception, match="1 items .* have no row in embeddings version 1"):
+    with pytest.raises(Exception, match=r"1 items .* have no row in embeddings version 1"):
         project_features(store, pid, settings)
 
 
@@ -263,14 +277,30 @@ GOOD = "id,a,b,c\n" + "".join(f"x{i},0.5,0.25,0.25\n" for i in range(N))
 
 BAD_PREDICTIONS = [
     ("unknown id", GOOD.replace("x3,", "nope,"), r"row 5: field 'id': unknown external id 'nope'"),
-    ("repeated id", GOOD.replace("x3,", "x2,"), r"row 5: field 'id': external id 'x2' repeats row 4"),
+    (
+        "repeated id",
+        GOOD.replace("x3,", "x2,"),
+        r"row 5: field 'id': external id 'x2' repeats row 4",
+    ),
     ("wrong width", GOOD.replace("x4,0.5,0.25,0.25", "x4,0.5,0.5"), r"row 6: 3 cells"),
     ("nan", GOOD.replace("x5,0.5,", "x5,nan,"), r"row 7: field 'a': nan is not a finite"),
     ("inf", GOOD.replace("x5,0.5,", "x5,inf,"), r"row 7: field 'a': inf is not a finite"),
-    ("sum", GOOD.replace("x6,0.5,0.25,0.25", "x6,0.5,0.25,0.3"), r"row 8: field 'x6': the probabilities sum to 1.05"),
+    (
+        "sum",
+        GOOD.replace("x6,0.5,0.25,0.25", "x6,0.5,0.25,0.3"),
+        r"row 8: field 'x6': the probabilities sum to 1.05",
+    ),
     ("unknown class", GOOD.replace("id,a,b,c", "id,a,b,dog"), r"field 'dog': unknown class 'dog'"),
-    ("missing class", GOOD.replace("id,a,b,c", "id,a,b").replace(",0.25\n", "\n"), r"no column for class\(es\) \['c'\]"),
-    ("not a number", GOOD.replace("x7,0.5,", "x7,half,"), r"row 9: field 'a': 'half' is not a number"),
+    (
+        "missing class",
+        GOOD.replace("id,a,b,c", "id,a,b").replace(",0.25\n", "\n"),
+        r"no column for class\(es\) \['c'\]",
+    ),
+    (
+        "not a number",
+        GOOD.replace("x7,0.5,", "x7,half,"),
+        r"row 9: field 'a': 'half' is not a number",
+    ),
     ("no id column", GOOD.replace("id,a", "key,a"), r"first column must be 'id'"),
     ("header only", "id,a,b,c\n", r"no rows"),
 ]
@@ -280,7 +310,9 @@ BAD_PREDICTIONS = [
 def test_malformed_predictions_are_422_and_store_nothing(client, store, case, tmp_path):
     _, text, message = case
     pid = _project(store)
-    r = client.post(f"/api/projects/{pid}/model/predictions", files={"file": ("p.csv", text.encode())})
+    r = client.post(
+        f"/api/projects/{pid}/model/predictions", files={"file": ("p.csv", text.encode())}
+    )
     got = detail(r, 422)
     assert __import__("re").search(message, got), got
     assert "Nothing was stored" in got
@@ -321,7 +353,9 @@ def test_api_uploads_and_shows_the_model(client, store, tmp_path):
     csv_text = "id,c,a,b\n" + "".join(  # columns in another order than the project's
         f"x{i},{float(P[i, 2])!r},{float(P[i, 0])!r},{float(P[i, 1])!r}\n" for i in range(N)
     )
-    r = client.post(f"/api/projects/{pid}/model/predictions", files={"file": ("p.csv", csv_text.encode())})
+    r = client.post(
+        f"/api/projects/{pid}/model/predictions", files={"file": ("p.csv", csv_text.encode())}
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert (body["kind"], body["version"], body["n_rows"], body["classes"]) == (
@@ -346,8 +380,8 @@ def test_api_uploads_and_shows_the_model(client, store, tmp_path):
     r = client.put(f"/api/projects/{pid}/model", json={"source": "builtin"})
     assert r.status_code == 200 and r.json()["source"] == "builtin"
     assert detail(client.put(f"/api/projects/{pid}/model", json={"source": "endpoint"}), 422)
-    got = detail(client.put(f"/api/projects/{pid}/model",
-                            json={"source": "endpoint", "endpoint": "http://169.254.169.254/m"}), 422)  # fmt: skip
+    metadata_url = {"source": "endpoint", "endpoint": "http://169.254.169.254/m"}
+    got = detail(client.put(f"/api/projects/{pid}/model", json=metadata_url), 422)
     assert "169.254.169.254" in got
     assert client.get(f"/api/projects/{pid}/model").json()["source"] == "builtin"
     assert detail(client.get("/api/projects/999999/model"), 404)
@@ -482,7 +516,9 @@ def test_endpoint_serves_rounds_and_trains_on_labels(store, settings, model_serv
     assert [u.model_version for u in store.list_model_uploads(pid, "predictions")] == ["m1", "m2"]
     assert len(store.list_model_versions(pid)) == 2
     queued = store.list_tasks(pid, status="queued")
-    assert len(queued) == K and not {store.get_item(t.item_id).external_id for t in queued} & set(labels)
+    assert len(queued) == K and not {store.get_item(t.item_id).external_id for t in queued} & set(
+        labels
+    )
 
 
 FAILURES = [
@@ -500,7 +536,7 @@ FAILURES = [
 def test_endpoint_failures_are_recorded_backed_off_and_recovered(
     client, store, settings, model_server, mode, message
 ):
-    pid, job_id = _endpoint_project(store, settings, model_server)
+    pid, _ = _endpoint_project(store, settings, model_server)
     worker = Worker(store, settings, worker_id="w")
     assert worker.run_once(now=T0).status == "done"  # a good first version
     before = (store.list_model_uploads(pid), store.list_model_versions(pid),
@@ -560,7 +596,9 @@ def test_retrain_with_a_failing_endpoint_changes_nothing(store, settings, model_
 
 def test_put_endpoint_through_the_api_queues_a_predict_job(client, store, model_server):
     pid = _project(store)
-    r = client.put(f"/api/projects/{pid}/model", json={"source": "endpoint", "endpoint": model_server.url})
+    r = client.put(
+        f"/api/projects/{pid}/model", json={"source": "endpoint", "endpoint": model_server.url}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["source"], body["endpoint"]) == ("endpoint", model_server.url)
@@ -568,3 +606,80 @@ def test_put_endpoint_through_the_api_queues_a_predict_job(client, store, model_
     assert (job.kind, job.status, job.project_id) == ("predict", "queued", pid)
     got = detail(client.post(f"/api/projects/{pid}/rounds"), 422)
     assert "waits for its model endpoint's first predictions" in got
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_model_set_and_show(tmp_path, model_server):
+    from typer.testing import CliRunner
+
+    from labelwise.cli import app
+    from labelwise.storage.sql import SqlStore
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    with SqlStore(url, upgrade=True) as store:
+        _project(store)
+    env = {"LABELWISE_DATABASE_URL": url, "LABELWISE_DATA_DIR": str(tmp_path / "data"),
+           "COLUMNS": "200"}  # fmt: skip
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(app, ["project", "model", *args], env=env)
+
+    P = _proba()
+    ids = [f"x{i}" for i in range(N)]
+    csv_path = _write(tmp_path, "csv", ids, P, "predictions")["path"]
+    res = run("set", "byom", "--predictions", str(csv_path))
+    assert res.exit_code == 0, res.output
+    assert "model source: predictions" in res.output and "up.csv" in res.output
+    E = np.arange(N * 2, dtype=np.float32).reshape(N, 2)
+    kw = _write(tmp_path, "npy", ids, E, "embeddings")
+    res = run("set", "byom", "--embeddings", str(kw["path"]), "--ids", str(kw["ids_path"]))
+    assert res.exit_code == 0, res.output
+    shown = json.loads(run("show", "byom", "--json").output)
+    assert shown["source"]["source"] == "predictions"
+    assert [(u["kind"], u["version"], u["n_cols"]) for u in shown["uploads"]] == [
+        ("embeddings", 1, 2), ("predictions", 1, 3),
+    ]  # fmt: skip
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,a,b,c\nx0,0.5,0.5,0.5\n")
+    res = run("set", "byom", "--predictions", str(bad))
+    assert res.exit_code == 2
+    assert "row 2: field 'x0': the probabilities sum to 1.5" in res.output
+    res = run("set", "byom", "--endpoint", "http://169.254.169.254/latest")
+    assert res.exit_code == 2 and "169.254.169.254" in res.output
+    assert run("set", "byom").exit_code == 2  # nothing to set
+    res = run("set", "byom", "--endpoint", model_server.url)
+    assert res.exit_code == 0, res.output
+    assert f"model source: endpoint ({model_server.url})" in res.output
+    assert "predict job 1 queued" in res.output
+    with SqlStore(url) as store:
+        assert store.get_model_source(1).source == "endpoint"
+        assert len(store.list_model_uploads(1)) == 2  # the bad file stored nothing
+
+
+def test_dashboard_page_has_the_model_error_line(client, store):
+    """The page's script reads GET /model and fills #model-error (the browser test,
+    tests/browser/test_model_error.py, sees it filled by a failing endpoint)."""
+    pid = _project(store)
+    html = client.get(f"/projects/{pid}/dashboard").text
+    assert 'id="model-error"' in html and 'role="alert"' in html
+    assert "/api/projects/${pid}/model" in html and "model.last_error" in html
+
+
+@pytest.mark.parametrize("strategy", ["qbc_kl", "egl", "adaptive"])
+def test_strategies_that_refit_labelwise_model_are_refused_with_external_predictions(
+    settings, tmp_path, strategy
+):
+    from labelwise.errors import LabelwiseError
+    from labelwise.storage import InMemoryStore
+
+    store = InMemoryStore()
+    pid = _project(store, strategy=strategy)
+    ids = [f"x{i}" for i in range(N)]
+    kw = _write(tmp_path, "csv", ids, _proba(), "predictions")
+    ms.upload_predictions(store, pid, settings=settings, **kw)
+    with pytest.raises(LabelwiseError, match=f"strategy '{strategy}' needs a model labelwise"):
+        start_round(store, pid, settings=settings, now=T0)
+    assert store.list_rounds(pid) == []

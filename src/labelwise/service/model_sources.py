@@ -83,6 +83,7 @@ __all__ = [
     "ModelUploadError",
     "active_predictions",
     "backoff_seconds",
+    "configure",
     "embedding_features",
     "model_status",
     "read_upload",
@@ -717,6 +718,27 @@ class ExternalPredictions:
         return np.arange(n, dtype=np.float64).reshape(n, 1)
 
 
+#: strategies that refit labelwise's model inside selection (or read its coefficients)
+_OWN_MODEL_STRATEGIES = frozenset({"adaptive", "egl"})
+
+
+def _check_strategy(project: Project) -> None:
+    """Refuse strategies that cannot work with a model labelwise cannot refit."""
+    from labelwise.strategies import get_strategy
+
+    try:
+        cls = type(get_strategy(project.strategy))
+    except LabelwiseError:  # parameters missing: the session reports that itself
+        return
+    if project.strategy in _OWN_MODEL_STRATEGIES or "committee" in getattr(cls, "needs", ()):
+        raise LabelwiseError(
+            f"strategy {project.strategy!r} needs a model labelwise fits itself (a committee, "
+            "its coefficients or refits); with uploaded or endpoint predictions choose an "
+            "uncertainty or diversity strategy (margin, entropy, least_confidence, badge, "
+            "kcenter, typiclust, ...) or set the model source back to builtin."
+        )
+
+
 def active_predictions(
     store: BaseStore, project: Project, fm: Any, source: ModelSource | None = None
 ) -> ExternalPredictions | None:
@@ -745,6 +767,7 @@ def active_predictions(
             f"project {project.name!r} waits for its model endpoint's first predictions (a "
             "predict job fetches them; GET /api/projects/{id}/model shows its last error)."
         )
+    _check_strategy(project)
     ids, values = load_arrays(up)
     pos = np.searchsorted(ids, fm.item_ids)
     pos_ok = np.minimum(pos, max(ids.shape[0] - 1, 0))
@@ -1207,3 +1230,49 @@ def retry_delay(error: BaseException) -> timedelta | None:
     """The backoff an error asks for (its ``retry_after``), or ``None``."""
     seconds = getattr(error, "retry_after", None)
     return None if seconds is None else timedelta(seconds=float(seconds))
+
+
+def configure(
+    store: BaseStore,
+    project_id: int,
+    *,
+    settings: Any,
+    endpoint: str | None = None,
+    predictions: str | Path | None = None,
+    embeddings: str | Path | None = None,
+    ids_path: str | Path | None = None,
+    fmt: str | None = None,
+    builtin: bool = False,
+    now: datetime | None = None,
+) -> tuple[ModelStatus, int | None]:
+    """What ``labelwise project model set`` does: one of an endpoint, the built-in model, or
+    uploads of predictions and/or embeddings (embeddings first, so a failing predictions file
+    leaves the embeddings stored). Returns the new status and a queued predict job's id.
+
+    Raises
+    ------
+    LabelwiseError
+        Nothing to do, or an endpoint or ``builtin`` combined with uploads.
+    """
+    if (endpoint is not None or builtin) and (predictions or embeddings):
+        raise LabelwiseError(
+            "give --endpoint, or --builtin, or uploads (--predictions and/or --embeddings)."
+        )
+    if endpoint is not None and builtin:
+        raise LabelwiseError("give either --endpoint or --builtin, not both.")
+    if endpoint is None and not builtin and predictions is None and embeddings is None:
+        raise LabelwiseError(
+            "nothing to set: give --endpoint URL, --predictions FILE, --embeddings FILE or "
+            "--builtin."
+        )
+    job_id = None
+    if endpoint is not None or builtin:
+        _, job_id = set_model_source(
+            store, project_id, "endpoint" if endpoint is not None else "builtin", endpoint,
+            settings=settings, now=now,
+        )  # fmt: skip
+    for path, fn in ((embeddings, upload_embeddings), (predictions, upload_predictions)):
+        if path is not None:
+            fn(store, project_id, path, settings=settings, fmt=fmt, ids_path=ids_path,
+               filename=Path(path).name, now=now)  # fmt: skip
+    return model_status(store, project_id), job_id
