@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LS_VENV = ROOT / ".venv-ls"
+#: ``LABELWISE_LS_VENV`` points the tests at another Label Studio venv.
+LS_VENV = Path(os.environ.get("LABELWISE_LS_VENV") or ROOT / ".venv-ls")
 LS_BIN = LS_VENV / "bin" / "label-studio"
 TEMPLATE = LS_VENV / "ls-template"
 USERNAME = "admin@example.com"

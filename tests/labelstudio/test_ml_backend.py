@@ -157,7 +157,8 @@ def test_annotation_in_label_studio_becomes_a_labelwise_label(ls, labelwise):
         # START_TRAINING (Label Studio's "Start training") queues a labelwise retrain
         ml = ls.get("/api/ml/", params={"project": ls_pid}).json()[0]
         ls.post(f"/api/ml/{ml['id']}/train", json={}).raise_for_status()
-        assert len(store.list_jobs(labelwise.project_id)) > jobs_before
+        jobs = store.list_jobs(labelwise.project_id)[jobs_before:]
+        assert "Label Studio: START_TRAINING" in [j.payload.get("reason") for j in jobs]
     finally:
         store.close()
 
@@ -248,3 +249,27 @@ def test_parse_label_config_reads_choices():
     assert (c.from_name, c.to_name, c.multiple, c.choices) == (
         "sentiment", "review", True, ("neg", "pos"),
     )  # fmt: skip
+
+
+def test_missing_label_studio_venv_fails_and_says_make_test(tmp_path):
+    """Without .venv-ls the Label Studio tests fail (never skip) and say what installs it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    env = {**os.environ, "LABELWISE_LS_VENV": str(tmp_path / "no-venv-here")}
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "--basetemp", str(tmp_path / "t"),
+            f"{here / 'test_ml_backend.py'}::test_label_studio_server_answers",
+        ],
+        env=env, capture_output=True, text=True, timeout=300, cwd=here.parents[1],
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "1 error" in out or "1 failed" in out, out
+    assert "skipped" not in out
+    assert "run `make test`, which installs Label Studio 1.23.2 into .venv-ls" in out
