@@ -485,13 +485,13 @@ def test_a_refused_address_at_delivery_time_fails_with_the_reason(store, tmp_pat
     wid = webhooks.create_webhook(store, pid, receiver.url, ["stopping.met"],
                                   settings=settings).webhook.id  # fmt: skip
     # the name now resolves elsewhere (DNS changed): modelled by the stored URL changing
-    store.update_webhook(wid, url="http://169.254.169.254/hook")
+    store.update_webhook(wid, url="http://169.254.1.1:9/hook")
     webhooks.emit(store, pid, "stopping.met", {}, key="k", now=T0)
     (d,) = _drain(store, settings, now=T0)
     assert (d.status, d.attempts, d.next_attempt_at) == ("failed", 1, None)
-    assert d.last_error.startswith("refused: URL host '169.254.169.254'")
+    assert d.last_error.startswith("refused: URL host '169.254.1.1' resolves to 169.254.1.1")
     assert receiver.requests == []
-    allowed = _settings(tmp_path, outbound_allow=["169.254.169.254"])
+    allowed = _settings(tmp_path, outbound_allow=["169.254.1.0/24"])
     webhooks.redeliver(store, d.id, now=T0)
     d = webhooks.deliver_next(store, allowed, "w", now=T0)  # allowed: tried (nothing there)
     assert not d.last_error.startswith("refused")
