@@ -256,6 +256,17 @@ def test_zip_bomb_is_refused(client, settings, pid):
     assert_nothing_imported(client, settings, pid)
 
 
+def test_zip_whose_header_understates_the_size(client, settings, pid):
+    # the central directory claims 100 bytes for a 3 MB entry: reading stops at 100 bytes and
+    # the checksum fails, so the lie gets no further than the zip's own integrity check
+    archive = bytearray(make_zip({"liar.png": b"\0" * 3_000_000}))
+    central = archive.index(b"PK\x01\x02")
+    archive[central + 24 : central + 28] = struct.pack("<I", 100)
+    message = detail(upload(client, pid, [("liar.zip", bytes(archive))]), 422)
+    assert "liar.png cannot be unpacked" in message
+    assert_nothing_imported(client, settings, pid)
+
+
 def test_zip_with_too_many_entries(client, settings, pid):
     archive = make_zip({f"{i}.png": png((i, i, i)) for i in range(41)})
     assert "41 entries" in detail(upload(client, pid, [("many.zip", archive)]), 413)

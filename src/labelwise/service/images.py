@@ -39,6 +39,7 @@ import tempfile
 import threading
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -210,21 +211,21 @@ def _zip_member_name(info: zipfile.ZipInfo, archive: str) -> str | None:
     return "/".join(parts)
 
 
-def _copy_limited(src: IO[bytes], dest: Path, limit: int, name: str) -> str:
-    """Copy at most ``limit`` bytes (more is an error); return the sha256 hex digest."""
+def _copy_limited(src: IO[bytes], dest: Path, limit: int, too_large: str) -> tuple[str, int]:
+    """Copy at most ``limit`` bytes (more raises ``ImageTooLargeError(too_large)``).
+
+    Returns the sha256 hex digest and the number of bytes.
+    """
     h = hashlib.sha256()
     n = 0
     with dest.open("wb") as out:
         while chunk := src.read(_CHUNK):
             n += len(chunk)
             if n > limit:
-                raise ImageTooLargeError(
-                    f"{name} is larger than {limit:,} bytes (LABELWISE_MAX_IMAGE_BYTES); "
-                    "scale it down or raise the limit."
-                )
+                raise ImageTooLargeError(too_large)
             h.update(chunk)
             out.write(chunk)
-    return h.hexdigest()
+    return h.hexdigest(), n
 
 
 def _is_zip(upload: ImageUpload) -> bool:
@@ -239,13 +240,28 @@ def _stage(uploads: list[ImageUpload], staging: Path, settings: Any, label_of: A
     out = _Outcome()
     counter = 0
 
-    def stage_one(src: IO[bytes], external_id: str, source: str, label: Any) -> None:
+    def stage_one(
+        src: IO[bytes], external_id: str, source: str, label: Any, zip_left: int | None = None
+    ) -> int:
+        """Copy and check one image; return its size in bytes."""
         nonlocal counter
         counter += 1
         tmp = staging / f"{counter:06d}"
-        digest = _copy_limited(src, tmp, max_bytes, external_id)
+        too_large = (
+            f"{external_id} is larger than {max_bytes:,} bytes (LABELWISE_MAX_IMAGE_BYTES); "
+            "scale it down or raise the limit."
+        )
+        limit = max_bytes
+        if zip_left is not None and zip_left < max_bytes:  # the zip's budget runs out first
+            limit = zip_left
+            too_large = (
+                f"{source} decompresses to more than {max_zip_bytes:,} bytes "
+                "(LABELWISE_MAX_ZIP_BYTES); split it."
+            )
+        digest, n = _copy_limited(src, tmp, limit, too_large)
         suffix = check_image(tmp, external_id, max_pixels)
         out.staged.append(_Staged(external_id, source, label, digest, suffix, tmp))
+        return n
 
     for up in uploads:
         name = PurePosixPath(up.filename.replace("\\", "/")).name or "upload"
@@ -255,9 +271,7 @@ def _stage(uploads: list[ImageUpload], staging: Path, settings: Any, label_of: A
         try:
             archive = zipfile.ZipFile(up.file)
         except (zipfile.BadZipFile, OSError, ValueError) as e:
-            raise ImportValidationError(
-                f"{name} is not a readable zip archive ({e})."
-            ) from None
+            raise ImportValidationError(f"{name} is not a readable zip archive ({e}).") from None
         with archive:
             infos = archive.infolist()
             if len(infos) > max_entries:
@@ -265,7 +279,8 @@ def _stage(uploads: list[ImageUpload], staging: Path, settings: Any, label_of: A
                     f"{name} holds {len(infos):,} entries, more than {max_entries:,} "
                     "(LABELWISE_MAX_ZIP_ENTRIES); split it."
                 )
-            total = 0
+            declared = 0  # sizes from the headers: refuse early
+            read = 0  # bytes actually decompressed: a header that lies does not help
             for info in infos:
                 member = _zip_member_name(info, name)
                 if member is None:
@@ -274,25 +289,22 @@ def _stage(uploads: list[ImageUpload], staging: Path, settings: Any, label_of: A
                     continue
                 if info.flag_bits & 0x1:
                     raise ImportValidationError(
-                        f"{name}: {member} is encrypted; zip the images without a password.",
+                        f"{name}: {member} is encrypted; zip the images without a password."
                     )
-                total += info.file_size
-                if total > max_zip_bytes:
+                declared += info.file_size
+                if declared > max_zip_bytes:
                     raise ImageTooLargeError(
                         f"{name} decompresses to more than {max_zip_bytes:,} bytes "
                         "(LABELWISE_MAX_ZIP_BYTES); split it."
                     )
                 try:
                     with archive.open(info) as src:
-                        # file_size may lie: the copy itself stops at the per-image limit
-                        stage_one(src, member, name, label_of(member, member))
-                except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as e:
+                        label = label_of(member, member)
+                        read += stage_one(src, member, name, label, max_zip_bytes - read)
+                except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError,
+                        zlib.error, EOFError) as e:  # fmt: skip
                     raise ImportValidationError(
-                        f"{name}: {member} cannot be unpacked ({e}).",
-                    ) from None
-                except EOFError as e:
-                    raise ImportValidationError(
-                        f"{name}: {member} is cut short ({e}).",
+                        f"{name}: {member} cannot be unpacked ({e})."
                     ) from None
     return out
 
