@@ -958,12 +958,45 @@ def project_status(
         console().print(renderable)
 
 
+@contextlib.contextmanager
+def _embedding_bar() -> Iterator[None]:
+    """A progress bar on stderr for sentence embeddings computed inside the block (shown only
+    when texts are embedded: the first round of a project with features=embeddings)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from labelwise.embeddings import embedding_progress
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console(stderr=True),
+        transient=True,
+    )
+    task: list[Any] = []
+
+    def show(done: int, total: int) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task("embedding texts", total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    try:
+        with embedding_progress(show):
+            yield
+    finally:
+        if task:
+            bar.stop()
+
+
 @project_app.command("round")
 def project_round(
     project: str = typer.Argument(..., help="Project name or id."),
     database_url: str = DATABASE_URL_OPTION,
 ) -> None:
-    """Start the next round: select a batch with the project's strategy and queue it."""
+    """Start the next round: select a batch with the project's strategy and queue it (with
+    sentence embeddings, texts not embedded yet are embedded first, with a progress bar)."""
     from labelwise.service.admin import resolve_project
     from labelwise.service.rounds import start_round, why_no_round
 
@@ -971,7 +1004,8 @@ def project_round(
         settings = _settings(database_url)
         with _open(settings) as store:
             pid = resolve_project(store, project).id
-            started = start_round(store, pid, settings=settings)
+            with _embedding_bar():
+                started = start_round(store, pid, settings=settings)
             reason = None if started is not None else why_no_round(store, pid)
     if started is None:
         console(stderr=True).print(

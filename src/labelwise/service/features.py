@@ -229,9 +229,36 @@ def feature_method(params: Any, kind: str) -> str | None:
 
 
 def _text_features(texts: list[str], method: str | None, settings: Any) -> Any:
+    """TF-IDF (sparse) or sentence embeddings (dense float32 (n_texts, 384), unit norm).
+
+    Embeddings (:func:`labelwise.embeddings.sentence_embeddings`) are cached per text and model
+    under ``settings.data_dir/embeddings``: shared by every project of the server, reused across
+    rounds, and after an import only the new texts are embedded. Progress goes to an enclosing
+    :func:`labelwise.embeddings.embedding_progress` block (the CLI's bar) or to the log.
+    """
     if method == "tfidf":
         return F.tfidf(texts)
+    if method == "embeddings":
+        from labelwise.embeddings import sentence_embeddings
+
+        return sentence_embeddings(texts, cache_dir=embeddings_cache_dir(settings))
     raise LabelwiseError(f"text features {method!r} are not available yet")
+
+
+def embeddings_cache_dir(settings: Any) -> Path:
+    """Where the server caches sentence embeddings: ``settings.data_dir/embeddings``."""
+    return Path(settings.data_dir) / "embeddings"
+
+
+def pending_embeddings(store: BaseStore, project_id: int, settings: Any) -> int:
+    """Texts of a project that still need embedding before its features exist (0 for projects
+    that do not use ``strategy_params["features"] = "embeddings"``); loads no model."""
+    if (store.get_project(project_id).strategy_params or {}).get("features") != "embeddings":
+        return 0
+    texts = [it.payload["text"] for it in _iter_items(store, project_id) if "text" in it.payload]
+    from labelwise.embeddings import count_uncached
+
+    return count_uncached(texts, cache_dir=embeddings_cache_dir(settings))
 
 
 def _image_features(paths: list[str], method: str | None) -> Any:

@@ -150,6 +150,7 @@ RESERVED_PARAMS = frozenset(
         "random_fraction",
         "positive_class",
         "label_check",
+        "features",  # how items are featurised (issue 11)
     }
 )
 STOP_SET_SIZE = 1000
@@ -603,6 +604,52 @@ def start_round(
         project_id, round_id, len(picked), strategy_name, n_rand,
     )  # fmt: skip
     return store.get_round(round_id)
+
+
+#: a start-round request that would embed more texts than this queues a ``select`` job instead
+MAX_EMBED_IN_REQUEST = 500
+
+
+def request_round(
+    store: BaseStore, project_id: int, *, settings: Any, now: datetime | None = None
+) -> Round | Job | None:
+    """:func:`start_round` for an API request, which never embeds thousands of texts itself.
+
+    A project with ``strategy_params["features"] = "embeddings"`` whose texts are not all
+    embedded yet (~60 texts/s on two cores: the first round of a large project) has its round
+    started by the worker: more than :data:`MAX_EMBED_IN_REQUEST` texts to embed queue a
+    ``select`` job, which computes them (progress in the log) and starts the round; the job is
+    returned. While such a job is queued or running, the same job is returned (no second round).
+
+    Returns
+    -------
+    Round, Job or None
+        The started round; the ``select`` job that will start it; ``None`` as
+        :func:`start_round` (see :func:`why_no_round`).
+    """
+    from labelwise.service.features import pending_embeddings
+
+    if (store.get_project(project_id).strategy_params or {}).get("features") == "embeddings":
+        n = pending_embeddings(store, project_id, settings)
+        if n > MAX_EMBED_IN_REQUEST and why_no_round(store, project_id) is None:
+            job_id, created = store.ensure_job(
+                "select",
+                project_id,
+                {"reason": f"embed {n} texts before the round"},
+                statuses=("queued", "running"),
+                now=now,
+            )
+            if created:
+                log.info("project %d: %d texts to embed; select job %d", project_id, n, job_id)
+            return store.get_job(job_id)
+        busy = [
+            j
+            for j in store.list_jobs(project_id)
+            if j.kind == "select" and j.status in ("queued", "running")
+        ]
+        if busy:
+            return busy[0]  # the worker is starting the round
+    return start_round(store, project_id, settings=settings, now=now)
 
 
 # --------------------------------------------------------------------------- answers

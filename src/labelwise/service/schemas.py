@@ -77,6 +77,7 @@ RESERVED_STRATEGY_PARAMS = frozenset(
         "random_fraction",
         "positive_class",
         "label_check",
+        "features",  # how items are featurised (issue 11)
     }
 )
 
@@ -207,6 +208,13 @@ def check_loop_params(params: Mapping[str, Any] | None) -> None:
         raise ValueError(f"strategy_params.features must be one of {list(FEATURE_METHODS_ALL)} "
                          f"(text: tfidf or embeddings; images: thumbnails or hog); got "
                          f"{method!r}")  # fmt: skip
+    if method == "embeddings":  # a 422 naming the install command now, not a 500 at round time
+        from labelwise.embeddings import check_embeddings_available
+
+        try:
+            check_embeddings_available()
+        except LabelwiseError as e:
+            raise ValueError(f"strategy_params.features='embeddings': {e}") from None
     cold = params.get("cold_start_params", {})
     if not isinstance(cold, dict):
         raise ValueError(f"strategy_params.cold_start_params must be an object of the cold-start "

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi.responses import JSONResponse
 
 from labelwise.service.deps import (
     Admin,
@@ -38,6 +39,7 @@ from labelwise.service.schemas import (
     BatchProgress,
     ClaimedTask,
     ItemPublic,
+    JobPublic,
     Prediction,
     RecentAnnotation,
     RoundPublic,
@@ -47,6 +49,7 @@ from labelwise.storage.base import (
     Annotator,
     BaseStore,
     Item,
+    Job,
     LeaseError,
     NotFound,
     Project,
@@ -72,17 +75,28 @@ _LEASE = {409: {"description": "The lease is lost, expired or another annotator'
     responses={
         **_NOT_FOUND,
         409: {"description": "No round: the pool is exhausted or the stopping rule says stop."},
+        202: {
+            "model": JobPublic,
+            "description": "Features are being computed first (sentence embeddings of many "
+            "new texts): the worker's `select` job, which starts the round; poll "
+            "`GET /api/jobs/{id}` (its `Location`) or the project's rounds.",
+        },
     },
 )
 def start_round(
     project_id: ProjectId, store: StoreDep, settings: SettingsDep, admin: Admin
 ) -> RoundPublic:
     """Select the next ``batch_size`` items with the project's strategy (its cold-start
-    strategy while there is no model) and queue them as tasks."""
+    strategy while there is no model) and queue them as tasks. A project whose sentence
+    embeddings are not computed yet answers 202 with the job that computes them and then starts
+    the round."""
     store.get_project(project_id)
     from labelwise.service import rounds
 
-    rnd = rounds.start_round(store, project_id, settings=settings)
+    rnd = rounds.request_round(store, project_id, settings=settings)
+    if isinstance(rnd, Job):
+        body = JobPublic.model_validate(rnd).model_dump(mode="json")
+        return JSONResponse(body, status.HTTP_202_ACCEPTED, {"Location": f"/api/jobs/{rnd.id}"})
     if rnd is None:
         why = rounds.why_no_round(store, project_id) or "nothing to select"
         raise HTTPException(
