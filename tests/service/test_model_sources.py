@@ -683,3 +683,20 @@ def test_strategies_that_refit_labelwise_model_are_refused_with_external_predict
     with pytest.raises(LabelwiseError, match=f"strategy '{strategy}' needs a model labelwise"):
         start_round(store, pid, settings=settings, now=T0)
     assert store.list_rounds(pid) == []
+
+
+def test_unreachable_endpoint_is_a_connection_error_with_backoff(store, settings):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on once this closes
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pid = _project(store)
+    ms.set_model_source(store, pid, "endpoint", f"http://127.0.0.1:{port}", settings=settings)
+    job = Worker(store, settings, worker_id="w").run_once(now=T0)
+    assert job.status == "queued" and job.not_before == T0 + timedelta(seconds=30)
+    assert job.error.startswith(f"ModelEndpointError: POST http://127.0.0.1:{port}/predict: ")
+    assert "connection error" in job.error
+    assert store.list_model_uploads(pid) == [] and store.list_rounds(pid) == []
+    status = ms.model_status(store, pid)
+    assert (status.last_error, status.next_attempt_at) == (job.error, job.not_before)

@@ -205,7 +205,32 @@ def _read_csv(path: Path) -> _Table:
     return _Table(ids, np.asarray(rows, dtype=np.float64), header[1:], 2)
 
 
+def _fast_list_matrix(col: Any) -> np.ndarray | None:
+    """A list column of numbers, every row of one length and no nulls, as a matrix without
+    Python objects (the usual embedding file); ``None`` otherwise."""
+    import pyarrow as pa
+
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    typ, n = arr.type, len(arr)
+    lists = pa.types.is_list(typ) or pa.types.is_large_list(typ)
+    if not (lists or pa.types.is_fixed_size_list(typ)) or arr.null_count or n == 0:
+        return None
+    if not (pa.types.is_floating(typ.value_type) or pa.types.is_integer(typ.value_type)):
+        return None
+    flat = arr.flatten()
+    if flat.null_count or len(flat) % n:
+        return None
+    width = len(flat) // n
+    if width == 0 or (lists and not np.all(np.diff(np.asarray(arr.offsets)) == width)):
+        return None
+    return flat.to_numpy(zero_copy_only=False).astype(np.float64).reshape(n, width)
+
+
 def _list_column(col: Any, name: str) -> np.ndarray:
+    """A list column as a matrix; row by row (naming the bad row) when it is not regular."""
+    fast = _fast_list_matrix(col)
+    if fast is not None:
+        return fast
     rows = col.to_pylist()
     for i, r in enumerate(rows):
         if r is None or len(r) != len(rows[0] or []):
@@ -786,11 +811,6 @@ def active_predictions(
 # --------------------------------------------------------------------------- the endpoint
 
 
-def _jsonable(payload: Any) -> Any:
-    """Item payloads as JSON (paths, numbers and strings are kept as they are)."""
-    return payload
-
-
 class EndpointClient:
     """Calls a model endpoint's ``/predict`` and ``/train`` (schema in docs/integrations.md).
 
@@ -981,7 +1001,7 @@ def _fetch(
             ext = [it.external_id for it in batch]
             where = f"batch {b + 1} (items {start + 1}-{start + len(batch)} of {n})"
             reply = client.predict(
-                [{"id": it.external_id, "data": _jsonable(it.payload)} for it in batch],
+                [{"id": it.external_id, "data": it.payload} for it in batch],
                 project.classes, model_version,
             )  # fmt: skip
             p, e, mv = check_reply(reply, project, ext, where)
