@@ -463,34 +463,37 @@ _SDK_CHECK = """
 import json, sys
 from label_studio_sdk.label_interface import LabelInterface
 
-job = json.load(open(sys.argv[1]))
-li = LabelInterface(job["config"])
-errors = []
-for i, task in enumerate(job["tasks"]):
-    for obj in li.objects:
-        if obj.value_is_variable and task["data"].get(obj.value_name) is None:
-            errors.append(f"task {i}: data.{obj.value_name} missing")
-    for j, a in enumerate(task["annotations"]):
-        if not li.validate_annotation(a):
-            errors.append(f"task {i}: annotation {j} invalid")
-    for j, p in enumerate(task["predictions"]):
-        found = li.validate_prediction(p, return_errors=True)
-        errors += [f"task {i}: prediction {j}: {e}" for e in found]
-print(json.dumps(errors))
+out = []
+for job in json.load(open(sys.argv[1])):
+    li = LabelInterface(job["config"])
+    errors = []
+    for i, task in enumerate(job["tasks"]):
+        for obj in li.objects:
+            if obj.value_is_variable and task["data"].get(obj.value_name) is None:
+                errors.append(f"task {i}: data.{obj.value_name} missing")
+        for j, a in enumerate(task["annotations"]):
+            if not li.validate_annotation(a):
+                errors.append(f"task {i}: annotation {j} invalid")
+        for j, p in enumerate(task["predictions"]):
+            found = li.validate_prediction(p, return_errors=True)
+            errors += [f"task {i}: prediction {j}: {e}" for e in found]
+    out.append(errors)
+print(json.dumps(out))
 """
 
 
-def _sdk_errors(tmp_path, config: str, tasks: list[dict]) -> list[str]:
+def _sdk_errors(tmp_path, jobs: list[tuple[str, list[dict]]]) -> list[list[str]]:
+    """The SDK's complaints about each ``(config, tasks)``, in one run of .venv-ls's Python."""
     import subprocess
 
     if not LS_PYTHON.exists():
         pytest.fail(f"{LS_PYTHON} is missing: `make test` installs Label Studio's venv (.venv-ls)")
-    job = tmp_path / "job.json"
-    job.write_text(json.dumps({"config": config, "tasks": tasks}))
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps([{"config": c, "tasks": t} for c, t in jobs]))
     script = tmp_path / "check.py"
     script.write_text(_SDK_CHECK)
     out = subprocess.run(
-        [str(LS_PYTHON), str(script), str(job)], capture_output=True, text=True, timeout=120
+        [str(LS_PYTHON), str(script), str(path)], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -513,10 +516,10 @@ def test_label_studio_sdk_accepts_the_export(tmp_path):
         10, "m", {"text": "y"}, {}, label=["billing", "quality"], task_type="multilabel",
         predictions=[ml_pred],
     )  # fmt: skip
-    assert _sdk_errors(tmp_path, ls.label_config(SENTIMENT), tasks) == []
     topics = ls.label_config(["billing", "delivery", "quality"], "multilabel")
-    assert _sdk_errors(tmp_path, topics, [ml]) == []
     bad = json.loads(json.dumps(tasks[:1]))
     bad[0]["predictions"][0]["result"][0]["value"]["choices"] = ["maybe"]
-    errors = _sdk_errors(tmp_path, ls.label_config(SENTIMENT), bad)
+    config = ls.label_config(SENTIMENT)
+    ok, ok_ml, errors = _sdk_errors(tmp_path, [(config, tasks), (topics, [ml]), (config, bad)])
+    assert ok == [] and ok_ml == []
     assert errors and all(e.startswith("task 0: prediction") for e in errors)
