@@ -1,0 +1,186 @@
+"""The ML-backend service functions over every store (memory, SQLite, PostgreSQL), no server.
+
+What Label Studio's webhook and predict calls do to a project, checked in the store: answers
+become annotations on the item's queued task (or a task added to the open round), updates
+revise them, a completed batch queues the retrain, a closed round's answer is relabeled, and
+bad events store nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from conftest import N_LABELED, seed_project
+from labelwise.errors import LabelMismatchError
+from labelwise.labelstudio import ID_FIELD
+from labelwise.service.labelstudio_backend import (
+    LabelStudioBackendError,
+    handle_webhook,
+    predict_tasks,
+    setup_backend,
+)
+from labelwise.service.worker import Worker
+from labelwise.settings import Settings
+from labelwise.storage import InMemoryStore, NewItem
+from labelwise.testing.store import postgres_schema_store, sqlite_store
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="module")
+def _pg():
+    with postgres_schema_store(POSTGRES_URL) as store:
+        yield store
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    if request.param == "memory":
+        yield InMemoryStore()
+    elif request.param == "sqlite":
+        with sqlite_store(tmp_path / "lw.db") as s:
+            yield s
+    else:
+        from labelwise.storage.sql.models import metadata
+
+        s = request.getfixturevalue("_pg")
+        with s._engine.begin() as conn:
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(sa.delete(table))
+        yield s
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(data_dir=tmp_path / "data", random_fraction=0.1)
+
+
+def _event(ext: str, label, action: str = "ANNOTATION_CREATED", user=5, **annotation):
+    choices = label if isinstance(label, list) else [label]
+    result = [{"from_name": "label", "to_name": "text", "type": "choices",
+               "value": {"choices": choices}}]  # fmt: skip
+    return {
+        "action": action,
+        "task": {"id": 99, "data": {"text": "...", ID_FIELD: ext}},
+        "annotation": {"id": 1, "completed_by": user, "result": result, **annotation},
+        "project": {"id": 3},
+    }
+
+
+def test_answer_uses_the_queued_task_and_updates_revise_it(store, settings):
+    pid = seed_project(store, settings)
+    (task, *_) = store.list_tasks(pid, status="queued")
+    item = store.get_item(task.item_id)
+    out = handle_webhook(store, pid, _event(item.external_id, "neg", lead_time=3.5),
+                         settings=settings)  # fmt: skip
+    assert out["status"] == "created" and out["label"] == "neg"
+    assert store.get_annotator(out["annotator_id"]).name == "labelstudio-user-5"
+    assert pid in store.get_annotator(out["annotator_id"]).projects
+    (ann,) = store.list_annotations(pid, item_id=item.id)
+    assert (ann.task_id, ann.label, ann.duration_s) == (task.id, "neg", 3.5)
+    assert store.get_task(task.id).status == "done"
+    assert len(store.list_tasks(pid, item_id=item.id)) == 1  # no second task
+    assert store.get_item(item.id).label == "neg"
+
+    again = _event(item.external_id, "pos", action="ANNOTATION_UPDATED")
+    assert handle_webhook(store, pid, again, settings=settings)["status"] == "revised"
+    (ann,) = store.list_annotations(pid, item_id=item.id)
+    assert ann.label == "pos" and store.get_item(item.id).label == "pos"
+    assert handle_webhook(store, pid, again, settings=settings)["status"] == "unchanged"
+    # another Label Studio user on the same item: a second annotation, the item takes it
+    other = handle_webhook(store, pid, _event(item.external_id, "neg", user=6), settings=settings)
+    assert other["status"] == "created"
+    names = {store.get_annotator(a.annotator_id).name
+             for a in store.list_annotations(pid, item_id=item.id)}  # fmt: skip
+    assert names == {"labelstudio-user-5", "labelstudio-user-6"}
+
+
+def test_item_without_task_joins_the_open_round(store, settings):
+    pid = seed_project(store, settings)
+    item = store.find_item(pid, "r000")  # labeled on import, never queued
+    assert item.label == "pos" and not store.list_tasks(pid, item_id=item.id)
+    (open_round,) = [r for r in store.list_rounds(pid) if r.closed is None]
+    out = handle_webhook(store, pid, _event("r000", "neg"), settings=settings)
+    assert out["status"] == "created"
+    (task,) = store.list_tasks(pid, item_id=item.id)
+    assert task.round_id == open_round.id and task.status == "done"
+    assert store.get_item(item.id).label == "neg"
+
+
+def test_a_batch_answered_in_label_studio_retrains_and_a_later_change_relabels(store, settings):
+    pid = seed_project(store, settings)
+    queued = store.list_tasks(pid, status="queued")
+    n_jobs = len(store.list_jobs(pid))
+    for t in queued:
+        ext = store.get_item(t.item_id).external_id
+        handle_webhook(store, pid, _event(ext, "pos"), settings=settings)
+    jobs = store.list_jobs(pid)[n_jobs:]
+    assert [j.payload["reason"] for j in jobs] == ["batch complete"]
+    assert Worker(store, settings).run_once().status == "done"
+    assert len(store.list_model_versions(pid)) == 2
+    ext = store.get_item(queued[0].item_id).external_id
+    changed = _event(ext, "neg", action="ANNOTATION_UPDATED")
+    out = handle_webhook(store, pid, changed, settings=settings)  # its round is closed now
+    assert out["status"] == "relabeled" and out["retrain_job_id"] is not None
+    assert store.get_item(queued[0].item_id).label == "neg"
+
+
+def test_bad_events_store_nothing(store, settings):
+    pid = seed_project(store, settings)
+    ext = store.get_item(store.list_tasks(pid, status="queued")[0].item_id).external_id
+    n = store.count_annotations(pid)
+    with pytest.raises(LabelStudioBackendError, match=r"task.data.labelwise_id: 'nope' is no"):
+        handle_webhook(store, pid, _event("nope", "neg"), settings=settings)
+    with pytest.raises(LabelMismatchError):
+        handle_webhook(store, pid, _event(ext, "maybe"), settings=settings)
+    with pytest.raises(LabelStudioBackendError, match="takes one class per item"):
+        handle_webhook(store, pid, _event(ext, ["neg", "pos"]), settings=settings)
+    with pytest.raises(LabelStudioBackendError, match="completed_by"):
+        handle_webhook(store, pid, _event(ext, "neg", user=None), settings=settings)
+    with pytest.raises(LabelStudioBackendError, match="action"):
+        handle_webhook(store, pid, {"task": {}}, settings=settings)
+    item = store.find_item(pid, "r001")
+    store.mark_gold(item.id, "neg")
+    with pytest.raises(LabelStudioBackendError, match="gold in labelwise"):
+        handle_webhook(store, pid, _event("r001", "neg"), settings=settings)
+    skipped = handle_webhook(store, pid, _event(ext, "neg", was_cancelled=True), settings=settings)
+    assert skipped["status"] == "ignored"
+    assert store.count_annotations(pid) == n
+
+
+def test_predictions_in_task_order_scored_minus_entropy(store, settings):
+    pid = seed_project(store, settings)
+    exts = ["r050", "unknown", f"r{N_LABELED:03d}"]
+    tasks = [{"id": i, "data": {ID_FIELD: e, "text": "x"}} for i, e in enumerate(exts)]
+    tasks.append({"id": 9, "data": {"text": "no id"}})
+    config = (
+        '<View><Text name="review" value="$text"/><Choices name="sentiment" toName="review">'
+        '<Choice value="neg"/><Choice value="pos"/></Choices></View>'
+    )
+    out = predict_tasks(store, pid, tasks, config, settings=settings)
+    assert [o["result"] == [] for o in out] == [False, True, False, True]
+    version = setup_backend(store, pid, config)["model_version"]
+    assert {o["model_version"] for o in out} == {version}
+    from labelwise.service.labelstudio_backend import score_items
+
+    ids = [store.find_item(pid, e).id for e in ("r050", f"r{N_LABELED:03d}")]
+    proba, scores, _ = score_items(store, pid, ids, settings=settings)
+    entropy = -(proba * np.log(proba)).sum(axis=1)
+    np.testing.assert_allclose([out[0]["score"], out[2]["score"]], -entropy, rtol=1e-6)
+    np.testing.assert_allclose(scores, entropy, rtol=1e-6)
+    r = out[0]["result"][0]
+    assert (r["from_name"], r["to_name"]) == ("sentiment", "review")
+    assert r["value"]["choices"] == [["neg", "pos"][int(proba[0, 1] > proba[0, 0])]]
+
+
+def test_no_model_yet_gives_empty_predictions(store, settings):
+    pid = store.create_project("cold", "multilabel", ["a", "b", "c"])
+    store.create_items(pid, [NewItem(f"c{i}", {"text": f"text {i}"}) for i in range(5)])
+    tasks = [{"data": {ID_FIELD: "c1"}}, {"data": {ID_FIELD: "c2"}}]
+    out = predict_tasks(store, pid, tasks, settings=settings)
+    assert out == [{"result": [], "score": None, "model_version": "labelwise-untrained"}] * 2
+    # a multilabel answer is the sorted set of its choices
+    done = handle_webhook(store, pid, _event("c1", ["c", "a", "c"]), settings=settings)
+    assert done["label"] == ["a", "c"] and store.find_item(pid, "c1").label == ["a", "c"]
