@@ -55,4 +55,4 @@ def test_dashboard_shows_the_model_endpoints_last_error(server, new_page, helper
     error = page.locator("#model-error")
     expect(error).to_contain_text("HTTP 500 (server error)")
     expect(error).to_contain_text(f"job {model['last_error_job_id']}, queued; next attempt")
-    console.assert_clean()
+    console.assert_clean(r"status of 401")

@@ -700,3 +700,21 @@ def test_unreachable_endpoint_is_a_connection_error_with_backoff(store, settings
     assert store.list_model_uploads(pid) == [] and store.list_rounds(pid) == []
     status = ms.model_status(store, pid)
     assert (status.last_error, status.next_attempt_at) == (job.error, job.not_before)
+
+
+def test_predict_job_stores_once_when_starting_the_round_fails(settings, model_server):
+    """The answer is stored, then the round cannot start (a committee strategy): the retry
+    does not ask the endpoint again nor store a second version."""
+    from labelwise.storage import InMemoryStore
+
+    store = InMemoryStore()
+    pid = _project(store, strategy="qbc_kl")
+    ms.set_model_source(store, pid, "endpoint", model_server.url, settings=settings, now=T0)
+    worker = Worker(store, settings, worker_id="w")
+    job = worker.run_once(now=T0)
+    assert job.status == "queued" and "needs a model labelwise fits itself" in job.error
+    assert job.not_before is None  # not the endpoint's fault: no backoff
+    worker.run_once(now=T0)
+    assert model_server.predicted == N  # asked once
+    assert len(store.list_model_uploads(pid, "predictions")) == 1
+    assert len(store.list_model_versions(pid)) == 1

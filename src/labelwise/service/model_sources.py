@@ -39,7 +39,7 @@ out items: those are not selected while these predictions rank the pool. Embeddi
 feature matrix, so they must cover every item; items imported later stop rounds with an error
 asking for embeddings that cover them.
 
-Arrays are stored under ``settings.data_dir/model_sources/project_<id>/<kind>/v<version>/``
+Arrays are stored under ``settings.data_dir/model_sources/project_<id>/<kind>/v<version>-<random>/``
 (``item_ids.npy``, ``values.npy``: float32, memory-mapped when read), one
 :class:`~labelwise.storage.base.ModelUpload` row per version; old versions are kept.
 """
@@ -50,6 +50,7 @@ import csv
 import logging
 import math
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -62,7 +63,6 @@ import numpy as np
 
 from labelwise.errors import LabelwiseError
 from labelwise.storage.base import (
-    AlreadyExistsError,
     BaseStore,
     Item,
     Job,
@@ -492,10 +492,12 @@ def _write_arrays(folder: Path, item_ids: np.ndarray, values: np.ndarray) -> Non
 
 
 def _publish(staged: Path, settings: Any, project_id: int, kind: str, version: int) -> Path:
-    """Move a fully written temporary folder to its version's place (atomic rename)."""
-    final = _kind_dir(settings, project_id, kind) / f"v{version}"
-    if final.exists():  # left by an attempt that died before its row was written
-        shutil.rmtree(final)
+    """Move a fully written temporary folder to its version's place (atomic rename).
+
+    The folder is ``v<version>-<random>``: two uploads racing for one version never write
+    into each other's folder (the store refuses the second row, which removes its own).
+    """
+    final = _kind_dir(settings, project_id, kind) / f"v{version}-{secrets.token_hex(4)}"
     os.replace(staged, final)
     return final
 
@@ -520,9 +522,7 @@ def _store_version(
             project_id, kind, version=version, origin=origin, path=str(final), n_rows=n_rows,
             n_cols=n_cols, classes=classes, model_version=model_version, now=now,
         )  # fmt: skip
-    except AlreadyExistsError:
-        raise  # another upload took the version (and its folder): theirs stays
-    except BaseException:
+    except BaseException:  # e.g. AlreadyExistsError: a concurrent upload took the version
         shutil.rmtree(final, ignore_errors=True)
         raise
 
@@ -1149,9 +1149,18 @@ def run_predict(
         log.info("project %d: predict job %d skipped (source %s)", project.id, job.id,
                  source.source)  # fmt: skip
         return None
-    fetched = _with_backoff(lambda: _fetch(store, project, settings, source, train=False),
-                            job, settings)  # fmt: skip
-    mv_id, _ = _store_fetched(store, project, settings, fetched, job, now)
+    done = [
+        v.id
+        for v in store.list_model_versions(project.id)
+        if v.metrics.get("job_id") == job.id and v.metrics.get("source") == "endpoint"
+    ]
+    if done:  # an earlier attempt stored the answer, then failed to start the round
+        mv_id = done[-1]
+    else:
+        fetched = _with_backoff(
+            lambda: _fetch(store, project, settings, source, train=False), job, settings
+        )
+        mv_id, _ = _store_fetched(store, project, settings, fetched, job, now)
     open_rounds = [r for r in store.list_rounds(project.id)
                    if r.closed is None and store.has_tasks(project.id, round_id=r.id)]  # fmt: skip
     if not open_rounds:
