@@ -184,3 +184,26 @@ def test_no_model_yet_gives_empty_predictions(store, settings):
     # a multilabel answer is the sorted set of its choices
     done = handle_webhook(store, pid, _event("c1", ["c", "a", "c"]), settings=settings)
     assert done["label"] == ["a", "c"] and store.find_item(pid, "c1").label == ["a", "c"]
+
+
+def test_answer_lands_on_its_item_past_skills_and_expired_leases(store, settings):
+    """The annotator's skill-routed tasks and a task whose lease expired would come first in
+    their queue; the Label Studio answer still lands on its own item."""
+    from datetime import timedelta
+
+    from labelwise.storage.base import utcnow
+
+    pid = seed_project(store, settings)
+    other = store.create_annotator("someone", role="annotator")
+    store.add_member(pid, other)
+    expired = store.claim_next_task(pid, other, lease_seconds=1, now=utcnow() - timedelta(hours=1))
+    queued = store.list_tasks(pid, status="queued")
+    skill = queued[0].routing_tag
+    target = next(t for t in queued if t.routing_tag != skill)
+    aid = store.create_annotator("labelstudio-user-8", role="annotator", skills=[skill])
+    ext = store.get_item(target.item_id).external_id
+    out = handle_webhook(store, pid, _event(ext, "neg", user=8), settings=settings)
+    assert out["status"] == "created" and out["annotator_id"] == aid
+    assert store.get_task(target.id).status == "done"
+    assert store.get_task(expired.id).status == "leased"  # untouched
+    assert all(store.get_task(t.id).status == "queued" for t in queued if t.id != target.id)

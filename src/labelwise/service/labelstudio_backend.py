@@ -384,12 +384,19 @@ def _queue_retrain(store: BaseStore, project_id: int, reason: str, now: datetime
 
 
 def _lease_for(store: BaseStore, project_id: int, item: Item, annotator_id: int, now: datetime):
-    """A task on ``item`` leased to the annotator: its queued task, or a new one."""
-    queued = store.list_tasks(project_id, status="queued")
-    top = max((t.priority for t in queued), default=0.0) + 1.0
-    mine = [t for t in queued if t.item_id == item.id]
+    """A task on ``item`` leased to the annotator: its queued task, or a new one.
+
+    The task is put first in the annotator's queue (above every task's priority, expired
+    leases included, and routed to one of their skills if they have any) and claimed; a claim
+    that still returns another task (a second process did the same) is released again.
+    """
+    tasks = store.list_tasks(project_id)
+    top = max((t.priority for t in tasks), default=0.0) + 1.0
+    skills = store.get_annotator(annotator_id).skills
+    tag = [skills[0]] if skills else None
+    mine = [t for t in tasks if t.item_id == item.id and t.status == "queued"]
     if mine:
-        store.update_tasks([mine[0].id], priorities=[top])
+        store.update_tasks([mine[0].id], priorities=[top], routing_tags=tag)
     else:
         open_rounds = [r for r in store.list_rounds(project_id) if r.closed is None]
         round_id = (
@@ -397,7 +404,7 @@ def _lease_for(store: BaseStore, project_id: int, item: Item, annotator_id: int,
             if open_rounds
             else store.create_round(project_id, ROUND_NAME, now=now)
         )
-        store.create_tasks(round_id, [item.id], priorities=[top], now=now)
+        store.create_tasks(round_id, [item.id], priorities=[top], routing_tags=tag, now=now)
     task = store.claim_next_task(project_id, annotator_id, lease_seconds=_LEASE_SECONDS, now=now)
     if task is not None and task.item_id != item.id:
         store.release_task(task.id, annotator_id)
