@@ -296,16 +296,6 @@ def test_other_result_types_are_kept_but_do_not_label():
 # --------------------------------------------------------------------------- building
 
 
-def test_uncertainty_scores_by_hand():
-    proba = np.array([[0.7, 0.2, 0.1], [1 / 3, 1 / 3, 1 / 3], [1.0, 0.0, 0.0]])
-    np.testing.assert_allclose(ls.uncertainty_scores(proba), [0.3, 2 / 3, 0.0])
-    multi = np.array([[0.5, 1.0], [0.25, 0.0]])  # mean of 1 - |2p - 1|: (1 + 0) / 2, (.5 + 0) / 2
-    np.testing.assert_allclose(ls.uncertainty_scores(multi, "multilabel"), [0.5, 0.25])
-    assert ls.uncertainty_scores(np.zeros((0, 3))).shape == (0,)
-    with pytest.raises(LabelwiseError, match="n_samples, n_classes"):
-        ls.uncertainty_scores(np.array([0.5, 0.5]))
-
-
 def test_predicted_labels():
     proba = np.array([[0.2, 0.8], [0.6, 0.4]])
     assert ls.predicted_labels(proba, ["a", "b"]) == ["b", "a"]

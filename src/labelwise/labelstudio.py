@@ -79,7 +79,6 @@ __all__ = [
     "prediction",
     "resolve_label",
     "task_metadata",
-    "uncertainty_scores",
 ]
 
 #: The ``data`` key holding labelwise's external id of the item.
@@ -707,31 +706,6 @@ def prediction(
         "score": None if score is None else float(score),
         "result": choices_result(label, to_name),
     }
-
-
-def uncertainty_scores(proba: np.ndarray, task_type: str = "multiclass") -> np.ndarray:
-    """Active-learning score of each row: how unsure the model is (higher: ask first).
-
-    Parameters
-    ----------
-    proba : ndarray of shape (n_samples, n_classes)
-        Single-label: rows sum to 1; multilabel: one independent probability per class.
-    task_type : str
-
-    Returns
-    -------
-    ndarray of shape (n_samples,)
-        Single-label: ``1 - max proba`` (least confidence, in ``[0, 1 - 1/n_classes]``);
-        multilabel: the mean over classes of ``1 - |2p - 1|`` (1 at p = 0.5, 0 at 0 or 1).
-    """
-    p = np.asarray(proba, dtype=np.float64)
-    if p.ndim != 2:
-        raise LabelwiseError(f"proba must be (n_samples, n_classes); got shape {p.shape}.")
-    if p.shape[0] == 0:
-        return np.zeros(0)
-    if task_type == TaskType.MULTILABEL:
-        return np.mean(1.0 - np.abs(2.0 * p - 1.0), axis=1)
-    return 1.0 - np.max(p, axis=1)
 
 
 def predicted_labels(

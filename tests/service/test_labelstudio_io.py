@@ -402,7 +402,8 @@ def test_wrong_project_is_a_404(client):
 def test_project_export_predicts_with_the_latest_model(
     client, store, settings, digits_project, annotate
 ):
-    """Every item gets the latest model's prediction; score = 1 - max proba."""
+    """Every item gets the latest model's prediction: its class, and minus the strategy's
+    score (entropy here: sum p log p), as the ML backend's /predict answers."""
     from labelwise.service.features import project_features
     from labelwise.service.rounds import load_model, run_retrain, start_round
 
@@ -418,17 +419,50 @@ def test_project_export_predicts_with_the_latest_model(
     assert len(tasks) == store.count_items(pid)
     fm = project_features(store, pid, settings)
     loaded = load_model(store, store.get_project(pid), fm)
-    proba = loaded.transform(np.asarray(loaded.model.predict_proba(fm.X)))
+    proba = loaded.transform(np.asarray(loaded.model.predict_proba(fm.X), dtype=np.float64))
+    names = [str(c) for c in loaded.model.classes_]
     row = {int(i): k for k, i in enumerate(fm.item_ids)}
-    for t in tasks[:50]:
+    for t in tasks[::7]:
         (p,) = t["predictions"]
         assert p["model_version"] == f"labelwise-{mv.id}"
-        k = row[t["id"]]
-        assert p["score"] == pytest.approx(1 - proba[k].max(), abs=1e-6)
-        names = [str(c) for c in loaded.model.classes_]
-        assert p["result"][0]["value"]["choices"] == [names[int(np.argmax(proba[k]))]]
+        q = proba[row[t["id"]]]
+        plogp = float(np.sum(np.where(q > 0, q * np.log(np.where(q > 0, q, 1.0)), 0.0)))
+        assert p["score"] == pytest.approx(plogp, abs=1e-6)  # minus the entropy
+        assert p["result"][0]["value"]["choices"] == [names[int(np.argmax(q))]]
+    # the lowest score is the item the model is least sure of
+    lowest = min(tasks, key=lambda t: t["predictions"][0]["score"])
+    q = proba[row[lowest["id"]]]
+    assert q.max() < np.median(proba.max(axis=1))
     # without predictions
     assert all(t["predictions"] == [] for t in _export(client, pid, predictions="false"))
+
+
+def test_predicted_class_is_the_models_not_a_column_position(client, store, settings):
+    """The project lists its classes unsorted (pos, neg); scikit-learn sorts a model's
+    classes_ (neg, pos): each column is read by its class, so "good" texts predict pos."""
+    from labelwise.service.worker import Worker
+
+    pid = store.create_project("sorted", "binary", ["pos", "neg"], strategy="margin")
+    words = {"pos": ["good", "great", "lovely"], "neg": ["bad", "awful", "rude"]}
+    items = []
+    for i in range(40):
+        label = "pos" if i % 2 == 0 else "neg"
+        text = f"{words[label][i % 3]} service {words[label][(i + 1) % 3]} number {i}"
+        items.append({"external_id": f"s{i}", "payload": {"text": text}, "label": label})
+    items += [
+        {"external_id": "u-good", "payload": {"text": "good lovely great"}},
+        {"external_id": "u-bad", "payload": {"text": "awful rude bad"}},
+    ]
+    assert client.post(f"/api/projects/{pid}/items", json={"items": items}).status_code == 201
+    store.create_job("retrain", pid, {"reason": "test"})
+    job = Worker(store, settings).run_once()
+    assert job is not None and job.status == "done", job
+    by_id = {t["data"]["labelwise_id"]: t for t in _export(client, pid)}
+    good, bad = (by_id[k]["predictions"][0] for k in ("u-good", "u-bad"))
+    assert good["result"][0]["value"]["choices"] == ["pos"]
+    assert bad["result"][0]["value"]["choices"] == ["neg"]
+    # minus margin's score (which is minus the gap between the two probabilities): the gap
+    assert 0 <= good["score"] <= 1 and 0 <= bad["score"] <= 1
 
 
 # --------------------------------------------------------------------------- CLI

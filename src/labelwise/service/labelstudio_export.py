@@ -2,10 +2,11 @@
 
 :func:`dataset_version_tasks` writes the labeled items of a snapshot, :func:`project_tasks`
 every item of a project (a Label Studio project wants every task) with a prediction of the
-project's latest model whose ``score`` is the active-learning score
-(:func:`labelwise.labelstudio.uncertainty_scores`: higher means "label this first", so that
-sorting Label Studio's data manager by prediction score, descending, is uncertainty
-sampling). :func:`project_label_config` is the matching labeling configuration.
+project's latest model, scored as the ML backend scores them (minus the strategy's
+active-learning score: the lowest score is the task labelwise would ask first, which is what
+Label Studio's *Uncertainty sampling* serves first and what sorting its data manager by
+prediction score, ascending, lists first). :func:`project_label_config` is the matching
+labeling configuration.
 
 The task format is :mod:`labelwise.labelstudio`'s; importing an export back
 (:func:`labelwise.importers.import_labelstudio`) gives the same labels, annotators and
@@ -31,7 +32,6 @@ from labelwise.tasks import TaskType
 __all__ = [
     "dataset_version_tasks",
     "iter_json_array",
-    "model_version_name",
     "project_label_config",
     "project_tasks",
     "write_labelstudio",
@@ -39,12 +39,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _PAGE = 10_000  # items per store call
-_CHUNK = 65_536  # rows per predict_proba call
-
-
-def model_version_name(model_version_id: int) -> str:
-    """The ``model_version`` labelwise writes in Label Studio predictions."""
-    return f"labelwise-{model_version_id}"
 
 
 def _items(store: BaseStore, project_id: int) -> Iterator[Item]:
@@ -131,6 +125,9 @@ def dataset_version_tasks(store: BaseStore, dataset_version_id: int) -> list[dic
 
 
 def _proba_columns(model: Any, n_columns: int, project: Project) -> list[str]:
+    """The class of each column of ``model``'s probabilities: its ``classes_`` when they are
+    names (scikit-learn sorts them, and a model sees only the classes labeled so far), else
+    the project's classes (one-vs-rest multilabel models number their columns)."""
     cls = getattr(model, "classes_", None)
     if cls is not None and len(cls) == n_columns and np.asarray(cls).dtype.kind in "OUS":
         return [str(c) for c in cls]
@@ -145,37 +142,35 @@ def _proba_columns(model: Any, n_columns: int, project: Project) -> list[str]:
 def _model_predictions(
     store: BaseStore, project: Project, settings: Any
 ) -> dict[int, dict[str, Any]]:
-    """Item id -> Label Studio prediction of the project's latest model ({} without one)."""
+    """Item id -> the latest model's prediction ({} without a usable model).
+
+    Scored as the ML backend's ``/predict`` scores
+    (:func:`labelwise.service.labelstudio_backend.score_items`): *minus* the strategy's
+    active-learning score, the score labelwise queues tasks by; the label is the class of the
+    most probable column.
+    """
     from labelwise.service.features import project_features
+    from labelwise.service.labelstudio_backend import score_items
     from labelwise.service.rounds import load_model
 
     if store.count_items(project.id) == 0 or not store.list_model_versions(project.id):
         return {}
-    fm = project_features(store, project.id, settings)
-    loaded = load_model(store, project, fm)
-    if loaded is None:
+    item_ids = [it.id for it in _items(store, project.id)]
+    scored = score_items(store, project.id, item_ids, settings=settings)
+    loaded = load_model(store, project, project_features(store, project.id, settings))
+    if scored is None or loaded is None:
         return {}
-    import scipy.sparse as sp
-
-    version = model_version_name(loaded.model_version.id)
-    out: dict[int, dict[str, Any]] = {}
-    n = fm.X.shape[0]
-    names: list[str] | None = None
-    for start in range(0, n, _CHUNK):
-        X = fm.X[start : start + _CHUNK]
-        X = X if sp.issparse(X) else np.asarray(X)
-        proba = loaded.transform(np.asarray(loaded.model.predict_proba(X), dtype=np.float64))
-        if names is None:
-            names = _proba_columns(loaded.model, proba.shape[1], project)
-        labels = ls.predicted_labels(proba, names, project.task_type)
-        scores = ls.uncertainty_scores(proba, project.task_type)
-        for k, item_id in enumerate(fm.item_ids[start : start + _CHUNK].tolist()):
-            out[int(item_id)] = {
-                "label": labels[k],
-                "score": round(float(scores[k]), 6) if np.isfinite(scores[k]) else None,
-                "model_version": version,
-            }
-    return out
+    proba, scores, version = scored
+    names = _proba_columns(loaded.model, proba.shape[1], project)
+    labels = ls.predicted_labels(proba, names, project.task_type)
+    return {
+        item_id: {
+            "label": labels[k],
+            "score": -round(float(scores[k]), 9) if np.isfinite(scores[k]) else None,
+            "model_version": version,
+        }
+        for k, item_id in enumerate(item_ids)
+    }
 
 
 def project_tasks(
@@ -191,8 +186,9 @@ def project_tasks(
         Where the feature cache lives (for the model's predictions).
     predictions : bool, default=True
         Add a prediction of the project's latest model to each task: ``result`` its predicted
-        class (multilabel: the classes at probability >= 0.5), ``score`` the active-learning
-        score (higher: more informative), ``model_version`` ``labelwise-<model version id>``.
+        class (multilabel: the classes at probability >= 0.5), ``score`` minus the strategy's
+        active-learning score (lower: more informative; what the ML backend's ``/predict``
+        answers), ``model_version`` ``labelwise-<model version id>``.
         Items labeled by a model that no longer matches the features get none.
 
     Returns
