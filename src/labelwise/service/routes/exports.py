@@ -146,7 +146,8 @@ def _json_download(tasks: list[dict[str, Any]], name: str) -> StreamingResponse:
         200: {
             "content": {"application/json": {}},
             "description": "One Label Studio task per item, labeled or not, with a prediction "
-            "of the latest model (score: the active-learning score, higher = label first).",
+            "of the latest model (score: minus the strategy's score, as the ML backend's "
+            "/predict: lower = label first).",
         },
     },
     response_class=StreamingResponse,
