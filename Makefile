@@ -12,7 +12,8 @@ LS_STAMP := $(LS_VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,peers,ray]'
+	$(BIN)/pip install --quiet torch==2.13.0  # the CPU build, before the [embeddings] extra
+	$(BIN)/pip install --quiet -e '.[test,peers,ray,embeddings]'
 	$(BIN)/pip install --quiet --no-deps crowd-kit==1.4.2  # tests only; its deps: see the test extra
 	touch $(STAMP)
 

@@ -380,6 +380,140 @@ def run_image_features(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- text features
+# --text-features: the text sets with TF-IDF and with all-MiniLM-L6-v2 sentence embeddings
+# (labelwise.datasets features="minilm", cached on disk), compared at one absolute target and at
+# each feature set's own 95% target, paired per seed (same seed = same random cold-start rows).
+
+
+def _paired(a: np.ndarray, b: np.ndarray, n_boot: int = 2000) -> tuple[float, float, float]:
+    """Ratio of means a / b with a 95% bootstrap CI, seeds resampled jointly."""
+    rng = np.random.RandomState(0)
+    idx = rng.randint(a.shape[0], size=(n_boot, a.shape[0]))
+    lo, hi = np.quantile(a[idx].mean(axis=1) / b[idx].mean(axis=1), [0.025, 0.975])
+    return float(a.mean() / b.mean()), float(lo), float(hi)
+
+
+def text_section(results: dict, args: argparse.Namespace, seconds: dict) -> str:
+    """Markdown block comparing the text feature sets per data set (labels to target)."""
+    from labelwise.evaluate import labels_to_target
+
+    methods = args.text_features.split(",")
+    strategies = args.strategies.split(",")
+    lines = []
+    for base in dict.fromkeys(n.split(":")[0] for n in results):
+        evs = {m: results[f"{base}:{m}"] for m in methods if f"{base}:{m}" in results}
+        init, batch, rounds = CONFIGS[base]
+        budget = float(init + batch * rounds)
+        common = TOP * min(ev.full_quality for ev in evs.values())
+        full = ", ".join(f"{m} {ev.full_quality:.4f}" for m, ev in evs.items())
+        timing = ", ".join(f"{m} {seconds[f'{base}:{m}'] / 60:.1f} min" for m in evs)
+        lines += [
+            f"**{base}** ({args.seeds} seeds, budget {init} + {batch} x {rounds} = "
+            f"{budget:.0f}): full-data {evs[methods[0]].metric} {full}; common target "
+            f"{common:.4f} (95% of the lower). Time {timing}.",
+            "",
+            "| strategy | target | "
+            + " | ".join(f"{m}: labels (k/n reached)" for m in evs)
+            + (f" | {methods[0]} / {methods[-1]} labels, paired [95% CI]" if len(evs) > 1 else "")
+            + " |",
+            "|---|---|" + "---|" * (len(evs) + (len(evs) > 1)),
+        ]
+        for s in strategies:
+            for label, targets in (
+                ("common", dict.fromkeys(evs, common)),
+                ("own 95%", {m: TOP * ev.full_quality for m, ev in evs.items()}),
+            ):
+                per, cells = {}, []
+                for m, ev in evs.items():
+                    lab = np.array(
+                        [
+                            labels_to_target(r.n_labeled, r.quality, targets[m])
+                            for r in ev.results[s]
+                        ]
+                    )
+                    per[m] = np.minimum(lab, budget)  # never reached: the whole budget
+                    cells.append(f"{per[m].mean():.0f} ({int(np.isfinite(lab).sum())}/{lab.size})")
+                if len(per) > 1:
+                    r, lo, hi = _paired(per[methods[0]], per[methods[-1]])
+                    cells.append(f"{r:.2f} [{lo:.2f}, {hi:.2f}]")
+                lines.append(f"| {s} | {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+        points = [n for n in (init + batch, init + 4 * batch, init + 10 * batch, budget) if n]
+        lines += [
+            f"Test {evs[methods[0]].metric} at a given number of labels (mean over seeds [95% "
+            "bootstrap CI of the mean]):",
+            "",
+            "| strategy | features | " + " | ".join(f"{n:.0f} labels" for n in points) + " |",
+            "|---|---|" + "---|" * len(points),
+        ]
+        rng = np.random.RandomState(0)
+        for s in strategies:
+            for m, ev in evs.items():
+                cells = []
+                for n in points:
+                    q = np.array([np.interp(n, r.n_labeled, r.quality) for r in ev.results[s]])
+                    boot = q[rng.randint(q.size, size=(2000, q.size))].mean(axis=1)
+                    lo, hi = np.quantile(boot, [0.025, 0.975])
+                    cells.append(f"{q.mean():.3f} [{lo:.3f}, {hi:.3f}]")
+                lines.append(f"| {s} | {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+        own = []
+        for m, ev in evs.items():
+            for s in strategies:
+                if s != "random":
+                    labels, ratio = _cell(ev.ratio(s, TOP))
+                    own.append(f"{m}: {s} {labels} labels, ratio vs random {ratio}")
+        lines += [
+            "Against random at each feature set's own 95% target: " + "; ".join(own) + ".",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def run_text_features(args: argparse.Namespace) -> int:
+    from labelwise.datasets import load_dataset
+
+    if args.render:
+        with open(args.render, "rb") as f:
+            saved = pickle.load(f)
+        Path(args.out).write_text(
+            text_section(saved["results"], saved["args"], saved["seconds"]), encoding="utf-8"
+        )
+        return 0
+    strategies = args.strategies.split(",")
+    results, seconds = {}, {}
+    for name in args.datasets.split(","):
+        for method in args.text_features.split(","):
+            t0 = time.perf_counter()
+            ds = load_dataset(name, features=method)
+            init, batch, rounds = CONFIGS[name]
+            ev = evaluate(
+                ds,
+                strategies,
+                seeds=args.seeds,
+                thresholds=THRESHOLDS,
+                initial_size=init,
+                batch_size=batch,
+                n_rounds=rounds,
+                n_jobs=args.jobs,
+            )
+            key = f"{name}:{method}"
+            seconds[key] = time.perf_counter() - t0
+            results[key] = ev
+            print(
+                f"{key}: {seconds[key]:.0f} s, {ds.n_features} features, full "
+                f"{ev.full_quality:.4f}",
+                file=sys.stderr,
+                flush=True,
+            )
+            if args.pickle:
+                with open(args.pickle, "wb") as f:
+                    pickle.dump({"results": results, "args": args, "seconds": seconds}, f)
+            Path(args.out).write_text(text_section(results, args, seconds), encoding="utf-8")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=10)
@@ -404,7 +538,15 @@ def main(argv: list[str] | None = None) -> int:
         "writes a comparison block to --out (not the main table)",
     )
     p.add_argument("--image-dir", default=None, help="where --image-features writes the PNGs")
+    p.add_argument(
+        "--text-features",
+        default=None,
+        help="e.g. tfidf,minilm: the text sets with each feature set (minilm needs the "
+        "[embeddings] extra); writes a comparison block to --out (not the main table)",
+    )
     args = p.parse_args(argv)
+    if args.text_features:
+        return run_text_features(args)
     if args.image_features:
         return run_image_features(args)
     if args.render:
