@@ -1180,10 +1180,13 @@ class BaseStore(ABC):
         """
 
     @abstractmethod
-    def send_to_review(self, item_ids: Sequence[int], reason: str) -> int:
+    def send_to_review(
+        self, item_ids: Sequence[int], reason: str, project_id: int | None = None
+    ) -> int:
         """Move items to ``review`` (out of the training set) with ``reason``
         (:data:`REVIEW_REASONS`); gold items and items already in review are left alone.
-        Returns how many moved."""
+        Returns how many moved. With ``project_id``, an item of another project is
+        :class:`NotFound` like an unknown one (nothing is moved)."""
 
     @abstractmethod
     def resolve_review(

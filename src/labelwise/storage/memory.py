@@ -395,11 +395,18 @@ class InMemoryStore(BaseStore):
             self._tasks[tid] = task
             return task
 
-    def send_to_review(self, item_ids: Sequence[int], reason: str) -> int:
+    def send_to_review(
+        self, item_ids: Sequence[int], reason: str, project_id: int | None = None
+    ) -> int:
         _check_choice("reason", reason, REVIEW_REASONS)
         n = 0
         with self._lock:
-            for iid in dict.fromkeys(int(i) for i in item_ids):
+            ids = list(dict.fromkeys(int(i) for i in item_ids))
+            for iid in ids:  # check every id before moving any
+                item = _get(self._items, "item", iid)
+                if project_id is not None and item.project_id != project_id:
+                    raise NotFound("item", iid)
+            for iid in ids:
                 item = _get(self._items, "item", iid)
                 if item.status in ("gold", "review"):
                     continue

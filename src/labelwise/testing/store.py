@@ -1302,6 +1302,16 @@ def test_review_queue_resolution_records_the_reviewer(store):
     assert store.get_item(ia).label == "pos"
 
 
+def test_send_to_review_within_a_project_refuses_foreign_items_and_moves_nothing(store):
+    pid, other = _project(store, "p"), _project(store, "q")
+    mine, theirs = _items(store, pid, 2), _items(store, other, 1)
+    with pytest.raises(NotFound):
+        store.send_to_review([*mine, *theirs], "manual", project_id=pid)
+    assert store.count_items(pid, "review") == 0 and store.count_items(other, "review") == 0
+    assert store.send_to_review(mine, "manual", project_id=pid) == 2
+    assert store.count_items(pid, "review") == 2
+
+
 def test_concurrent_consensus_claims_use_distinct_annotators(store):
     n_items, k, n_threads = 30, 3, 12
     pid = _project(store)

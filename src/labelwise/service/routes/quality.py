@@ -38,7 +38,7 @@ from labelwise.service.schemas import (
     ReviewResolve,
     ReviewSend,
 )
-from labelwise.storage.base import Annotator, BaseStore, Item, NotFound
+from labelwise.storage.base import Annotator, BaseStore, Item
 
 router = APIRouter(prefix="/api", tags=["quality"])
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="Item id.")]
@@ -133,10 +133,7 @@ def send_to_review(
 ) -> dict[str, int]:
     """Take items out of the training set until a reviewer resolves them."""
     store.get_project(project_id)
-    for iid in body.item_ids:
-        if store.get_item(iid).project_id != project_id:
-            raise NotFound("item", iid)
-    return {"moved": store.send_to_review(body.item_ids, "manual")}
+    return {"moved": store.send_to_review(body.item_ids, "manual", project_id=project_id)}
 
 
 @router.get(

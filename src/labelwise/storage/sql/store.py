@@ -845,14 +845,19 @@ class SqlStore(BaseStore):
             ).one()
             return _task(row)
 
-    def send_to_review(self, item_ids: Sequence[int], reason: str) -> int:
+    def send_to_review(
+        self, item_ids: Sequence[int], reason: str, project_id: int | None = None
+    ) -> int:
         _check_choice("reason", reason, REVIEW_REASONS)
         ids = list(dict.fromkeys(int(i) for i in item_ids))
         it = m.items
         n = 0
         with self._write() as conn:
             for chunk in _chunks(ids):
-                found = set(conn.execute(sa.select(it.c.id).where(it.c.id.in_(chunk))).scalars())
+                query = sa.select(it.c.id).where(it.c.id.in_(chunk))
+                if project_id is not None:
+                    query = query.where(it.c.project_id == project_id)
+                found = set(conn.execute(query).scalars())
                 missing = [i for i in chunk if i not in found]
                 if missing:
                     raise NotFound("item", missing[0])
