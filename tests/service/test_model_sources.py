@@ -718,3 +718,25 @@ def test_predict_job_stores_once_when_starting_the_round_fails(settings, model_s
     assert model_server.predicted == N  # asked once
     assert len(store.list_model_uploads(pid, "predictions")) == 1
     assert len(store.list_model_versions(pid)) == 1
+
+
+def test_uploads_are_authenticated_and_capped_by_the_upload_limit(settings):
+    from fastapi.testclient import TestClient
+
+    from labelwise.service.app import create_app
+    from labelwise.storage import InMemoryStore
+
+    store = InMemoryStore()
+    pid = _project(store)
+    limits = {"worker": "external", "max_upload_bytes": 3_000, "max_json_body_bytes": 200}
+    app = create_app(settings.model_copy(update=limits), store, admin_token=ADMIN)
+    url = f"/api/projects/{pid}/model/predictions"
+    with TestClient(app) as c:
+        assert c.post(url, files={"file": ("p.csv", GOOD.encode())}).status_code == 401
+        c.headers["Authorization"] = f"Bearer {ADMIN}"
+        assert len(GOOD) > 200  # over the JSON limit, under the upload limit: accepted
+        assert c.post(url, files={"file": ("p.csv", GOOD.encode())}).status_code == 201
+        big = GOOD + "".join(f"x{i},0.5,0.25,0.25\n" for i in range(N, 200))
+        got = detail(c.post(url, files={"file": ("p.csv", big.encode())}), 413)
+        assert "LABELWISE_MAX_UPLOAD_BYTES" in got
+    assert len(store.list_model_uploads(pid)) == 1
