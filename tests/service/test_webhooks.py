@@ -63,6 +63,7 @@ class Receiver:
 
     def __init__(self, secret: str = "", script=(), port: int = 0, slow: float = 1.5):
         self.secret, self.script, self.slow = secret, list(script), slow
+        self.on_request = None  # called with each request's body before the answer
         self.requests: list[dict] = []
         receiver = self
 
@@ -73,6 +74,8 @@ class Receiver:
                 receiver.requests.append(
                     {"headers": dict(self.headers), "body": body, "verified": ok}
                 )
+                if receiver.on_request is not None:
+                    receiver.on_request(body)
                 action = receiver.script.pop(0) if receiver.script else (204 if ok else 400)
                 if action == "timeout":
                     time.sleep(receiver.slow)
@@ -573,3 +576,16 @@ def test_cli_webhook_add_and_list(tmp_path, monkeypatch, receiver):
     assert res.exit_code == 2 and "link-local" in res.output
     res = runner.invoke(cli_app, ["webhook", "add", "p", receiver.url, "--event", "nope"])
     assert res.exit_code == 2 and "event" in res.output
+
+
+def test_a_webhook_deleted_during_an_attempt_ends_it_quietly(store, tmp_path, receiver):
+    settings = _settings(tmp_path)
+    pid = store.create_project("p", classes=["neg", "pos"])
+    wid = webhooks.create_webhook(store, pid, receiver.url, ["stopping.met"],
+                                  settings=settings).webhook.id  # fmt: skip
+    webhooks.emit(store, pid, "stopping.met", {}, key="k", now=T0)
+    receiver.on_request = lambda body: store.delete_webhook(wid)
+    assert webhooks.deliver_next(store, settings, "w", now=T0) is None
+    assert len(receiver.requests) == 1
+    assert store.list_deliveries(project_id=pid) == []
+    assert webhooks.deliver_next(store, settings, "w", now=T0 + timedelta(hours=1)) is None

@@ -57,6 +57,7 @@ from labelwise.storage.base import (
     BaseStore,
     Delivery,
     LeaseError,
+    NotFound,
     Webhook,
     utcnow,
 )
@@ -451,7 +452,8 @@ def deliver_next(
     -------
     Delivery or None
         The delivery as stored after the attempt (``delivered``, ``pending`` with the next
-        attempt time, or ``failed``); ``None`` when nothing is due.
+        attempt time, or ``failed``); ``None`` when nothing is due (or the webhook was deleted
+        during the attempt).
     """
     now = utcnow() if now is None else now
     d = store.claim_next_delivery(worker_id, lease_seconds=_lease_seconds(settings), now=now)
@@ -462,7 +464,10 @@ def deliver_next(
         why = d.last_error or "its worker stopped while sending (lease expired)"
         return _finish(store, d, worker_id, None, f"gave up after {d.attempts - 1} attempts; "
                        f"last: {why}", None, now)  # fmt: skip
-    webhook = store.get_webhook(d.webhook_id)
+    try:
+        webhook = store.get_webhook(d.webhook_id)
+    except NotFound:  # deleted after the claim, with its deliveries
+        return None
     try:
         check_outbound_url(webhook.url, settings.outbound_allow)
     except OutboundURLError as e:
@@ -491,3 +496,6 @@ def _finish(
     except LeaseError:  # our lease expired and another worker took the delivery over
         log.warning("delivery %d: lease lost to another worker; leaving it to them", d.id)
         return store.get_delivery(d.id)
+    except NotFound:  # the webhook was deleted while we sent it
+        log.info("delivery %d: its webhook was deleted during the attempt", d.id)
+        return None
