@@ -589,6 +589,8 @@ def import_items(
     check_on_duplicate(on_duplicate)
     project = store.get_project(project_id)
     if (detect_format(path) if format is None else format) == "labelstudio":
+        if not Path(path).is_file():
+            raise LabelwiseError(f"{path} is not a file; give the Label Studio export's path.")
         text = Path(path).read_bytes()
         return import_labelstudio(
             store, project_id, text, source=Path(path).name, on_duplicate=on_duplicate,

@@ -510,6 +510,8 @@ def test_cli_import_then_export_round_trip(tmp_path, monkeypatch):
         a, b = (store.find_project(n).id for n in ("reviews", "copy"))
         assert _labels(store, a) == _labels(store, b)
         assert len(_labels(store, b)) == 4
+    res = runner.invoke(app, ["project", "import", "copy", str(tmp_path / "nope.json")])
+    assert res.exit_code == 2 and "is not a file" in res.output
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"id": 3, "data": {"text": 5}}]))
     res = runner.invoke(app, ["project", "import", "copy", str(bad)], env={"COLUMNS": "200"})
