@@ -96,10 +96,15 @@ class Labelwise:
         )
 
 
-@pytest.fixture(scope="session")
-def label_studio(tmp_path_factory):
+def require_label_studio() -> None:
+    """Fail (never skip) when ``.venv-ls`` is missing, saying that ``make test`` installs it."""
     if not ls_server.LS_BIN.exists():
         pytest.fail(ls_server.MISSING)
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    require_label_studio()
     server = ls_server.start(tmp_path_factory.mktemp("label-studio"))
     yield server
     server.stop()

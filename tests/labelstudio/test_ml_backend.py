@@ -251,25 +251,13 @@ def test_parse_label_config_reads_choices():
     )  # fmt: skip
 
 
-def test_missing_label_studio_venv_fails_and_says_make_test(tmp_path):
-    """Without .venv-ls the Label Studio tests fail (never skip) and say what installs it."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_missing_label_studio_venv_fails_and_says_make_test(monkeypatch, tmp_path):
+    """Without .venv-ls the Label Studio fixture fails (never skips) and says what installs it."""
+    import ls_server
 
-    here = Path(__file__).parent
-    env = {**os.environ, "LABELWISE_LS_VENV": str(tmp_path / "no-venv-here")}
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-            "--basetemp", str(tmp_path / "t"),
-            f"{here / 'test_ml_backend.py'}::test_label_studio_server_answers",
-        ],
-        env=env, capture_output=True, text=True, timeout=300, cwd=here.parents[1],
-    )  # fmt: skip
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, out
-    assert "1 error" in out or "1 failed" in out, out
-    assert "skipped" not in out
-    assert "run `make test`, which installs Label Studio 1.23.2 into .venv-ls" in out
+    from conftest import require_label_studio
+
+    monkeypatch.setattr(ls_server, "LS_BIN", tmp_path / "no-venv" / "bin" / "label-studio")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        require_label_studio()
+    assert "run `make test`, which installs Label Studio 1.23.2 into .venv-ls" in str(failed.value)
