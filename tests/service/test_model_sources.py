@@ -484,10 +484,13 @@ def _endpoint_project(store, settings, server) -> tuple[int, int]:
 
 def test_endpoint_serves_rounds_and_trains_on_labels(store, settings, model_server):
     pid, job_id = _endpoint_project(store, settings, model_server)
+    hook = store.create_webhook(pid, "http://127.0.0.1:9/hook", ["model_version.created"], "s" * 32)
     worker = Worker(store, settings, worker_id="w")
     job = worker.run_once(now=T0)
     assert (job.id, job.status, job.error) == (job_id, "done", None)
     assert model_server.predicted == N  # every item, in batches of 10
+    (event,) = store.list_deliveries(hook)  # the endpoint's model version is announced
+    assert event.event == "model_version.created" and event.body["data"]["source"] == "endpoint"
     (pred,) = store.list_model_uploads(pid, "predictions")
     (emb,) = store.list_model_uploads(pid, "embeddings")
     assert (pred.origin, pred.model_version, emb.n_cols) == ("endpoint", "m1", 2)

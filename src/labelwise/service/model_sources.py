@@ -1161,6 +1161,9 @@ def run_predict(
             lambda: _fetch(store, project, settings, source, train=False), job, settings
         )
         mv_id, _ = _store_fetched(store, project, settings, fetched, job, now)
+    from labelwise.service import webhooks
+
+    webhooks.model_version_created(store, project.id, mv_id, now=now)  # idempotent per version
     open_rounds = [r for r in store.list_rounds(project.id)
                    if r.closed is None and store.has_tasks(project.id, round_id=r.id)]  # fmt: skip
     if not open_rounds:
