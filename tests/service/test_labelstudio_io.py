@@ -9,7 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.service.conftest import detail
+from tests.test_labelstudio_format import CLASSES, ls_tasks
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "labelstudio"
 SENTIMENT = ["positive", "negative", "neutral"]
@@ -517,3 +520,45 @@ def test_cli_import_then_export_round_trip(tmp_path, monkeypatch):
     res = runner.invoke(app, ["project", "import", "copy", str(bad)], env={"COLUMNS": "200"})
     assert res.exit_code == 2
     assert "tasks[0] (id 3): data.text: empty or not a string" in res.output
+
+
+# --------------------------------------------------------------------------- property
+
+
+_RUN = iter(range(10**9))
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_store_round_trip_keeps_labels_annotators_predictions(store, tmp_path, data):
+    """Any valid task list: imported, exported (every item) and imported into a second project,
+    gives the same labels, annotators (per item) and predictions, on every backend."""
+    from labelwise.importers import import_labelstudio
+    from labelwise.service.labelstudio_export import project_tasks
+    from labelwise.settings import Settings
+
+    multilabel = data.draw(st.booleans())
+    task_type = "multilabel" if multilabel else "multiclass"
+    tasks = data.draw(ls_tasks(multilabel))
+    run = next(_RUN)
+    a = store.create_project(f"a{run}", task_type, CLASSES)
+    b = store.create_project(f"b{run}", task_type, CLASSES)
+    settings = Settings(data_dir=tmp_path / "data")
+    import_labelstudio(store, a, json.dumps(tasks))
+    exported = project_tasks(store, a, settings)
+    import_labelstudio(store, b, json.dumps(exported))
+
+    def state(pid):
+        out = {}
+        for it in store.list_items(pid):
+            kept = it.metadata.get("labelstudio", {})
+            who = sorted({x["completed_by"] or "" for x in kept.get("annotations", [])})
+            out[it.external_id] = (it.payload, it.label, who, kept.get("predictions"))
+        return out
+
+    assert state(b) == state(a)
+    assert {x.name for x in store.list_annotators(b)} == {x.name for x in store.list_annotators(a)}
