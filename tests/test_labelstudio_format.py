@@ -253,6 +253,12 @@ def test_parse_import_shapes():
         ),
         ('[{"id": ' + "7" * 25 + ', "data": {"text": "x"}}]', "tasks[0]: id: an integer of 25"),
         (
+            '[{"text": "x", "id": 3, "label": "positive", "annotator": 1, "annotation_id": 7,'
+            ' "created_at": "2026-11-30T09:00:00Z", "lead_time": 2.0}]',
+            "tasks[0] (id 3): data: missing, and the task has annotation_id/annotator fields: "
+            "this looks like Label Studio's JSON-MIN export",
+        ),
+        (
             '[{"id": 1, "data": {"text": "x"}}, {"id": 1, "data": {"text": "y"}}]',
             "tasks[1] (id 1): id: repeats the item id '1' of tasks[0]",
         ),

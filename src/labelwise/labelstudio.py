@@ -424,6 +424,13 @@ def _task(t: Any, i: int, classes: Sequence[str], task_type: str) -> LSTask:
             _find_big(t.get(key), key)
         if tid is not None and not _is_int(tid):
             raise _Bad("id", f"expected an integer task id, got {tid!r}.")
+        if "data" not in t and {"annotation_id", "annotator"} & t.keys():
+            raise _Bad(
+                "data",
+                "missing, and the task has annotation_id/annotator fields: this looks like "
+                "Label Studio's JSON-MIN export, which keeps one answer per task without its "
+                "result. Export as JSON (Export -> JSON, or the snapshot API) instead.",
+            )
         data = t["data"] if "data" in t else {k: v for k, v in t.items() if k not in _TASK_KEYS}
         if not isinstance(data, dict):
             raise _Bad("data", f"expected an object of fields, got {type(data).__name__}.")
