@@ -170,3 +170,48 @@ def test_missing_extra_is_a_422_naming_the_install_command(client, monkeypatch):
     r = client.patch(f"/api/projects/{pid}", json={"strategy_params": {"features": "embeddings"}})
     assert "pip install 'labelwise[embeddings]'" in detail(r, 422)
     assert client.get(f"/api/projects/{pid}").json()["strategy_params"] == {"features": "tfidf"}
+
+
+def test_cli_project_round_embeds_with_a_progress_bar(tmp_path, monkeypatch, reviews, encoded):
+    import csv
+
+    from typer.testing import CliRunner
+
+    from labelwise.cli import app
+    from labelwise.storage import open_store
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("LABELWISE_DATABASE_URL", url)
+    monkeypatch.setenv("LABELWISE_DATA_DIR", str(tmp_path / "data"))
+    shown = []  # what the CLI's bar was told
+    real_bar = E.embedding_progress
+
+    def spy(callback):
+        def both(done, total):
+            shown.append((done, total))
+            callback(done, total)
+
+        return real_bar(both)
+
+    monkeypatch.setattr(E, "embedding_progress", spy)
+    runner = CliRunner()
+
+    def ok(*args):
+        result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    ok("project", "create", "reviews", "--classes", "great,other", "--strategy-param",
+       'features="embeddings"')  # fmt: skip
+    with (tmp_path / "r.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "text"])
+        w.writerows((f"r{i}", text) for i, (text, _) in enumerate(reviews[:8]))
+    ok("project", "import", "reviews", str(tmp_path / "r.csv"))
+    assert "round 1 of project" in ok("project", "round", "reviews")
+    assert shown == [(8, 8)] and len(encoded) == 8  # one batch of 64: the bar saw all 8 texts
+    store = open_store(url)
+    try:
+        assert store.find_project("reviews").strategy_params == {"features": "embeddings"}
+    finally:
+        store.close()
