@@ -20,13 +20,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.labelstudio import ls_server
 
 from labelwise.settings import Settings
 from labelwise.storage import NewItem
 from labelwise.storage.sql import SqlStore
-
-sys.path.insert(0, str(Path(__file__).parent))
-import ls_server
 
 ADMIN = "labelwise-admin-token-for-label-studio"
 CLASSES = ["neg", "pos"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from tests.labelstudio.conftest import N_LABELED, seed_project
 
-from conftest import N_LABELED, seed_project
 from labelwise.errors import LabelMismatchError
 from labelwise.labelstudio import ID_FIELD
 from labelwise.service.labelstudio_backend import (

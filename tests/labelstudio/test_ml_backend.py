@@ -12,8 +12,8 @@ import base64
 import httpx
 import numpy as np
 import pytest
+from tests.labelstudio.conftest import ADMIN, N_ITEMS, N_LABELED, review_texts
 
-from conftest import ADMIN, N_ITEMS, N_LABELED, review_texts
 from labelwise.labelstudio import ID_FIELD, label_config
 from labelwise.service.labelstudio_backend import (
     LabelStudioBackendError,
@@ -253,9 +253,8 @@ def test_parse_label_config_reads_choices():
 
 def test_missing_label_studio_venv_fails_and_says_make_test(monkeypatch, tmp_path):
     """Without .venv-ls the Label Studio fixture fails (never skips) and says what installs it."""
-    import ls_server
-
-    from conftest import require_label_studio
+    from tests.labelstudio import ls_server
+    from tests.labelstudio.conftest import require_label_studio
 
     monkeypatch.setattr(ls_server, "LS_BIN", tmp_path / "no-venv" / "bin" / "label-studio")
     with pytest.raises(pytest.fail.Exception) as failed:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 
 import httpx
+from tests.labelstudio.conftest import CLASSES
 
-from conftest import CLASSES
 from labelwise.labelstudio import ID_FIELD
 
 ANN = "ann@example.org"
