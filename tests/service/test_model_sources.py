@@ -743,3 +743,35 @@ def test_uploads_are_authenticated_and_capped_by_the_upload_limit(settings):
         got = detail(c.post(url, files={"file": ("p.csv", big.encode())}), 413)
         assert "LABELWISE_MAX_UPLOAD_BYTES" in got
     assert len(store.list_model_uploads(pid)) == 1
+
+
+@pytest.mark.parametrize("strategy", ["badge", "margin", "kcenter"])
+def test_text_project_ranks_by_uploaded_predictions_on_sparse_features(
+    settings, tmp_path, strategy
+):
+    """TF-IDF features are sparse: uncertainty strategies work with uploaded predictions;
+    distance strategies (BADGE's gradient embeddings too) ask for embeddings."""
+    from labelwise.errors import LabelwiseError
+    from labelwise.storage import InMemoryStore
+
+    store = InMemoryStore()
+    pid = store.create_project("txt", "multiclass", CLASSES, strategy=strategy, batch_size=K)
+    words = ["good", "bad", "fine", "awful", "nice", "poor", "meh"]
+    store.create_items(
+        pid,
+        [
+            NewItem(external_id=f"x{i}", payload={"text": f"{words[i % 7]} {words[i % 5]} {i}"})
+            for i in range(N)
+        ],
+    )
+    assert project_features(store, pid, settings).kind == "text"
+    ids = [f"x{i}" for i in range(N)]
+    ms.upload_predictions(
+        store, pid, settings=settings, **_write(tmp_path, "csv", ids, _proba(), "predictions")
+    )
+    if strategy in ("kcenter", "badge"):
+        with pytest.raises(LabelwiseError, match="needs dense features: upload embeddings"):
+            start_round(store, pid, settings=settings, now=T0)
+        return
+    start_round(store, pid, settings=settings, now=T0)
+    assert _picked(store, pid) == [f"x{i}" for i in UNSURE]  # margins order like the max here

@@ -686,6 +686,8 @@ class ExternalModel:
         the candidates, so their scores are never used).
     classes : sequence of str
     features : array-like of shape (n_pool, n_features), optional
+        Dense features (or embeddings): what :meth:`embed` returns rows of, and the session's
+        embeddings for diversity strategies.
     """
 
     def __init__(self, proba: np.ndarray, classes: Sequence[str], features: Any = None) -> None:
@@ -714,7 +716,8 @@ class ExternalModel:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def embed(self, X: Any) -> Any:
-        """Feature rows of the positions in ``X[:, 0]`` (the positions themselves without)."""
+        """Feature rows of the positions in ``X[:, 0]`` (the positions themselves without
+        features: distance strategies are refused then, see :func:`active_predictions`)."""
         if self.features is None:
             return np.asarray(X, dtype=np.float32)
         return np.asarray(self.features[self._pos(X)], dtype=np.float32)
@@ -745,11 +748,24 @@ class ExternalPredictions:
 
 #: strategies that refit labelwise's model inside selection (or read its coefficients)
 _OWN_MODEL_STRATEGIES = frozenset({"adaptive", "egl"})
+#: strategies that measure distances on the embeddings or on BADGE's gradient embeddings
+_DISTANCE_STRATEGIES = frozenset(
+    {"badge", "kcenter", "typiclust", "information_density", "kmeans_uncertainty", "tfidf_diverse"}
+)
 
 
-def _check_strategy(project: Project) -> None:
-    """Refuse strategies that cannot work with a model labelwise cannot refit."""
+def _check_strategy(project: Project, sparse: bool = False) -> None:
+    """Refuse strategies that cannot work with a model labelwise cannot refit, and distance
+    strategies on sparse (TF-IDF) features, which the session cannot use as embeddings."""
     from labelwise.strategies import get_strategy
+
+    if sparse and project.strategy in _DISTANCE_STRATEGIES:
+        raise LabelwiseError(
+            f"strategy {project.strategy!r} measures distances between items, and with "
+            "uploaded or endpoint predictions it needs dense features: upload embeddings "
+            "(POST /api/projects/{id}/model/embeddings), or choose an uncertainty strategy "
+            "(margin, entropy, least_confidence)."
+        )
 
     try:
         cls = type(get_strategy(project.strategy))
@@ -792,7 +808,10 @@ def active_predictions(
             f"project {project.name!r} waits for its model endpoint's first predictions (a "
             "predict job fetches them; GET /api/projects/{id}/model shows its last error)."
         )
-    _check_strategy(project)
+    import scipy.sparse as sp
+
+    sparse = sp.issparse(fm.X)
+    _check_strategy(project, sparse)
     ids, values = load_arrays(up)
     pos = np.searchsorted(ids, fm.item_ids)
     pos_ok = np.minimum(pos, max(ids.shape[0] - 1, 0))
@@ -802,10 +821,8 @@ def active_predictions(
     k = len(project.classes)
     proba = np.full((fm.n, k), 1.0 / k, dtype=np.float32)
     proba[has_row] = values[pos_ok[has_row]]
-    import scipy.sparse as sp
-
-    features = None if sp.issparse(fm.X) else fm.X
-    return ExternalPredictions(ExternalModel(proba, project.classes, features), has_row, up)
+    model = ExternalModel(proba, project.classes, None if sparse else fm.X)
+    return ExternalPredictions(model, has_row, up)
 
 
 # --------------------------------------------------------------------------- the endpoint
