@@ -513,6 +513,17 @@ def test_cli_import_then_export_round_trip(tmp_path, monkeypatch):
         a, b = (store.find_project(n).id for n in ("reviews", "copy"))
         assert _labels(store, a) == _labels(store, b)
         assert len(_labels(store, b)) == 4
+        version = store.create_dataset_version(a)
+    labeled = tmp_path / "v.json"
+    ok("project", "export", "reviews", "--format", "labelstudio", "--version", str(version),
+       "--out", str(labeled))  # fmt: skip
+    assert [t["data"]["labelwise_id"] for t in json.loads(labeled.read_text())] == [
+        "r-0001", "r-0002", "r-0003",
+    ]  # fmt: skip
+    res = runner.invoke(
+        app, ["project", "export", "copy", "--format", "labelstudio", "--version", str(version)]
+    )
+    assert res.exit_code == 2 and f"belongs to project {a}" in res.output
     res = runner.invoke(app, ["project", "import", "copy", str(tmp_path / "nope.json")])
     assert res.exit_code == 2 and "is not a file" in res.output
     bad = tmp_path / "bad.json"
