@@ -589,3 +589,17 @@ def test_a_webhook_deleted_during_an_attempt_ends_it_quietly(store, tmp_path, re
     assert len(receiver.requests) == 1
     assert store.list_deliveries(project_id=pid) == []
     assert webhooks.deliver_next(store, settings, "w", now=T0 + timedelta(hours=1)) is None
+
+
+def test_emit_stores_plain_json_and_is_idempotent(store, tmp_path, receiver):
+    settings = _settings(tmp_path)
+    pid = store.create_project("p", classes=["neg", "pos"])
+    webhooks.create_webhook(store, pid, receiver.url, ["stopping.met"], settings=settings)
+    data = {"n": np.int64(3), "accuracy": np.float32(0.5), "ids": np.arange(2), "at": T0}
+    (did,) = webhooks.emit(store, pid, "stopping.met", data, key="mv:7", now=T0)
+    d = store.get_delivery(did)
+    assert d.body["data"] == {"n": 3, "accuracy": 0.5, "ids": [0, 1], "at": T0.isoformat()}
+    assert d.event_id == webhooks.event_id(pid, "stopping.met", "mv:7") == d.body["id"]
+    assert d.body["created_at"] == T0.isoformat() and d.body["type"] == "stopping.met"
+    assert webhooks.emit(store, pid, "stopping.met", data, key="mv:7", now=T0) == []
+    assert webhooks.emit(store, pid, "batch.completed", {}, key="k", now=T0) == []  # not subscribed

@@ -109,9 +109,20 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+def _plain(obj: Any) -> Any:
+    """JSON for what :func:`json.dumps` does not know: numpy scalars and arrays, datetimes."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable in a webhook payload")
+
+
 def encode_body(body: Mapping[str, Any]) -> bytes:
     """The bytes sent (and signed): compact JSON, sorted keys, UTF-8; the same every attempt."""
-    return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    return json.dumps(
+        body, separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=_plain
+    ).encode()
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -262,6 +273,7 @@ def emit(
         "project_id": project_id,
         "data": dict(data),
     }
+    body = json.loads(encode_body(body))  # plain JSON types (numpy scalars in metrics) for the row
     ids = store.create_deliveries(project_id, event, eid, body, now=now)
     if ids:
         log.info("project %d: %s %s queued for %d webhooks", project_id, event, eid, len(ids))
