@@ -113,13 +113,21 @@ def test_a_batch_answered_in_label_studio_retrains_and_a_later_change_relabels(s
     pid = seed_project(store, settings)
     queued = store.list_tasks(pid, status="queued")
     n_jobs = len(store.list_jobs(pid))
+    probe = [{"data": {ID_FIELD: "r059"}}]
+    (before,) = predict_tasks(store, pid, probe, settings=settings)
     for t in queued:
         ext = store.get_item(t.item_id).external_id
         handle_webhook(store, pid, _event(ext, "pos"), settings=settings)
     jobs = store.list_jobs(pid)[n_jobs:]
     assert [j.payload["reason"] for j in jobs] == ["batch complete"]
     assert Worker(store, settings).run_once().status == "done"
-    assert len(store.list_model_versions(pid)) == 2
+    versions = store.list_model_versions(pid)
+    assert len(versions) == 2
+    # the new model answers at once (the kept features and model are keyed by its version)
+    (after,) = predict_tasks(store, pid, probe, settings=settings)
+    assert before["model_version"] == f"labelwise-{versions[0].id}"
+    assert after["model_version"] == f"labelwise-{versions[1].id}"
+    assert after["score"] != before["score"]
     ext = store.get_item(queued[0].item_id).external_id
     changed = _event(ext, "neg", action="ANNOTATION_UPDATED")
     out = handle_webhook(store, pid, changed, settings=settings)  # its round is closed now

@@ -49,6 +49,7 @@ from __future__ import annotations
 import logging
 import threading
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,8 +59,13 @@ import numpy as np
 
 from labelwise.errors import LabelwiseError
 from labelwise.labelstudio import ID_FIELD, annotator_name, predicted_labels
-from labelwise.service.features import project_features
-from labelwise.service.rounds import RESERVED_PARAMS, load_model, submit_annotation
+from labelwise.service.features import FeatureMatrix, project_features
+from labelwise.service.rounds import (
+    RESERVED_PARAMS,
+    LoadedModel,
+    load_model,
+    submit_annotation,
+)
 from labelwise.storage.base import BaseStore, Item, NotFound, Project, UndoError, utcnow
 from labelwise.strategies import Candidates, get_strategy
 from labelwise.strategies.base import ScoreStrategy
@@ -222,6 +228,44 @@ def _strategy_scores(project: Project, cands: Candidates, proba: np.ndarray) -> 
     return np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0)
 
 
+_CACHE: OrderedDict[tuple[Any, ...], tuple[FeatureMatrix, LoadedModel]] = OrderedDict()
+_CACHE_SIZE = 4
+_CACHE_LOCK = threading.Lock()
+
+
+def _features_and_model(
+    store: BaseStore, project: Project, settings: Any
+) -> tuple[FeatureMatrix, LoadedModel] | None:
+    """The project's features and latest model, kept for the next call.
+
+    Label Studio asks for one task at a time while annotators work (interactive
+    preannotations); reading every item of the project and the artifact each time would cost
+    seconds on a large pool. The key changes when items are added, a model version is stored,
+    or the project's settings change, so nothing stale is served.
+    """
+    latest = store.find_latest_model_version(project.id)
+    if latest is None:
+        return None
+    key = (
+        id(store), str(settings.data_dir), project.id, store.count_items(project.id),
+        latest.id, repr(sorted(project.strategy_params.items())),
+    )  # fmt: skip
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
+    fm = project_features(store, project.id, settings)
+    loaded = load_model(store, project, fm)
+    if loaded is None:
+        return None
+    with _CACHE_LOCK:
+        _CACHE[key] = (fm, loaded)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return fm, loaded
+
+
 def score_items(
     store: BaseStore, project_id: int, item_ids: Sequence[int], *, settings: Any
 ) -> tuple[np.ndarray, np.ndarray, str] | None:
@@ -246,10 +290,10 @@ def score_items(
         more informative); ``None`` while the project has no usable model.
     """
     project = store.get_project(project_id)
-    fm = project_features(store, project_id, settings)
-    loaded = load_model(store, project, fm)
-    if loaded is None:
+    found = _features_and_model(store, project, settings)
+    if found is None:
         return None
+    fm, loaded = found
     version = f"labelwise-{loaded.model_version.id}"
     if not len(item_ids):
         return np.zeros((0, len(project.classes))), np.zeros(0), version
