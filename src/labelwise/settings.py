@@ -114,19 +114,6 @@ class Settings(BaseSettings):
         "they are link-local or cloud metadata addresses (refused by default; comma-separated "
         "in LABELWISE_OUTBOUND_ALLOW).",
     )
-    # model sources (issue 11): an external model endpoint
-    model_endpoint_batch_size: int = Field(
-        default=256, gt=0, le=100_000, description="Items per POST {endpoint}/predict request."
-    )
-    model_endpoint_timeout_seconds: float = Field(
-        default=30.0, gt=0, description="Seconds a model endpoint may take to answer a request."
-    )
-    model_endpoint_backoff_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        description="Wait before retrying a failed model endpoint job; doubles with each "
-        "attempt (at most an hour).",
-    )
     # webhooks (issue 11)
     webhook_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60, description="Connect and read timeout of one webhook delivery."
