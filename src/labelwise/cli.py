@@ -1357,5 +1357,53 @@ def webhook_list(
         typer.echo(_format_webhook(w, d))
 
 
+@webhook_app.command("deliveries")
+def webhook_deliveries(
+    webhook_id: int = typer.Argument(..., help="Webhook id (labelwise webhook list)."),
+    status: str | None = typer.Option(
+        None, "--status", help="Only pending, delivering, delivered or failed ones."
+    ),
+    limit: int = typer.Option(20, "--limit", min=1, max=1000, help="The newest N."),
+    database_url: str = DATABASE_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """A webhook's deliveries, newest first: status, attempts, last answer, next attempt."""
+    with _service_errors(), _open(_settings(database_url)) as store:
+        store.get_webhook(webhook_id)
+        found = store.list_deliveries(webhook_id, status=status, limit=limit)
+    if as_json:
+        _print_json(found)
+        return
+    for d in found:
+        code = f"HTTP {d.last_status_code}" if d.last_status_code is not None else "-"
+        due = f"  next {d.next_attempt_at:%Y-%m-%d %H:%M:%S}" if d.status == "pending" else ""
+        error = f"  {d.last_error}" if d.last_error and d.status != "delivered" else ""
+        typer.echo(f"{d.id}  {d.event}  {d.status}  attempts {d.attempts}  {code}{due}{error}")
+
+
+@webhook_app.command("redeliver")
+def webhook_redeliver(
+    delivery_id: int = typer.Argument(..., help="Delivery id (labelwise webhook deliveries)."),
+    database_url: str = DATABASE_URL_OPTION,
+) -> None:
+    """Send a delivery again (same body and event id) with a fresh set of attempts."""
+    from labelwise.service.webhooks import redeliver
+
+    with _service_errors(), _open(_settings(database_url)) as store:
+        d = redeliver(store, delivery_id)
+    typer.echo(f"delivery {d.id} ({d.event}) is pending again; a worker sends it next")
+
+
+@webhook_app.command("remove")
+def webhook_remove(
+    webhook_id: int = typer.Argument(..., help="Webhook id (labelwise webhook list)."),
+    database_url: str = DATABASE_URL_OPTION,
+) -> None:
+    """Delete a webhook and its deliveries (queued ones are not sent)."""
+    with _service_errors(), _open(_settings(database_url)) as store:
+        store.delete_webhook(webhook_id)
+    typer.echo(f"webhook {webhook_id} removed")
+
+
 if __name__ == "__main__":  # python -m labelwise.cli
     app()

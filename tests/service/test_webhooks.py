@@ -576,6 +576,25 @@ def test_cli_webhook_add_and_list(tmp_path, monkeypatch, receiver):
     assert res.exit_code == 2 and "link-local" in res.output
     res = runner.invoke(cli_app, ["webhook", "add", "p", receiver.url, "--event", "nope"])
     assert res.exit_code == 2 and "event" in res.output
+    res = runner.invoke(cli_app, ["webhook", "deliveries", str(wh.id)])
+    assert res.exit_code == 0, res.output
+    (line,) = res.stdout.strip().splitlines()
+    did = int(line.split()[0])
+    assert line == f"{did}  stopping.met  delivered  attempts 1  HTTP 204"
+    res = runner.invoke(cli_app, ["webhook", "deliveries", str(wh.id), "--status", "failed"])
+    assert res.exit_code == 0 and res.stdout == ""
+    res = runner.invoke(cli_app, ["webhook", "deliveries", str(wh.id), "--status", "nope"])
+    assert res.exit_code == 2 and "status" in res.output
+    res = runner.invoke(cli_app, ["webhook", "redeliver", str(did)])
+    assert res.exit_code == 0 and "pending again" in res.stdout
+    with open_store(url) as store:
+        assert (store.get_delivery(did).status, store.get_delivery(did).attempts) == ("pending", 0)
+    assert runner.invoke(cli_app, ["webhook", "remove", str(wh.id)]).exit_code == 0
+    res = runner.invoke(cli_app, ["webhook", "list", "p"])
+    assert "no webhooks" in res.output
+    for args in (["remove", str(wh.id)], ["deliveries", str(wh.id)], ["redeliver", str(did)]):
+        res = runner.invoke(cli_app, ["webhook", *args])
+        assert res.exit_code == 2 and "not found" in res.output, res.output
 
 
 def test_a_webhook_deleted_during_an_attempt_ends_it_quietly(store, tmp_path, receiver):
