@@ -312,6 +312,7 @@ def test_round_retrain_and_stop_reach_the_receiver_signed(api, store, tmp_path, 
     assert model["metrics"]["accuracy"] == mv.metrics["accuracy"]
     stop = events["stopping.met"]["data"]
     assert stop["reason"] == "budget: 20 of 20 labels used"
+    assert stop["criterion"] == "max_labels"
     assert (stop["model_version_id"], stop["n_labels"]) == (mv.id, 20)
     for req in receiver.requests:
         h, body = req["headers"], json.loads(req["body"])
