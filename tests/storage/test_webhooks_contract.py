@@ -241,3 +241,22 @@ def test_concurrent_claims_never_share_a_delivery(store):
     for t in threads:
         t.join()
     assert sorted(got) == sorted(made)  # every one once, none twice
+
+
+def test_sqlite_idle_delivery_poll_takes_no_write_lock(sqlite):
+    import sqlalchemy as sa
+
+    pid = sqlite.create_project("p", classes=["a", "b"])
+    _hook(sqlite, pid)
+    seen: list[str] = []
+
+    @sa.event.listens_for(sqlite._engine, "before_cursor_execute")
+    def log(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    assert sqlite.claim_next_delivery("w", now=T0) is None
+    assert "BEGIN IMMEDIATE" not in seen  # an idle worker's poll is a read
+    sqlite.create_deliveries(pid, "batch.completed", "e", _body("e"), now=T0)
+    seen.clear()
+    assert sqlite.claim_next_delivery("w", now=T0) is not None
+    assert "BEGIN IMMEDIATE" in seen

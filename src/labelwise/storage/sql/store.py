@@ -2080,6 +2080,9 @@ class SqlStore(BaseStore):
             .where(d.c.status.in_(("pending", "delivering")), d.c.next_attempt_at <= now)
             .order_by(d.c.next_attempt_at, d.c.id)
         )
+        with self._read() as conn:  # an idle worker polls: no write lock when nothing is due
+            if conn.execute(stmt.limit(1)).first() is None:
+                return None
         with self._write() as conn:
             delivery_id = conn.execute(self._lock_first(stmt)).scalar()
             if delivery_id is None:
