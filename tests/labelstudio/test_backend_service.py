@@ -174,13 +174,36 @@ def test_predictions_in_task_order_scored_minus_entropy(store, settings):
     from labelwise.service.labelstudio_backend import score_items
 
     ids = [store.find_item(pid, e).id for e in ("r050", f"r{N_LABELED:03d}")]
-    proba, scores, _ = score_items(store, pid, ids, settings=settings)
+    proba, scores, _, _ = score_items(store, pid, ids, settings=settings)
     entropy = -(proba * np.log(proba)).sum(axis=1)
     np.testing.assert_allclose([out[0]["score"], out[2]["score"]], -entropy, rtol=1e-6)
     np.testing.assert_allclose(scores, entropy, rtol=1e-6)
     r = out[0]["result"][0]
     assert (r["from_name"], r["to_name"]) == ("sentiment", "review")
     assert r["value"]["choices"] == [["neg", "pos"][int(proba[0, 1] > proba[0, 0])]]
+
+
+def test_predictions_name_the_model_columns_when_classes_are_listed_unsorted(store, settings):
+    """scikit-learn sorts a model's classes; a project listing ``pos, neg`` must still predict
+    ``pos`` for a plainly positive review (columns are read by the model's ``classes_``)."""
+    from tests.labelstudio.conftest import review_texts
+
+    from labelwise.service.labelstudio_backend import score_items
+
+    pid = store.create_project("unsorted", "binary", ["pos", "neg"], strategy="entropy")
+    texts = review_texts(60)
+    store.create_items(pid, [NewItem(f"u{i}", {"text": t}, label=lab if i < 40 else None)
+                             for i, (t, lab) in enumerate(texts)])  # fmt: skip
+    store.create_job("retrain", pid, {"reason": "seed"})
+    assert Worker(store, settings).run_once().status == "done"
+    store.create_items(pid, [NewItem("clear", {"text": "great lovely excellent friendly"})])
+    store.create_job("retrain", pid, {"reason": "new item"})
+    assert Worker(store, settings).run_once().status == "done"
+    out = predict_tasks(store, pid, [{"id": 1, "data": {ID_FIELD: "clear"}}], settings=settings)
+    assert out[0]["result"][0]["value"]["choices"] == ["pos"]
+    _, _, _, columns = score_items(store, pid, [store.find_item(pid, "clear").id],
+                                   settings=settings)  # fmt: skip
+    assert columns == ["neg", "pos"]
 
 
 def test_no_model_yet_gives_empty_predictions(store, settings):

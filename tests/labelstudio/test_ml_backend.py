@@ -85,7 +85,7 @@ def test_label_studio_stores_labelwise_predictions_with_scores(ls, labelwise):
         assert set(by_task) == set(task_ids.values())
         ext = sorted(task_ids)
         items = [store.find_item(labelwise.project_id, e) for e in ext]
-        proba, scores, version = score_items(
+        proba, scores, version, _ = score_items(
             store, labelwise.project_id, [it.id for it in items], settings=labelwise.settings()
         )
         got = np.array([by_task[task_ids[e]]["score"] for e in ext])

@@ -285,9 +285,11 @@ def score_items(
 
     Returns
     -------
-    (proba, scores, model_version) or None
-        ``proba`` of shape (n_samples, n_classes), ``scores`` of shape (n_samples,) (higher:
-        more informative); ``None`` while the project has no usable model.
+    (proba, scores, model_version, columns) or None
+        ``proba`` of shape (n_samples, n_columns), ``scores`` of shape (n_samples,) (higher:
+        more informative), ``columns`` the class of each column of ``proba`` (the model's
+        ``classes_``: scikit-learn sorts them, and a model knows only the classes labeled so
+        far); ``None`` while the project has no usable model.
     """
     project = store.get_project(project_id)
     found = _features_and_model(store, project, settings)
@@ -295,8 +297,9 @@ def score_items(
         return None
     fm, loaded = found
     version = f"labelwise-{loaded.model_version.id}"
+    columns = proba_columns(loaded.model, project)
     if not len(item_ids):
-        return np.zeros((0, len(project.classes))), np.zeros(0), version
+        return np.zeros((0, len(columns))), np.zeros(0), version, columns
     cands = Candidates(
         X=fm.X,
         model=loaded.model,
@@ -306,7 +309,21 @@ def score_items(
         proba_transform=loaded.transform,
     )
     proba = np.asarray(cands.proba(), dtype=np.float64)
-    return proba, _strategy_scores(project, cands, proba), version
+    if proba.shape[1] != len(columns):
+        raise LabelwiseError(
+            f"the model gives {proba.shape[1]} probabilities per item but project "
+            f"{project.name!r} has {len(columns)} classes; retrain it."
+        )
+    return proba, _strategy_scores(project, cands, proba), version, columns
+
+
+def proba_columns(model: Any, project: Project) -> list[str]:
+    """The class of each column of ``model``'s probabilities: its ``classes_`` when they are
+    names, else the project's classes (one-vs-rest multilabel models number their columns)."""
+    cls = getattr(model, "classes_", None)
+    if cls is not None and np.asarray(cls).dtype.kind in "OUS":
+        return [str(c) for c in cls]
+    return list(project.classes)
 
 
 def _task_item(store: BaseStore, project_id: int, task: Any) -> Item | None:
@@ -355,8 +372,8 @@ def predict_tasks(
     ]
     if scored is None or not known:
         return out
-    proba, scores, _ = scored
-    labels = predicted_labels(proba, list(project.classes), project.task_type)
+    proba, scores, _, columns = scored
+    labels = predicted_labels(proba, columns, project.task_type)
     for j, i in enumerate(known):
         label = labels[j]
         choices = [str(c) for c in label] if isinstance(label, list) else [str(label)]

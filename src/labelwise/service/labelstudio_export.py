@@ -124,21 +124,6 @@ def dataset_version_tasks(store: BaseStore, dataset_version_id: int) -> list[dic
     ]
 
 
-def _proba_columns(model: Any, n_columns: int, project: Project) -> list[str]:
-    """The class of each column of ``model``'s probabilities: its ``classes_`` when they are
-    names (scikit-learn sorts them, and a model sees only the classes labeled so far), else
-    the project's classes (one-vs-rest multilabel models number their columns)."""
-    cls = getattr(model, "classes_", None)
-    if cls is not None and len(cls) == n_columns and np.asarray(cls).dtype.kind in "OUS":
-        return [str(c) for c in cls]
-    if n_columns == len(project.classes):
-        return list(project.classes)
-    raise LabelwiseError(
-        f"the model gives {n_columns} probabilities per item but project {project.name!r} has "
-        f"{len(project.classes)} classes; retrain it."
-    )
-
-
 def _model_predictions(
     store: BaseStore, project: Project, settings: Any
 ) -> dict[int, dict[str, Any]]:
@@ -149,20 +134,16 @@ def _model_predictions(
     active-learning score, the score labelwise queues tasks by; the label is the class of the
     most probable column.
     """
-    from labelwise.service.features import project_features
     from labelwise.service.labelstudio_backend import score_items
-    from labelwise.service.rounds import load_model
 
     if store.count_items(project.id) == 0 or not store.list_model_versions(project.id):
         return {}
     item_ids = [it.id for it in _items(store, project.id)]
     scored = score_items(store, project.id, item_ids, settings=settings)
-    loaded = load_model(store, project, project_features(store, project.id, settings))
-    if scored is None or loaded is None:
+    if scored is None:
         return {}
-    proba, scores, version = scored
-    names = _proba_columns(loaded.model, proba.shape[1], project)
-    labels = ls.predicted_labels(proba, names, project.task_type)
+    proba, scores, version, columns = scored
+    labels = ls.predicted_labels(proba, columns, project.task_type)
     return {
         item_id: {
             "label": labels[k],
