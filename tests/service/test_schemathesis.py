@@ -1,5 +1,6 @@
 """Property-based API testing with schemathesis: every operation of the OpenAPI schema, called
-with generated (valid and invalid) input and the admin token, never answers 5xx.
+with generated (valid and invalid) input, with the admin token and without one, answers as the
+schema says (all of schemathesis' checks but two, see NOT_CHECKED) and never 5xx.
 
 The schema is loaded from an app built at collection time over an empty in-memory store (no
 files, no connections); before the tests run, a module fixture swaps in a real SQLite store
@@ -13,7 +14,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
 from labelwise.service.app import create_app
 from labelwise.settings import Settings
@@ -58,17 +59,44 @@ def test_every_operation_is_in_the_schema():
     assert ("GET", "/api/dataset-versions/{dataset_version_id}/export") in ops
 
 
+# Every check schemathesis has, but two that test the schema's expressiveness rather than the
+# API: positive_data_acceptance wants every schema-valid body accepted, yet a CSV that parses,
+# a label among the project's classes or a model file of the right width is semantics a schema
+# cannot state (those are 422s naming what to fix); negative_data_rejection wants unknown query
+# parameters rejected, where HTTP APIs (ours included) ignore them.
+NOT_CHECKED = [positive_data_acceptance, negative_data_rejection]
+
+
 @schema.parametrize()
 @settings(
-    max_examples=8,
+    max_examples=6,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
     database=None,
 )
-def test_no_server_errors(case):
+def test_every_check_with_the_admin_token(case):
+    """No 5xx; status codes, bodies, headers and content types as documented; 405 with the
+    right Allow header for undeclared methods; the request without its token is refused."""
     response = case.call(headers={"Authorization": f"Bearer {ADMIN}"})
-    case.validate_response(response, checks=[not_a_server_error])
+    case.validate_response(response, excluded_checks=NOT_CHECKED)
     if 400 <= response.status_code < 500 and response.status_code not in (404, 405):
         body = response.json()
         assert isinstance(body.get("detail"), str) and body["detail"], response.text
+
+
+@schema.parametrize()
+@settings(
+    max_examples=3,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    database=None,
+)
+def test_every_check_without_a_token(case):
+    """Without a token every operation behind one is refused (401; 405 for an undeclared
+    method, 404 or 422 when the path itself is malformed), and answers as documented."""
+    response = case.call()
+    case.validate_response(response, excluded_checks=NOT_CHECKED)
+    if case.operation.definition.raw.get("security"):
+        assert response.status_code in (401, 404, 405, 422), (case.operation.label, response.text)

@@ -62,6 +62,36 @@ def _ensure_admin(store: BaseStore, token: str) -> None:
     create_user(store, name, role="admin", token=token)
 
 
+def _document_errors(app: FastAPI) -> None:
+    """Serve the generated schema with labelwise's error shapes (see service.openapi)."""
+    from labelwise.service.openapi import document_errors
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method the OpenAPI schema documents at ``path`` (for a 405's ``Allow``).
+
+    FastAPI's nested routers hide the sibling routes of a path from Starlette's 405, so the
+    schema (what clients read) is the list of record.
+    """
+    import re
+
+    methods: set[str] = set()
+    for template, ops in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\{[^}]+\\}", "[^/:]+", re.escape(template))  # ids hold no ":"
+        if re.fullmatch(pattern, path):
+            methods |= {m.upper() for m in ops if m.isalpha() and m != "parameters"}
+    return sorted(methods)
+
+
 def _in_process_worker(settings: Settings) -> bool:
     return bool(getattr(settings, "run_worker_in_process", settings.worker == "inline"))
 
@@ -228,6 +258,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.store = store
+    _document_errors(app)
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -253,6 +284,19 @@ def create_app(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"the database rejected a value ({reason}); nothing was written. Fix the input.",
         )
+
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            # Starlette names only the first route matching the path; a path served by
+            # several routes (GET and POST apart) supports them all
+            allowed = _allowed_methods(app, request.url.path)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

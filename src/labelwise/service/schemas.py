@@ -83,7 +83,8 @@ RESERVED_STRATEGY_PARAMS = frozenset(
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON false is not 0.0, "3" is not 3 (the schema says number; so do we)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class _Out(BaseModel):

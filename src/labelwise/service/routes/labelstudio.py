@@ -36,7 +36,7 @@ class _Open(BaseModel):
 class SetupRequest(_Open):
     """What Label Studio sends to ``/setup`` (extra fields are ignored)."""
 
-    project: str | None = Field(None, description="Label Studio's '<project id>.<timestamp>'.")
+    project: Any = Field(None, description="Label Studio's '<project id>.<timestamp>'.")
     schema_: str | None = Field(None, alias="schema", description="The labeling config (XML).")
     extra_params: Any = None
 
@@ -47,18 +47,18 @@ class PredictRequest(_Open):
     tasks: list[dict[str, Any]] = Field(
         description="Label Studio tasks; data.labelwise_id names the item."
     )
-    label_config: str | None = None
-    project: str | None = None
-    params: dict[str, Any] | None = None
+    label_config: Any = None
+    project: Any = None
+    params: Any = None
 
 
 class WebhookRequest(_Open):
     """A Label Studio webhook event (``send_payload`` on)."""
 
     action: str = Field(description="ANNOTATION_CREATED, ANNOTATION_UPDATED, START_TRAINING, ...")
-    annotation: dict[str, Any] | None = None
-    task: dict[str, Any] | None = None
-    project: dict[str, Any] | None = None
+    annotation: Any = None
+    task: Any = None
+    project: Any = None
 
 
 class HealthAnswer(BaseModel):

@@ -121,7 +121,11 @@ async def _upload(
             "multipart/form-data field 'file'."
         )
     await run_in_threadpool(store.get_project, project_id)  # 404 before reading the upload
-    fn = model_sources.upload_predictions if kind == "predictions" else model_sources.upload_embeddings
+    fn = (
+        model_sources.upload_predictions
+        if kind == "predictions"
+        else model_sources.upload_embeddings
+    )
     async with request.form(max_files=2, max_fields=10) as form:
         upload, ids = form.get("file"), form.get("ids")
         if not isinstance(upload, UploadFile):
@@ -139,9 +143,14 @@ async def _upload(
                     await run_in_threadpool(shutil.copyfileobj, ids.file, out, 1 << 20)
             up = await run_in_threadpool(
                 lambda: fn(
-                    store, project_id, path, settings=settings, fmt=resolved, ids_path=ids_path,
+                    store,
+                    project_id,
+                    path,
+                    settings=settings,
+                    fmt=resolved,
+                    ids_path=ids_path,
                     filename=name,
-                )  # fmt: skip
+                )
             )
     return ModelUploadPublic.model_validate(up)
 

@@ -159,14 +159,14 @@ def list_webhooks(project_id: ProjectId, store: StoreDep, _: Admin) -> list[Webh
     return [_public(w, d) for w, d in webhooks.list_webhooks_with_last_delivery(store, project_id)]
 
 
-@router.get("/webhooks/{webhook_id}", summary="Get a webhook", responses=_NO_HOOK)
+@router.get("/webhooks/{webhook_id:int}", summary="Get a webhook", responses=_NO_HOOK)
 def get_webhook(webhook_id: WebhookId, store: StoreDep, _: Admin) -> WebhookPublic:
     w = store.get_webhook(webhook_id)
     return _public(w, next(iter(store.list_deliveries(w.id, limit=1)), None))
 
 
 @router.patch(
-    "/webhooks/{webhook_id}", summary="Change a webhook", responses={**_NO_HOOK, **_BAD_URL}
+    "/webhooks/{webhook_id:int}", summary="Change a webhook", responses={**_NO_HOOK, **_BAD_URL}
 )
 def update_webhook(
     webhook_id: WebhookId, body: WebhookUpdate, store: StoreDep, settings: SettingsDep, _: Admin
@@ -180,7 +180,7 @@ def update_webhook(
 
 
 @router.delete(
-    "/webhooks/{webhook_id}",
+    "/webhooks/{webhook_id:int}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a webhook and its deliveries",
     responses=_NO_HOOK,
