@@ -24,7 +24,7 @@ COMPUTE = (
     "labelwise.evaluate", "labelwise.report", "labelwise.datasets", "labelwise.peers",
     "labelwise.demo", "labelwise.features", "labelwise.progress", "labelwise.text",
     "labelwise.imbalanced", "labelwise.testing", "labelwise.agreement",
-    "labelwise.quality", "labelwise.scale",
+    "labelwise.quality", "labelwise.scale", "labelwise.embeddings",
 )  # fmt: skip
 RANK = {"pure": 0, "compute": 1, "io": 2}
 
