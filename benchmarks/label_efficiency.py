@@ -52,6 +52,9 @@ SKIP = {name: SLOW_PEERS for name in CONFIGS if name != "digits"}
 TOP = 0.95
 
 
+KEPT_FROM = "## Before → after"  # label_efficiency.md from here on is not generated
+
+
 def _cell(row: dict) -> tuple[str, str]:
     if not row["reached"]:
         labels = "never"
@@ -236,7 +239,14 @@ def write_markdown(results: dict, args: argparse.Namespace, seconds: dict, path:
                     f"{_cell(row)[1]} |"
                 )
     lines += ["", "<!-- findings -->", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    text = "\n".join(lines)
+    # the hand-written sections (before/after, findings) and the feature comparisons that
+    # --image-features / --text-features write stay: a rerun replaces only the tables above
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    kept = old.find(KEPT_FROM)
+    if kept != -1:
+        text = text.rstrip("\n") + "\n\n" + old[kept:]
+    path.write_text(text, encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- image features
