@@ -775,3 +775,36 @@ def test_text_project_ranks_by_uploaded_predictions_on_sparse_features(
         return
     start_round(store, pid, settings=settings, now=T0)
     assert _picked(store, pid) == [f"x{i}" for i in UNSURE]  # margins order like the max here
+
+
+def test_members_do_not_see_the_endpoint_credentials(client, store, settings):
+    """An endpoint URL carries the credentials a model server needs (user info, a key in the
+    query): admins read it whole, project members without the admin role read it without them,
+    in ``endpoint`` and in the job error that quotes the URL."""
+    import socket
+
+    from labelwise.service.deps import create_user
+
+    with socket.socket() as s:  # a port nobody listens on once this closes
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pid = _project(store)
+    url = f"http://bob:s3cret@127.0.0.1:{port}/m?key=k3y"
+    r = client.put(f"/api/projects/{pid}/model", json={"source": "endpoint", "endpoint": url})
+    assert r.status_code == 200, r.text
+    Worker(store, settings, worker_id="w").run_once(now=T0)  # connection refused
+    aid, token = create_user(store, "member")
+    store.add_member(pid, aid)
+
+    admin = client.get(f"/api/projects/{pid}/model").json()
+    assert admin["endpoint"] == url
+    assert f"POST {url}/predict: connection error" in admin["last_error"]
+    member = client.get(
+        f"/api/projects/{pid}/model", headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    assert member["endpoint"] == f"http://***@127.0.0.1:{port}/m?***"
+    assert (
+        f"POST http://***@127.0.0.1:{port}/m?***/predict: connection error"
+        in (member["last_error"])
+    )
+    assert "s3cret" not in json.dumps(member) and "k3y" not in json.dumps(member)

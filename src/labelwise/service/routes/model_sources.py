@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Query, Request, status
 from starlette.datastructures import UploadFile
@@ -73,9 +74,27 @@ UploadFormat = Annotated[
 @router.get("/projects/{project_id}/model", summary="Get the project's model", responses=_NOT_FOUND)
 def get_model(project_id: ProjectId, store: StoreDep, user: CurrentUser) -> ModelSourcePublic:
     """The model source, the versions of predictions and embeddings (oldest first), the ones
-    in use, and the last error of a model job (a failing endpoint) with its next attempt."""
+    in use, and the last error of a model job (a failing endpoint) with its next attempt.
+    Members who are not admins see the endpoint URL without its user info and query string
+    (where endpoint credentials go)."""
     visible_project(store, user, project_id)
-    return ModelSourcePublic.from_status(model_sources.model_status(store, project_id))
+    public = ModelSourcePublic.from_status(model_sources.model_status(store, project_id))
+    if user.role == "admin" or public.endpoint is None:
+        return public
+    # members see where the model is, not the credentials an endpoint URL may carry
+    shown = _redacted(public.endpoint)
+    error = public.last_error
+    if error is not None:
+        error = error.replace(public.endpoint.rstrip("/"), shown.rstrip("/"))
+    return public.model_copy(update={"endpoint": shown, "last_error": error})
+
+
+def _redacted(url: str) -> str:
+    """``url`` without user info (``user:password@``), query string or fragment."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"***@{host}" if "@" in parts.netloc else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
 
 
 @router.put(
