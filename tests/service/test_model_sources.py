@@ -798,13 +798,48 @@ def test_members_do_not_see_the_endpoint_credentials(client, store, settings):
 
     admin = client.get(f"/api/projects/{pid}/model").json()
     assert admin["endpoint"] == url
-    assert f"POST {url}/predict: connection error" in admin["last_error"]
+    assert f"POST http://bob:s3cret@127.0.0.1:{port}/m/predict?key=k3y: conn" in admin["last_error"]
     member = client.get(
         f"/api/projects/{pid}/model", headers={"Authorization": f"Bearer {token}"}
     ).json()
     assert member["endpoint"] == f"http://***@127.0.0.1:{port}/m?***"
     assert (
-        f"POST http://***@127.0.0.1:{port}/m?***/predict: connection error"
+        f"POST http://***@127.0.0.1:{port}/m/predict?***: connection error"
         in (member["last_error"])
     )
     assert "s3cret" not in json.dumps(member) and "k3y" not in json.dumps(member)
+
+
+def test_endpoint_with_a_query_string_gets_the_route_in_its_path():
+    """``http://host/m?key=k`` is asked at ``/m/predict?key=k`` (and ``/m/train?key=k``), not
+    at ``/m?key=k/predict``: a query string is where many model servers take their key."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.path)
+            data = b'{"model_version": "m1"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{httpd.server_address[1]}"
+        assert ms.EndpointClient(f"{base}/m?key=k", 2.0).train([], CLASSES) == {
+            "model_version": "m1"
+        }
+        ms.EndpointClient(f"{base}/", 2.0).train([], CLASSES)
+        ms.EndpointClient(f"{base}/v1/?a=1&b=2", 2.0).train([], CLASSES)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert seen == ["/m/train?key=k", "/train", "/v1/train?a=1&b=2"]

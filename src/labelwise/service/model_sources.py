@@ -849,12 +849,21 @@ class EndpointClient:
         self.timeout = float(timeout)
         self.allow = list(allow)
 
+    def route_url(self, route: str) -> str:
+        """The base URL with ``/<route>`` added to its path; a query string (an API key the
+        endpoint wants) stays a query string."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.url)
+        path = parts.path.rstrip("/") + "/" + route
+        return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
     def _post(self, route: str, body: dict[str, Any]) -> Any:
         import httpx
 
         from labelwise.service.outbound import check_outbound_url
 
-        url = check_outbound_url(f"{self.url}/{route}", self.allow)
+        url = check_outbound_url(self.route_url(route), self.allow)
         try:
             r = httpx.post(url, json=body, timeout=self.timeout)
         except httpx.TimeoutException:

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request, status
 from starlette.datastructures import UploadFile
@@ -82,19 +82,13 @@ def get_model(project_id: ProjectId, store: StoreDep, user: CurrentUser) -> Mode
     if user.role == "admin" or public.endpoint is None:
         return public
     # members see where the model is, not the credentials an endpoint URL may carry
-    shown = _redacted(public.endpoint)
-    error = public.last_error
-    if error is not None:
-        error = error.replace(public.endpoint.rstrip("/"), shown.rstrip("/"))
-    return public.model_copy(update={"endpoint": shown, "last_error": error})
-
-
-def _redacted(url: str) -> str:
-    """``url`` without user info (``user:password@``), query string or fragment."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    netloc = f"***@{host}" if "@" in parts.netloc else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
+    parts = urlsplit(public.endpoint)
+    secrets = [s for s in (parts.netloc.rpartition("@")[0], parts.query) if s]
+    endpoint, error = public.endpoint, public.last_error
+    for secret in secrets:
+        endpoint = endpoint.replace(secret, "***")
+        error = None if error is None else error.replace(secret, "***")
+    return public.model_copy(update={"endpoint": endpoint, "last_error": error})
 
 
 @router.put(
