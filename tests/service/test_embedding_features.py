@@ -215,3 +215,26 @@ def test_cli_project_round_embeds_with_a_progress_bar(tmp_path, monkeypatch, rev
         assert store.find_project("reviews").strategy_params == {"features": "embeddings"}
     finally:
         store.close()
+
+
+def test_uploaded_embeddings_start_the_round_in_the_request(
+    client, reviews, monkeypatch, encoded, tmp_path
+):
+    """A project set to sentence embeddings that has embeddings uploaded uses the upload as its
+    features (nothing to embed): its round starts in the request (201), no select job."""
+    from labelwise.service import model_sources
+
+    store, settings = client.app.state.store, client.app.state.settings
+    monkeypatch.setattr(rounds, "MAX_EMBED_IN_REQUEST", 5)  # 12 texts would be many here
+    pid = _project(client, batch_size=4)
+    _import(client, pid, reviews[:12])
+    path = tmp_path / "emb.csv"
+    rows = [f"r{i},{i % 3}.0,{i % 2}.0" for i in range(12)]
+    path.write_text("id,e0,e1\n" + "\n".join(rows) + "\n")
+    model_sources.upload_embeddings(store, pid, path, settings=settings)
+
+    r = client.post(f"/api/projects/{pid}/rounds")
+    assert r.status_code == 201, r.text
+    assert [j.kind for j in store.list_jobs(pid)] == []
+    assert encoded == []
+    assert project_features(store, pid, settings).X.shape == (12, 2)

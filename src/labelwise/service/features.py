@@ -252,9 +252,12 @@ def embeddings_cache_dir(settings: Any) -> Path:
 
 def pending_embeddings(store: BaseStore, project_id: int, settings: Any) -> int:
     """Texts of a project that still need embedding before its features exist (0 for projects
-    that do not use ``strategy_params["features"] = "embeddings"``); loads no model."""
+    that do not use ``strategy_params["features"] = "embeddings"``, and for projects with
+    uploaded embeddings, which are their features instead); loads no model."""
     if (store.get_project(project_id).strategy_params or {}).get("features") != "embeddings":
         return 0
+    if store.find_latest_model_upload(project_id, "embeddings") is not None:
+        return 0  # project_features uses the upload and embeds nothing
     texts = [it.payload["text"] for it in _iter_items(store, project_id) if "text" in it.payload]
     from labelwise.embeddings import count_uncached
 
