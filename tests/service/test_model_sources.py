@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -834,12 +835,53 @@ def test_endpoint_with_a_query_string_gets_the_route_in_its_path():
     thread.start()
     try:
         base = f"http://127.0.0.1:{httpd.server_address[1]}"
-        assert ms.EndpointClient(f"{base}/m?key=k", 2.0).train([], CLASSES) == {
-            "model_version": "m1"
-        }
+        ms.EndpointClient(f"{base}/m?key=k", 2.0).train([], CLASSES)
         ms.EndpointClient(f"{base}/", 2.0).train([], CLASSES)
         ms.EndpointClient(f"{base}/v1/?a=1&b=2", 2.0).train([], CLASSES)
     finally:
         httpd.shutdown()
         httpd.server_close()
     assert seen == ["/m/train?key=k", "/train", "/v1/train?a=1&b=2"]
+
+
+@pytest.mark.parametrize(
+    ("code", "body", "error"),
+    [
+        (204, b"", None),
+        (200, b"", None),
+        (200, b"ok", None),
+        (202, b'{"queued": true}', None),
+        (302, b"", "HTTP 302 (a redirect, not followed)"),
+        (503, b"busy", "HTTP 503 (server error)"),
+    ],
+)
+def test_train_accepts_any_2xx_answer(code, body, error):
+    """/train's answer body is ignored (docs: any 2xx is success): a 204, an empty 200 or a
+    text body do not fail the retrain; a redirect or an error status does."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(code)
+            if code == 302:
+                self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+            if code != 204:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        client = ms.EndpointClient(f"http://127.0.0.1:{httpd.server_address[1]}", 2.0)
+        if error is None:
+            assert client.train([{"id": "x1", "label": "a"}], CLASSES) is None
+        else:
+            with pytest.raises(ms.ModelEndpointError, match=re.escape(error)):
+                client.train([{"id": "x1", "label": "a"}], CLASSES)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

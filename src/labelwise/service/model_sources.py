@@ -858,7 +858,8 @@ class EndpointClient:
         path = parts.path.rstrip("/") + "/" + route
         return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
-    def _post(self, route: str, body: dict[str, Any]) -> Any:
+    def _post(self, route: str, body: dict[str, Any], *, reply: bool = True) -> Any:
+        """POST ``body``; the JSON reply (``None`` without ``reply``: any 2xx will do)."""
         import httpx
 
         from labelwise.service.outbound import check_outbound_url
@@ -872,11 +873,15 @@ class EndpointClient:
             ) from None
         except httpx.HTTPError as e:
             raise ModelEndpointError(f"POST {url}: connection error ({e}).") from None
-        if r.status_code >= 400:
-            kind = "server error" if r.status_code >= 500 else "client error"
+        if not 200 <= r.status_code < 300:
+            kind = {5: "server error", 4: "client error", 3: "a redirect, not followed"}.get(
+                r.status_code // 100, "not a success"
+            )
             raise ModelEndpointError(
                 f"POST {url}: HTTP {r.status_code} ({kind}): {r.text[:200]!r}."
             )
+        if not reply:
+            return None
         try:
             return r.json()
         except ValueError:
@@ -885,8 +890,9 @@ class EndpointClient:
             ) from None
 
     def train(self, labels: list[dict[str, Any]], classes: Sequence[str]) -> Any:
-        """``POST /train`` with ``{"labels": [{"id", "label"}], "classes"}``."""
-        return self._post("train", {"labels": labels, "classes": list(classes)})
+        """``POST /train`` with ``{"labels": [{"id", "label"}], "classes"}``; any 2xx answer
+        is success, its body (none, text or JSON) is ignored."""
+        return self._post("train", {"labels": labels, "classes": list(classes)}, reply=False)
 
     def predict(
         self, items: list[dict[str, Any]], classes: Sequence[str], model_version: str | None
