@@ -65,3 +65,41 @@ def test_the_allow_list_lifts_the_refusal_for_what_it_names() -> None:
 def test_the_allow_list_setting_reads_a_comma_separated_variable(monkeypatch) -> None:
     monkeypatch.setenv("LABELWISE_OUTBOUND_ALLOW", "169.254.10.0/24, models.internal ,")
     assert Settings().outbound_allow == ["169.254.10.0/24", "models.internal"]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://[::1", "is not a valid URL"),
+        ("http://[zz]/hook", "is not a valid URL"),
+        ("http://a..b/hook", "is not a valid host name"),
+        ("http://" + "a" * 64 + ".example/", "is not a valid host name"),
+    ],
+)
+def test_malformed_urls_are_refused_with_a_reason(url: str, message: str) -> None:
+    """A broken bracketed host or an empty / too long label is an OutboundURLError (a 422 in
+    the API), not the ValueError / UnicodeError of urlsplit or the idna codec (a 500)."""
+    with pytest.raises(OutboundURLError, match=message):
+        check_outbound_url(url)
+
+
+def test_malformed_urls_are_422_for_webhooks_and_model_endpoints(tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from labelwise.service.app import create_app
+    from labelwise.storage import InMemoryStore
+
+    store = InMemoryStore()
+    pid = store.create_project("p", "multiclass", ["a", "b"])
+    app = create_app(Settings(data_dir=tmp_path, worker="external"), store, admin_token="t0k")
+    with TestClient(app) as client:
+        client.headers["Authorization"] = "Bearer t0k"
+        for url in ("http://[::1", "http://a..b/hook"):
+            hook = {"url": url, "events": ["batch.completed"]}
+            r = client.post(f"/api/projects/{pid}/webhooks", json=hook)
+            assert r.status_code == 422, r.text
+            body = {"source": "endpoint", "endpoint": url}
+            r = client.put(f"/api/projects/{pid}/model", json=body)
+            assert r.status_code == 422, r.text
+        assert store.list_webhooks(pid) == []
+        assert store.get_model_source(pid).source == "builtin"

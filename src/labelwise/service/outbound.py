@@ -65,6 +65,8 @@ def _resolve(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise OutboundURLError(f"cannot resolve host {host!r}: {exc.strerror}") from None
+    except UnicodeError as exc:  # the idna codec: an empty or too long label ("a..b")
+        raise OutboundURLError(f"host {host!r} is not a valid host name ({exc})") from None
     return sorted({info[4][0].split("%")[0] for info in infos})
 
 
@@ -87,10 +89,14 @@ def check_outbound_url(url: str, allow: Sequence[str] = (), *, resolve: bool = T
         If the scheme is not http(s), the host is missing, a cloud metadata name, or resolves to
         a link-local or metadata address not in ``allow``.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as exc:  # "http://[::1", "http://[zz]/"
+        raise OutboundURLError(f"URL {url!r} is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https"):
         raise OutboundURLError(f"URL {url!r} must start with http:// or https://")
-    host = (parts.hostname or "").lower().rstrip(".")
+    host = (hostname or "").lower().rstrip(".")
     if not host:
         raise OutboundURLError(f"URL {url!r} has no host")
     try:
