@@ -238,3 +238,17 @@ def test_answer_lands_on_its_item_past_skills_and_expired_leases(store, settings
     assert store.get_task(target.id).status == "done"
     assert store.get_task(expired.id).status == "leased"  # untouched
     assert all(store.get_task(t.id).status == "queued" for t in queued if t.id != target.id)
+
+
+def test_an_answer_that_is_no_class_creates_no_round_task_or_annotator(store, settings):
+    """The label is checked before anything is made for it: an item with no task in a project
+    with no open round would get a 'labelstudio' round, a leased task and a new annotator."""
+    pid = store.create_project("ls", "multiclass", ["neg", "pos"])
+    store.create_items(pid, [NewItem(external_id="r1", payload={"text": "fine"})])
+    with pytest.raises(LabelMismatchError, match="'maybe' is not a class"):
+        handle_webhook(store, pid, _event("r1", "maybe", user={"email": "new@ls"}),
+                       settings=settings)  # fmt: skip
+    assert store.list_rounds(pid) == []
+    assert store.list_tasks(pid) == []
+    assert store.find_annotator("new@ls") is None
+    assert store.count_annotations(pid) == 0

@@ -66,7 +66,15 @@ from labelwise.service.rounds import (
     load_model,
     submit_annotation,
 )
-from labelwise.storage.base import BaseStore, Item, NotFound, Project, UndoError, utcnow
+from labelwise.storage.base import (
+    BaseStore,
+    Item,
+    NotFound,
+    Project,
+    UndoError,
+    check_label,
+    utcnow,
+)
 from labelwise.strategies import Candidates, get_strategy
 from labelwise.strategies.base import ScoreStrategy
 from labelwise.strategies.scores import entropy
@@ -578,6 +586,7 @@ def handle_webhook(
     label = _answer(annotation, project)
     if label is None:
         return {**out, "status": "ignored", "reason": "the annotation has no choices"}
+    label = check_label(project, label)  # before a round, task, lease or annotator is made
     lead = annotation.get("lead_time")
     duration = float(lead) if isinstance(lead, int | float) and not isinstance(lead, bool) else None
     if duration is not None and not (0 <= duration < 1e9):
