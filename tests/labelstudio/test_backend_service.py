@@ -252,3 +252,39 @@ def test_an_answer_that_is_no_class_creates_no_round_task_or_annotator(store, se
     assert store.list_tasks(pid) == []
     assert store.find_annotator("new@ls") is None
     assert store.count_annotations(pid) == 0
+
+
+def test_predictions_of_an_uploaded_predictions_project_use_those_predictions(
+    store, settings, tmp_path
+):
+    """A project ranked by uploaded predictions is scored by them in Label Studio too (it has
+    no built-in model): least confidence 1 - max p, so score = max p - 1; the label is the
+    most probable class; an item the upload left out gets no prediction. The file export
+    writes the same."""
+    from labelwise.service import model_sources
+    from labelwise.service.labelstudio_export import project_tasks
+
+    pid = store.create_project("byom", "multiclass", ["neg", "pos"], strategy="least_confidence")
+    store.create_items(
+        pid, [NewItem(external_id=f"x{i}", payload={"u": float(i), "v": 1.0}) for i in range(4)]
+    )
+    path = tmp_path / "preds.csv"
+    path.write_text("id,pos,neg\nx0,0.9,0.1\nx1,0.3,0.7\nx2,0.55,0.45\n")  # x3 left out
+    model_sources.upload_predictions(store, pid, path, settings=settings)
+    tasks = [{"id": i, "data": {ID_FIELD: f"x{i}"}} for i in (2, 0, 3, 1)]
+
+    out = predict_tasks(store, pid, tasks, None, settings=settings)
+    assert [o["result"][0]["value"]["choices"] if o["result"] else None for o in out] == [
+        ["pos"],
+        ["pos"],
+        None,
+        ["neg"],
+    ]
+    np.testing.assert_allclose([out[i]["score"] for i in (0, 1, 3)], [-0.45, -0.1, -0.3], atol=1e-6)
+    assert out[2]["score"] is None
+    assert {o["model_version"] for o in out} == {"labelwise-upload-v1"}
+
+    exported = {t["data"][ID_FIELD]: t["predictions"] for t in project_tasks(store, pid, settings)}
+    assert exported["x3"] == []
+    assert [p["score"] for p in exported["x2"]] == pytest.approx([-0.45], abs=1e-6)
+    assert exported["x1"][0]["result"][0]["value"]["choices"] == ["neg"]

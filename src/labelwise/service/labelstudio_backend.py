@@ -300,6 +300,8 @@ def score_items(
         far); ``None`` while the project has no usable model.
     """
     project = store.get_project(project_id)
+    if store.get_model_source(project_id).source != "builtin":
+        return _score_external(store, project, item_ids, settings)
     found = _features_and_model(store, project, settings)
     if found is None:
         return None
@@ -323,6 +325,42 @@ def score_items(
             f"{project.name!r} has {len(columns)} classes; retrain it."
         )
     return proba, _strategy_scores(project, cands, proba), version, columns
+
+
+def _score_external(
+    store: BaseStore, project: Project, item_ids: Sequence[int], settings: Any
+) -> tuple[np.ndarray, np.ndarray, str, list[str]] | None:
+    """:func:`score_items` for a project ranked by uploaded or endpoint predictions: the
+    stored probabilities (what labelwise's own rounds rank by), not a built-in model's.
+
+    Items without a stored row get NaN scores; the version is ``labelwise-<origin>-v<n>`` of
+    the predictions in use. ``None`` while none are stored (or the strategy is refused).
+    """
+    from labelwise.service.model_sources import active_predictions
+
+    fm = project_features(store, project.id, settings)
+    try:
+        ext = active_predictions(store, project, fm)
+    except LabelwiseError:
+        return None
+    if ext is None:
+        return None
+    columns = list(project.classes)
+    version = f"labelwise-{ext.upload.origin}-v{ext.upload.version}"
+    if not len(item_ids):
+        return np.zeros((0, len(columns))), np.zeros(0), version, columns
+    rows = fm.positions(list(item_ids))
+    cands = Candidates(
+        X=ext.positions,
+        model=ext.model,
+        row_idx=rows,
+        metadata=fm.metadata,
+        task_type=project.task_type,
+    )
+    proba = np.asarray(cands.proba(), dtype=np.float64)
+    scores = _strategy_scores(project, cands, proba)
+    scores[~ext.has_row[rows]] = np.nan  # no prediction stored for these items
+    return proba, scores, version, columns
 
 
 def proba_columns(model: Any, project: Project) -> list[str]:
@@ -383,6 +421,8 @@ def predict_tasks(
     proba, scores, _, columns = scored
     labels = predicted_labels(proba, columns, project.task_type)
     for j, i in enumerate(known):
+        if not np.isfinite(scores[j]):  # an external source without a row for this item
+            continue
         label = labels[j]
         choices = [str(c) for c in label] if isinstance(label, list) else [str(label)]
         result = [

@@ -136,8 +136,8 @@ def _model_predictions(
     """
     from labelwise.service.labelstudio_backend import score_items
 
-    if store.count_items(project.id) == 0 or not store.list_model_versions(project.id):
-        return {}
+    if store.count_items(project.id) == 0:
+        return {}  # score_items answers None for a project without a model or predictions
     item_ids = [it.id for it in _items(store, project.id)]
     scored = score_items(store, project.id, item_ids, settings=settings)
     if scored is None:
@@ -147,10 +147,11 @@ def _model_predictions(
     return {
         item_id: {
             "label": labels[k],
-            "score": -round(float(scores[k]), 9) if np.isfinite(scores[k]) else None,
+            "score": -round(float(scores[k]), 9),
             "model_version": version,
         }
         for k, item_id in enumerate(item_ids)
+        if np.isfinite(scores[k])  # NaN: uploaded predictions without a row for the item
     }
 
 
