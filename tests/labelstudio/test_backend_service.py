@@ -283,6 +283,7 @@ def test_predictions_of_an_uploaded_predictions_project_use_those_predictions(
     np.testing.assert_allclose([out[i]["score"] for i in (0, 1, 3)], [-0.45, -0.1, -0.3], atol=1e-6)
     assert out[2]["score"] is None
     assert {o["model_version"] for o in out} == {"labelwise-upload-v1"}
+    assert setup_backend(store, pid, None)["model_version"] == "labelwise-upload-v1"
 
     exported = {t["data"][ID_FIELD]: t["predictions"] for t in project_tasks(store, pid, settings)}
     assert exported["x3"] == []

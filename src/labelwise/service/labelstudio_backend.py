@@ -190,7 +190,14 @@ def _control(project: Project, config: Any) -> ChoicesControl:
 
 
 def model_version_name(store: BaseStore, project_id: int) -> str:
-    """``labelwise-<id>`` of the project's latest stored model, else ``labelwise-untrained``."""
+    """``labelwise-<id>`` of the project's latest stored model, else ``labelwise-untrained``;
+    for a project ranked by uploaded or endpoint predictions ``labelwise-<origin>-v<n>`` of
+    those in use (what :func:`predict_tasks` answers with)."""
+    source = store.get_model_source(project_id).source
+    if source != "builtin":
+        origin = "upload" if source == "predictions" else "endpoint"
+        up = store.find_latest_model_upload(project_id, "predictions", origin=origin)
+        return "labelwise-untrained" if up is None else f"labelwise-{origin}-v{up.version}"
     versions = [v for v in store.list_model_versions(project_id) if v.artifact_path]
     return f"labelwise-{versions[-1].id}" if versions else "labelwise-untrained"
 
