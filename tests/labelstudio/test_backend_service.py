@@ -289,3 +289,18 @@ def test_predictions_of_an_uploaded_predictions_project_use_those_predictions(
     assert exported["x3"] == []
     assert [p["score"] for p in exported["x2"]] == pytest.approx([-0.45], abs=1e-6)
     assert exported["x1"][0]["result"][0]["value"]["choices"] == ["neg"]
+
+
+def test_a_user_name_over_200_characters_is_refused_on_every_backend(store, settings):
+    """As in the file import: a name the annotators table cannot hold is a 422 naming the
+    field (SQLite stored it, PostgreSQL refused it), and nothing is made."""
+    pid = store.create_project("ls", "multiclass", ["neg", "pos"])
+    store.create_items(pid, [NewItem(external_id="r1", payload={"text": "fine"})])
+    email = "a" * 195 + "@x.org"  # 201 characters
+    with pytest.raises(LabelStudioBackendError, match="a name of 201 characters"):
+        handle_webhook(store, pid, _event("r1", "neg", user={"email": email}), settings=settings)
+    assert store.find_annotator(email) is None
+    assert store.list_tasks(pid) == [] and store.count_annotations(pid) == 0
+    ok = handle_webhook(store, pid, _event("r1", "neg", user={"email": email[1:]}),
+                        settings=settings)  # fmt: skip
+    assert ok["status"] == "created"

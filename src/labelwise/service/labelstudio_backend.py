@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from labelwise.errors import LabelwiseError
-from labelwise.labelstudio import ID_FIELD, annotator_name, predicted_labels
+from labelwise.labelstudio import ID_FIELD, MAX_NAME_CHARS, annotator_name, predicted_labels
 from labelwise.service.features import FeatureMatrix, project_features
 from labelwise.service.rounds import (
     RESERVED_PARAMS,
@@ -483,6 +483,10 @@ def _annotator_id(store: BaseStore, project_id: int, completed_by: Any) -> int:
         raise LabelStudioBackendError(f"annotation.completed_by: {e}") from None
     if name is None:
         raise LabelStudioBackendError("annotation.completed_by: the annotation has no user.")
+    if len(name) > MAX_NAME_CHARS:  # as the file import: names are at most 200 characters
+        raise LabelStudioBackendError(
+            f"annotation.completed_by: a name of {len(name)} characters (at most {MAX_NAME_CHARS})."
+        )
     found = store.find_annotator(name)
     if found is None:
         aid = store.create_annotator(name, token_hash=None, role="annotator")
