@@ -173,3 +173,16 @@ def test_thumbnails_stay_available_under_their_old_cache_key(tmp_path):
     assert hog.key != thumbs.key and hog.X.shape == (3, N_HOG + 24)
     store.update_project(pid, strategy_params={})
     assert project_features(store, pid, settings).key == hog.key
+
+
+@pytest.mark.parametrize("value", [25700, 65535])
+def test_16_bit_images_are_mapped_onto_8_bits_not_clipped(tmp_path, value):
+    """A 16-bit grayscale PNG of 25700 everywhere is grey 100 (25700 / 257), not white:
+    each channel's 8-bin histogram has all pixels in bin 100 // 32 = 3 (65535: 255, bin 7).
+    Pillow's own convert("RGB") clips every value over 255 to white."""
+    path = tmp_path / "g16.png"
+    Image.fromarray(np.full((40, 30), value, dtype=np.uint16)).save(path)
+    X = image_descriptors([str(path)])
+    expected = np.zeros(8, dtype=np.float32)
+    expected[(value // 257) // 32] = 1.0
+    np.testing.assert_array_equal(X[0, -24:], np.tile(expected, 3))

@@ -50,6 +50,7 @@ __all__ = [
     "tabular",
     "tfidf",
     "thumbnails",
+    "to_8bit",
 ]
 
 FEATURE_KINDS = ("npy", "text", "tabular", "image")
@@ -424,6 +425,30 @@ def thumbnails(paths: Sequence[str], size: int = THUMBNAIL_SIZE) -> np.ndarray:
     return out
 
 
+def to_8bit(img: Any) -> Any:
+    """A 16- or 32-bit single-channel Pillow image as 8-bit ``"L"``, its range mapped onto
+    0..255; other images unchanged.
+
+    Pillow's ``convert("RGB")`` clips such images at 255 (a 16-bit photo comes out almost all
+    white). ``I;16`` images and ``I`` images within 0..65535 (16-bit PNGs) are divided by 257,
+    so 65535 is 255 and 25700 is 100; other ``I`` and ``F`` images are stretched from their
+    minimum to their maximum.
+    """
+    from PIL import Image
+
+    if not (img.mode.startswith("I;16") or img.mode in ("I", "F")):
+        return img
+    a = np.asarray(img, dtype=np.float64)
+    finite = a[np.isfinite(a)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if img.mode != "F" and lo >= 0 and hi <= 65535:
+        a = a / 257.0
+    else:
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    a = np.nan_to_num(a, nan=0.0, posinf=255.0, neginf=0.0)
+    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+
+
 def _open_rgb(path: str, size: int) -> Any:
     """An image file as RGB, EXIF orientation applied, resized to ``size x size``."""
     from PIL import Image, ImageOps
@@ -431,7 +456,7 @@ def _open_rgb(path: str, size: int) -> Any:
     try:
         with Image.open(path) as img:
             img.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale
-            img = ImageOps.exif_transpose(img)
+            img = to_8bit(ImageOps.exif_transpose(img))  # 16-bit images: not clipped
             if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                 background = Image.new("RGB", img.size, (255, 255, 255))
                 background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))

@@ -380,3 +380,21 @@ def test_display_only_for_members(client, pid):
     assert (
         client.get(f"/media/items/{item['id']}", headers={"Authorization": ""}).status_code == 401
     )
+
+
+def test_display_copy_of_a_16_bit_image_keeps_its_grey(tmp_path):
+    """A 2,000 px wide 16-bit PNG of 25700 everywhere is shown as grey 100 (25700 / 257),
+    not clipped to white."""
+    import numpy as np
+    from PIL import Image
+
+    from labelwise.service.images import display_copy
+    from labelwise.settings import Settings
+
+    path = tmp_path / "wide16.png"
+    Image.fromarray(np.full((20, 2000), 25700, dtype=np.uint16)).save(path)
+    shown = display_copy(path, Settings(data_dir=tmp_path / "data"))
+    with Image.open(shown.path) as img:
+        pixels = np.asarray(img.convert("L"), dtype=np.int64)
+    assert pixels.shape == (10, 1024)
+    assert np.abs(pixels - 100).max() <= 1  # JPEG rounding

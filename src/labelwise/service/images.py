@@ -471,6 +471,8 @@ def display_copy(path: str | os.PathLike[str], settings: Any) -> DisplayImage:
     """
     from PIL import Image, ImageOps
 
+    from labelwise.features import to_8bit
+
     p = Path(path)
     st = p.stat()
     size = int(settings.image_display_size)
@@ -490,7 +492,7 @@ def display_copy(path: str | os.PathLike[str], settings: Any) -> DisplayImage:
                 if fmt in _BROWSER_FORMATS and max(img.size) <= size and not turned:
                     return DisplayImage(p, _BROWSER_FORMATS[fmt], etag)
                 img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
-                out = ImageOps.exif_transpose(img)
+                out = to_8bit(ImageOps.exif_transpose(img))  # 16-bit images: not clipped
                 alpha = out.mode in ("RGBA", "LA", "PA", "P", "1") or "transparency" in out.info
                 out = out.convert("RGBA" if alpha else "RGB")
                 out.thumbnail((size, size), Image.Resampling.LANCZOS)
