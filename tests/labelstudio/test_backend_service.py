@@ -304,3 +304,20 @@ def test_a_user_name_over_200_characters_is_refused_on_every_backend(store, sett
     ok = handle_webhook(store, pid, _event("r1", "neg", user={"email": email[1:]}),
                         settings=settings)  # fmt: skip
     assert ok["status"] == "created"
+
+
+def test_a_change_after_the_round_closed_leaves_an_item_in_review_to_its_reviewer(store, settings):
+    """An item the label check (or an admin) sent to review is not relabeled from Label
+    Studio behind the reviewer's back: a 422, as for a new answer on it; it stays in review."""
+    pid = store.create_project("ls", "multiclass", ["neg", "pos"])
+    store.create_items(pid, [NewItem(external_id="r1", payload={"text": "fine"})])
+    first = handle_webhook(store, pid, _event("r1", "neg"), settings=settings)
+    assert first["status"] == "created"
+    (rnd,) = store.list_rounds(pid)
+    store.close_round(rnd.id)
+    item = store.find_item(pid, "r1")
+    assert store.send_to_review([item.id], "manual") == 1
+    with pytest.raises(LabelStudioBackendError, match="'r1' is review in labelwise"):
+        handle_webhook(store, pid, _event("r1", "pos", action="ANNOTATION_UPDATED"),
+                       settings=settings)  # fmt: skip
+    assert store.find_item(pid, "r1").status == "review"

@@ -559,6 +559,10 @@ def _record(
             )
             return {"status": "revised", "annotation_id": ann_id}
         except UndoError:  # its round is closed: a retrain took the old label
+            if item.status in ("gold", "review"):  # a reviewer decides, as for new answers
+                raise LabelStudioBackendError(
+                    f"item {item.external_id!r} is {item.status} in labelwise; answer it there."
+                ) from None
             store.set_item_label(item.id, label)
             job = _queue_retrain(store, project.id, "Label Studio: label changed", now)
             return {"status": "relabeled", "annotation_id": latest.id, "retrain_job_id": job}
