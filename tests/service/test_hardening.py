@@ -318,3 +318,33 @@ def test_foreign_and_unknown_ids_answer_the_same_404(client):
     a = word(client.get(f"/api/projects/{theirs}", headers=h), theirs)
     b = word(client.get(f"/api/projects/{unknown}", headers=h), unknown)
     assert a == b == "project N not found"
+
+
+# --------------------------------------------------------------------------- many memberships
+
+
+def test_a_user_with_10000_project_ids_costs_a_bounded_number_of_queries(client, store):
+    """``POST /api/annotators`` checks its (up to 10,000) project ids in one query and writes
+    the memberships in one transaction; an unknown id among them is a 404 and writes nothing."""
+    pids = [client.post("/api/projects", json={"name": f"p{i}"}).json()["id"] for i in range(3)]
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(store._engine, "before_cursor_execute", count)
+    try:
+        ids = [pids[i % 3] for i in range(9_999)] + [10**9]
+        r = client.post("/api/annotators", json={"name": "many", "projects": ids})
+        assert _detail(r, 404) == f"project {10**9} not found"
+        assert "many" not in [a["name"] for a in client.get("/api/annotators").json()]
+        statements.clear()
+        ids = [pids[i % 3] for i in range(10_000)]
+        r = client.post("/api/annotators", json={"name": "many", "projects": ids})
+        assert r.status_code == 201 and sorted(r.json()["projects"]) == sorted(pids)
+    finally:
+        sa.event.remove(store._engine, "before_cursor_execute", count)
+    # token lookup, name check, list projects, insert user, memberships, read back: not 10,000
+    assert len(statements) < 30, len(statements)
+    r = client.post("/api/annotators", json={"name": "more", "projects": list(range(10_001))})
+    assert "projects" in _detail(r, 422)

@@ -1063,6 +1063,14 @@ class BaseStore(ABC):
     def add_member(self, project_id: int, annotator_id: int) -> None:
         """Make the annotator a member of the project (idempotent)."""
 
+    def add_members(self, project_ids: Sequence[int], annotator_id: int) -> None:
+        """Make the annotator a member of every project, all or nothing: :class:`NotFound`
+        for the first unknown project (or annotator) and no membership is written."""
+        for pid in dict.fromkeys(project_ids):
+            self.get_project(pid)
+        for pid in dict.fromkeys(project_ids):
+            self.add_member(pid, annotator_id)
+
     @abstractmethod
     def remove_member(self, project_id: int, annotator_id: int) -> None:
         """Remove a membership (no error if it does not exist)."""

@@ -238,6 +238,14 @@ class InMemoryStore(BaseStore):
             _get(self._annotators, "annotator", annotator_id)
             self._members.add((project_id, annotator_id))
 
+    def add_members(self, project_ids: Sequence[int], annotator_id: int) -> None:
+        with self._lock:
+            ids = list(dict.fromkeys(int(p) for p in project_ids))
+            for pid in ids:
+                _get(self._projects, "project", pid)
+            _get(self._annotators, "annotator", annotator_id)
+            self._members.update((pid, annotator_id) for pid in ids)
+
     def remove_member(self, project_id: int, annotator_id: int) -> None:
         with self._lock:
             self._members.discard((project_id, annotator_id))

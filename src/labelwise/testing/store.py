@@ -1312,6 +1312,19 @@ def test_send_to_review_within_a_project_refuses_foreign_items_and_moves_nothing
     assert store.count_items(pid, "review") == 2
 
 
+def test_add_members_is_all_or_nothing(store):
+    a, b = _project(store, "a"), _project(store, "b")
+    ann = store.create_annotator("ann")
+    with pytest.raises(NotFound):
+        store.add_members([a, b, 10**6], ann)
+    assert not store.get_annotator(ann).projects
+    store.add_members([b, a, b, a], ann)
+    store.add_members([a], ann)  # idempotent
+    assert sorted(store.get_annotator(ann).projects) == sorted([a, b])
+    with pytest.raises(NotFound):
+        store.add_members([a], 10**6)
+
+
 def test_concurrent_consensus_claims_use_distinct_annotators(store):
     n_items, k, n_threads = 30, 3, 12
     pid = _project(store)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from labelwise.service.admin import check_projects
 from labelwise.service.deps import Admin, CurrentUser, ProjectId, StoreDep, create_user
 from labelwise.service.schemas import (
     AnnotatorCreate,
@@ -27,11 +28,9 @@ router = APIRouter(prefix="/api", tags=["annotators"])
 def create_annotator(body: AnnotatorCreate, store: StoreDep, admin: Admin) -> AnnotatorCreated:
     """Create a user with a role, skills (routing tags) and project memberships. The response
     carries the API token: it is stored hashed and cannot be shown again."""
-    for pid in body.projects:
-        store.get_project(pid)  # 404 before anything is written
+    check_projects(store, body.projects)  # 404 before anything is written
     aid, token = create_user(store, body.name, role=body.role, skills=body.skills)
-    for pid in body.projects:
-        store.add_member(pid, aid)
+    store.add_members(body.projects, aid)
     a = store.get_annotator(aid)
     return AnnotatorCreated.model_validate({**AnnotatorPublic.model_validate(a).model_dump(),
                                             "token": token})  # fmt: skip

@@ -639,6 +639,27 @@ class SqlStore(BaseStore):
                 .on_conflict_do_nothing()
             )
 
+    def add_members(self, project_ids: Sequence[int], annotator_id: int) -> None:
+        ids = list(dict.fromkeys(int(p) for p in project_ids))
+        pr = m.projects
+        with self._write() as conn:
+            self._one(
+                conn,
+                sa.select(m.annotators.c.id).where(m.annotators.c.id == annotator_id),
+                "annotator",
+                annotator_id,
+            )
+            for chunk in _chunks(ids):
+                found = set(conn.execute(sa.select(pr.c.id).where(pr.c.id.in_(chunk))).scalars())
+                missing = [p for p in chunk if p not in found]
+                if missing:
+                    raise NotFound("project", missing[0])
+                conn.execute(
+                    self._insert(m.project_members)
+                    .values([{"project_id": p, "annotator_id": annotator_id} for p in chunk])
+                    .on_conflict_do_nothing()
+                )
+
     def remove_member(self, project_id: int, annotator_id: int) -> None:
         pm = m.project_members
         with self._write() as conn:
