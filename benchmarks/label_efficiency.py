@@ -20,7 +20,9 @@ import pickle
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -353,16 +355,20 @@ def image_section(results: dict, args: argparse.Namespace, seconds: dict) -> str
     return "\n".join(lines)
 
 
-def run_image_features(args: argparse.Namespace) -> int:
-    import tempfile
-
-    folder = Path(args.image_dir or tempfile.mkdtemp(prefix="labelwise-pngs-"))
+def compare_features(
+    args: argparse.Namespace,
+    methods: list[str],
+    load: Callable[[str, str], Any],
+    render: Callable[[dict, argparse.Namespace, dict], str],
+) -> int:
+    """Run the protocol on every data set x feature method; after each, pickle the results so
+    far (``--pickle``) and write ``render(results, args, seconds)`` to ``--out``."""
     strategies = args.strategies.split(",")
     results, seconds = {}, {}
     for name in args.datasets.split(","):
-        for method in args.image_features.split(","):
+        for method in methods:
             t0 = time.perf_counter()
-            ds = image_feature_dataset(name, method, folder)
+            ds = load(name, method)
             init, batch, rounds = CONFIGS[name]
             ev = evaluate(
                 ds,
@@ -386,8 +392,20 @@ def run_image_features(args: argparse.Namespace) -> int:
             if args.pickle:
                 with open(args.pickle, "wb") as f:
                     pickle.dump({"results": results, "args": args, "seconds": seconds}, f)
-            Path(args.out).write_text(image_section(results, args, seconds), encoding="utf-8")
+            Path(args.out).write_text(render(results, args, seconds), encoding="utf-8")
     return 0
+
+
+def run_image_features(args: argparse.Namespace) -> int:
+    import tempfile
+
+    folder = Path(args.image_dir or tempfile.mkdtemp(prefix="labelwise-pngs-"))
+    return compare_features(
+        args,
+        args.image_features.split(","),
+        lambda name, method: image_feature_dataset(name, method, folder),
+        image_section,
+    )
 
 
 # --------------------------------------------------------------------------- text features
@@ -491,37 +509,12 @@ def run_text_features(args: argparse.Namespace) -> int:
             text_section(saved["results"], saved["args"], saved["seconds"]), encoding="utf-8"
         )
         return 0
-    strategies = args.strategies.split(",")
-    results, seconds = {}, {}
-    for name in args.datasets.split(","):
-        for method in args.text_features.split(","):
-            t0 = time.perf_counter()
-            ds = load_dataset(name, features=method)
-            init, batch, rounds = CONFIGS[name]
-            ev = evaluate(
-                ds,
-                strategies,
-                seeds=args.seeds,
-                thresholds=THRESHOLDS,
-                initial_size=init,
-                batch_size=batch,
-                n_rounds=rounds,
-                n_jobs=args.jobs,
-            )
-            key = f"{name}:{method}"
-            seconds[key] = time.perf_counter() - t0
-            results[key] = ev
-            print(
-                f"{key}: {seconds[key]:.0f} s, {ds.n_features} features, full "
-                f"{ev.full_quality:.4f}",
-                file=sys.stderr,
-                flush=True,
-            )
-            if args.pickle:
-                with open(args.pickle, "wb") as f:
-                    pickle.dump({"results": results, "args": args, "seconds": seconds}, f)
-            Path(args.out).write_text(text_section(results, args, seconds), encoding="utf-8")
-    return 0
+    return compare_features(
+        args,
+        args.text_features.split(","),
+        lambda name, method: load_dataset(name, features=method),
+        text_section,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
