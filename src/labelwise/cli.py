@@ -589,6 +589,15 @@ def _serve_multiprocess(settings: Any, store: Any, workers: int, log_level: str)
 def worker(
     database_url: str = DATABASE_URL_OPTION,
     poll: float = typer.Option(None, "--poll", help="Idle poll interval in seconds (default: 1)."),
+    select_backend: str = typer.Option(
+        None,
+        "--select-backend",
+        help="local or ray: where rounds' selections run (default: LABELWISE_SELECT_BACKEND, "
+        "else local). The API must use the same setting, so that it leaves rounds to workers.",
+    ),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="Ray cluster for --select-backend ray, e.g. auto."
+    ),
 ) -> None:
     """Run retraining and selection jobs until SIGINT/SIGTERM (the running job finishes first)."""
     import logging
@@ -598,7 +607,12 @@ def worker(
     from labelwise.service.worker import Worker
 
     with _service_errors():
-        settings = _settings(database_url, worker_poll_seconds=poll)
+        settings = _settings(
+            database_url,
+            worker_poll_seconds=poll,
+            select_backend=select_backend,
+            ray_address=ray_address,
+        )
         store = _open(settings)
     stop = threading.Event()
 
@@ -610,7 +624,14 @@ def worker(
     signal.signal(signal.SIGTERM, _stop)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     w = Worker(store, settings)
-    console().print(f"worker {w.worker_id} on {_safe_url(settings.database_url)}; Ctrl-C to stop")
+    where = (
+        ""
+        if settings.select_backend == "local"
+        else f", selecting on Ray ({settings.ray_address or 'local instance'})"
+    )
+    console().print(
+        f"worker {w.worker_id} on {_safe_url(settings.database_url)}{where}; Ctrl-C to stop"
+    )
     try:
         w.run_forever(stop)
     finally:

@@ -225,6 +225,11 @@ class Session:
         only on that seed and ``r`` (:func:`round_random_state`).
     chunk_size : int
         Rows scored at a time.
+    selector : callable, optional
+        ``selector(strategy, candidates, k, random_state=...) -> Query``: where a fitted model's
+        selection runs, e.g. :class:`labelwise.scale.RaySelector` (a Ray cluster; the same
+        selection as local for the same seed). ``None``: ``strategy.select`` in this process.
+        Cold-start selections always run here.
 
     Attributes
     ----------
@@ -259,6 +264,7 @@ class Session:
         model_lag: int = 0,
         random_state: Any = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        selector: Callable[..., Query] | None = None,
         _fitted_model: Any = None,
         _round: int = 0,
     ) -> None:
@@ -299,6 +305,7 @@ class Session:
         self.proba_transform = _as_transform(proba_transform)
         self.model_lag = _check_lag(model_lag)
         self.chunk_size = chunk_size
+        self.selector = selector
         self.random_state = random_state
         self.seed = _base_seed(random_state)
         self._model_seed = model_seed(self.seed)
@@ -564,7 +571,11 @@ class Session:
                 if self.candidate_mask is not None
                 else "every pool item is labelled; nothing is left to query."
             )
-        q = strategy.select(cands, k, random_state=round_random_state(self.seed, self._round))
+        rs = round_random_state(self.seed, self._round)
+        if self.selector is not None and fit is not None:
+            q = self.selector(strategy, cands, k, random_state=rs)
+        else:
+            q = strategy.select(cands, k, random_state=rs)
         self._pending = Query(idx=q.pool_idx, scores=q.scores, strategy=q.strategy, arm=q.arm)
         return self._pending
 

@@ -50,6 +50,17 @@ class Settings(BaseSettings):
         description="'inline' runs jobs in the service process; 'external' leaves them to "
         "`labelwise worker`.",
     )
+    select_backend: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where a round's selection runs: 'local' (the process starting the round) "
+        "or 'ray' (a Ray cluster, ray_address; needs the ray extra). Strategies and sparse "
+        "pools without a distributed plan run locally; the selection is the same either way.",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster for select_backend='ray' ('auto', 'host:6379', "
+        "'ray://host:10001'); unset starts a local Ray instance in the process.",
+    )
     worker_poll_seconds: float = Field(default=1.0, gt=0, description="Idle worker poll interval.")
     job_max_attempts: int = Field(
         default=3, ge=1, description="Tries of a failing job before it is left 'failed'."

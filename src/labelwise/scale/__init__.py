@@ -4,7 +4,8 @@
   chunk with resident memory bounded by one chunk.
 - :func:`select_blocks`: a strategy run as independent per-chunk steps plus one merge
   (:mod:`labelwise.scale.blocks`); :func:`select_distributed` runs those steps as Ray Data
-  ``map_batches`` (:mod:`labelwise.scale.ray_backend`). Both select exactly what
+  ``map_batches`` (:mod:`labelwise.scale.ray_backend`); :class:`RaySelector` plugs it into a
+  :class:`~labelwise.loop.Session` (the service's rounds). Both select exactly what
   ``Strategy.select`` selects for the same seed.
 - :func:`select_from_files`: what ``labelwise select`` calls.
 
@@ -26,6 +27,7 @@ _LAZY = {
     "PoolCandidates": "labelwise.scale.pool",
     "open_pool": "labelwise.scale.pool",
     "select_from_files": "labelwise.scale.pool",
+    "RaySelector": "labelwise.scale.ray_backend",
     "select_distributed": "labelwise.scale.ray_backend",
 }
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from labelwise import errors
 from labelwise.errors import LabelwiseError
@@ -35,13 +36,15 @@ from labelwise.scale.blocks import (
     BlockResult,
     BlockSpec,
     MemmapSource,
+    UnsupportedBackendError,
     WorkerContext,
+    make_plan,
     run_block,
     select_blocks,
 )
 from labelwise.strategies.base import Candidates, Query, Strategy
 
-__all__ = ["ObjectSource", "select_distributed"]
+__all__ = ["ObjectSource", "RaySelector", "select_distributed"]
 
 
 def _import_ray():
@@ -286,6 +289,67 @@ def select_distributed(
         if stats is not None:
             stats["nodes"] = nodes
         return query
+
+
+class RaySelector:
+    """Run a session's selections on a Ray cluster where the strategy allows it.
+
+    A :class:`~labelwise.loop.Session` ``selector`` (the service's rounds use one when
+    ``LABELWISE_SELECT_BACKEND=ray``). Score, committee and prefiltering diversity strategies
+    over a dense pool go to the cluster (:func:`select_distributed`: the same selection as
+    local for the same seed); the others, and sparse (TF-IDF) pools, which have no block plan,
+    run locally, so switching the backend on never changes what is selected.
+
+    Parameters
+    ----------
+    address : str, optional
+        The cluster (``"auto"``, ``"host:6379"``, ``"ray://host:10001"``); ``None`` starts a
+        local Ray instance. An existing connection is reused.
+    num_cpus : float
+        CPUs each block task reserves.
+    max_retries : int
+        Reruns of a block whose worker died.
+
+    Attributes
+    ----------
+    last_backend : str
+        ``"ray"`` or ``"local"``: where the latest selection ran (logged by the service).
+    """
+
+    def __init__(
+        self, address: str | None = None, *, num_cpus: float = 1.0, max_retries: int = 3
+    ) -> None:
+        self.address = address
+        self.num_cpus = num_cpus
+        self.max_retries = max_retries
+        self.last_backend = "local"
+
+    def supports(self, strategy: Strategy, candidates: Candidates, k: int) -> bool:
+        """Whether the selection can run on the cluster (dense pool, a block plan)."""
+        if sp.issparse(candidates.X):
+            return False
+        try:
+            make_plan(strategy, candidates, k)
+        except UnsupportedBackendError:
+            return False
+        return True
+
+    def __call__(
+        self, strategy: Strategy, candidates: Candidates, k: int, *, random_state: Any = None
+    ) -> Query:
+        if not self.supports(strategy, candidates, k):
+            self.last_backend = "local"
+            return strategy.select(candidates, k, random_state=random_state)
+        self.last_backend = "ray"
+        return select_distributed(
+            strategy,
+            candidates,
+            k,
+            random_state=random_state,
+            address=self.address,
+            num_cpus=self.num_cpus,
+            max_retries=self.max_retries,
+        )
 
 
 def _round_failed(exc: BaseException, max_retries: int) -> LabelwiseError:

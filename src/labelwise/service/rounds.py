@@ -127,6 +127,7 @@ __all__ = [
     "read_snapshot",
     "rescore_queued",
     "run_retrain",
+    "selector_for",
     "skip_task",
     "start_round",
     "submit_annotation",
@@ -451,6 +452,7 @@ def build_session(
     round: int,
     random_fraction: float,
     external: Any = None,
+    selector: Any = None,
 ) -> Any:
     """The project's :class:`~labelwise.loop.Session` at round ``round`` (step 2 of a round).
 
@@ -459,7 +461,7 @@ def build_session(
     With ``external`` (:class:`~labelwise.service.model_sources.ExternalPredictions`: uploaded or
     endpoint predictions) the session's ``X`` is a column of pool positions, its model looks
     the probabilities up, the features become the session's embeddings, and items without a
-    prediction are not candidates.
+    prediction are not candidates. ``selector`` is the session's (:func:`selector_for`).
     """
     from labelwise.loop import Session
 
@@ -490,7 +492,27 @@ def build_session(
         random_state=project_seed(project),
         round=round,
         embeddings=embeddings,
+        selector=selector,
     )
+
+
+def selector_for(settings: Any) -> Any:
+    """The session ``selector`` that ``settings.select_backend`` asks for (``None``: local).
+
+    ``"ray"``: a :class:`~labelwise.scale.RaySelector` on ``settings.ray_address``, one per
+    process (it holds the cluster connection).
+    """
+    if getattr(settings, "select_backend", "local") != "ray":
+        return None
+    address = getattr(settings, "ray_address", None)
+    if address not in _SELECTORS:
+        from labelwise.scale import RaySelector
+
+        _SELECTORS[address] = RaySelector(address)
+    return _SELECTORS[address]
+
+
+_SELECTORS: dict[str | None, Any] = {}
 
 
 # --------------------------------------------------------------------------- rounds
@@ -549,9 +571,10 @@ def start_round(
     refill = bool(rounds) and rounds[-1].closed is None
     refill = refill and not store.has_tasks(project_id, round_id=rounds[-1].id)
     n_before = len(rounds) - 1 if refill else len(rounds)  # the session's round number
+    selector = selector_for(settings)
     session = build_session(
         project, snap, loaded, round=n_before, random_fraction=random_fraction(project, settings),
-        external=external,
+        external=external, selector=selector,
     )  # fmt: skip
 
     k = min(project.batch_size, pool_ids.shape[0])
@@ -600,8 +623,9 @@ def start_round(
         now=now,
     )
     log.info(
-        "project %d: round %d queued %d items (%s, %d random)",
+        "project %d: round %d queued %d items (%s, %d random, selected %s)",
         project_id, round_id, len(picked), strategy_name, n_rand,
+        "locally" if selector is None else f"by the {selector.last_backend} backend",
     )  # fmt: skip
     return store.get_round(round_id)
 
@@ -620,6 +644,8 @@ def request_round(
     started by the worker: more than :data:`MAX_EMBED_IN_REQUEST` texts to embed queue a
     ``select`` job, which computes them (progress in the log) and starts the round; the job is
     returned. While such a job is queued or running, the same job is returned (no second round).
+    With ``select_backend="ray"`` every round is started by the worker the same way (the worker
+    holds the cluster connection; the API process never connects to Ray).
 
     Returns
     -------
@@ -629,19 +655,21 @@ def request_round(
     """
     from labelwise.service.features import pending_embeddings
 
-    if (store.get_project(project_id).strategy_params or {}).get("features") == "embeddings":
+    on_ray = getattr(settings, "select_backend", "local") == "ray"
+    embeds = (store.get_project(project_id).strategy_params or {}).get("features") == "embeddings"
+    reason = "select on the Ray cluster" if on_ray else None  # the worker holds the connection
+    if embeds and not on_ray:
         n = pending_embeddings(store, project_id, settings)
-        if n > MAX_EMBED_IN_REQUEST and why_no_round(store, project_id) is None:
-            job_id, created = store.ensure_job(
-                "select",
-                project_id,
-                {"reason": f"embed {n} texts before the round"},
-                statuses=("queued", "running"),
-                now=now,
-            )
-            if created:
-                log.info("project %d: %d texts to embed; select job %d", project_id, n, job_id)
-            return store.get_job(job_id)
+        if n > MAX_EMBED_IN_REQUEST:
+            reason = f"embed {n} texts before the round"
+    if reason is not None and why_no_round(store, project_id) is None:
+        job_id, created = store.ensure_job(
+            "select", project_id, {"reason": reason}, statuses=("queued", "running"), now=now
+        )
+        if created:
+            log.info("project %d: select job %d (%s)", project_id, job_id, reason)
+        return store.get_job(job_id)
+    if on_ray or embeds:
         busy = [
             j
             for j in store.list_jobs(project_id)
