@@ -53,6 +53,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from labelwise.errors import LabelMismatchError, LabelwiseError
 from labelwise.tasks import TaskType, parse_task_type
 
@@ -73,6 +75,7 @@ __all__ = [
     "Item",
     "ItemsWritten",
     "Job",
+    "LabeledArrays",
     "LeaseError",
     "ModelSource",
     "ModelUpload",
@@ -213,6 +216,25 @@ class NewItem:
 ON_DUPLICATE = ("skip", "update", "fail")
 #: How many differing duplicate ids an :class:`ItemsWritten` lists (the count is exact).
 MAX_REPORTED_IDS = 10
+
+
+@dataclass(frozen=True)
+class LabeledArrays:
+    """A project's labelled items as arrays (:meth:`BaseStore.list_labeled_arrays`).
+
+    Attributes
+    ----------
+    item_ids : ndarray of shape (n_labeled,), int64
+        Ascending.
+    labels : list, length n_labeled
+        ``labels[i]`` is item ``item_ids[i]``'s label (a class, or a sorted list of classes).
+    validation : ndarray of shape (n_labeled,), bool
+        ``metadata["split"] == "validation"``: evaluation only, never a training label.
+    """
+
+    item_ids: np.ndarray
+    labels: list[Any]
+    validation: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -1143,9 +1165,20 @@ class BaseStore(ABC):
 
     @abstractmethod
     def list_items(
-        self, project_id: int, status: str | None = None, limit: int | None = None, offset: int = 0
+        self,
+        project_id: int,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        *,
+        after_id: int | None = None,
     ) -> list[Item]:
-        """Items of a project ordered by id, optionally filtered by status and paged."""
+        """Items of a project ordered by id, optionally filtered by status and paged.
+
+        Page by keyset: ``after_id`` (the last id of the previous page) returns the items with
+        a larger id, one index probe on SQL stores however deep the page; ``offset`` still
+        works but reads and drops ``offset`` rows first.
+        """
 
     @abstractmethod
     def count_items(self, project_id: int, status: str | None = None) -> int: ...
@@ -1157,6 +1190,21 @@ class BaseStore(ABC):
     @abstractmethod
     def list_labeled(self, project_id: int) -> list[tuple[int, Any]]:
         """``(item_id, label)`` for every labeled item, ascending by item id."""
+
+    @abstractmethod
+    def list_item_ids(
+        self, project_id: int, status: str | None = None, *, after_id: int | None = None
+    ) -> np.ndarray:
+        """Ids of a project's items, ascending, as an int64 array (no per-item objects).
+
+        Optionally only items of ``status`` and items with an id above ``after_id``. SQL stores
+        read the ids in chunks straight into the array; a round over a million items calls this
+        instead of :meth:`list_items`.
+        """
+
+    @abstractmethod
+    def list_labeled_arrays(self, project_id: int) -> LabeledArrays:
+        """Every ``labeled`` item's id, label and validation flag, ascending by item id."""
 
     @abstractmethod
     def set_item_label(self, item_id: int, label: Any) -> None:

@@ -10,6 +10,8 @@ from datetime import datetime
 from itertools import count
 from typing import Any
 
+import numpy as np
+
 from labelwise.errors import LabelwiseError
 from labelwise.storage.base import (
     DELIVERY_STATUSES,
@@ -34,6 +36,7 @@ from labelwise.storage.base import (
     Item,
     ItemsWritten,
     Job,
+    LabeledArrays,
     LeaseError,
     ModelSource,
     ModelUpload,
@@ -341,9 +344,17 @@ class InMemoryStore(BaseStore):
             ]
 
     def list_items(
-        self, project_id: int, status: str | None = None, limit: int | None = None, offset: int = 0
+        self,
+        project_id: int,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        *,
+        after_id: int | None = None,
     ) -> list[Item]:
         items = self._project_items(project_id, status)
+        if after_id is not None:
+            items = [it for it in items if it.id > after_id]
         end = None if limit is None else offset + limit
         return [copy.deepcopy(it) for it in items[offset:end]]
 
@@ -357,6 +368,21 @@ class InMemoryStore(BaseStore):
         return [
             (it.id, copy.deepcopy(it.label)) for it in self._project_items(project_id, "labeled")
         ]
+
+    def list_item_ids(
+        self, project_id: int, status: str | None = None, *, after_id: int | None = None
+    ) -> np.ndarray:
+        floor = -1 if after_id is None else after_id
+        ids = [it.id for it in self._project_items(project_id, status) if it.id > floor]
+        return np.asarray(ids, dtype=np.int64)
+
+    def list_labeled_arrays(self, project_id: int) -> LabeledArrays:
+        items = self._project_items(project_id, "labeled")
+        return LabeledArrays(
+            np.asarray([it.id for it in items], dtype=np.int64),
+            [copy.deepcopy(it.label) for it in items],
+            np.asarray([it.metadata.get("split") == "validation" for it in items], dtype=bool),
+        )
 
     def set_item_label(self, item_id: int, label: Any) -> None:
         with self._lock:

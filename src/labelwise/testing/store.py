@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from labelwise.errors import LabelMismatchError, LabelwiseError, UnsupportedTaskError
@@ -337,6 +338,59 @@ def test_counts_and_listing(store):
     assert [i.id for i in store.list_items(pid, status="labeled")] == [ids[1], ids[4]]
     other = _project(store, "other")
     assert store.count_items(other) == 0 and store.list_labeled(other) == []
+
+
+def test_list_items_pages_by_keyset(store):
+    pid = _project(store)
+    ids = _items(store, pid, 5)
+    _items(store, _project(store, "other"), 2)  # another project's ids interleave nothing
+    store.set_item_label(ids[2], "pos")
+    first = store.list_items(pid, limit=2)
+    assert [i.id for i in first] == ids[:2]
+    assert [i.id for i in store.list_items(pid, limit=2, after_id=first[-1].id)] == ids[2:4]
+    assert [i.id for i in store.list_items(pid, after_id=ids[3])] == [ids[4]]
+    assert store.list_items(pid, after_id=ids[4]) == []
+    got = store.list_items(pid, "unlabeled", limit=2, after_id=ids[0])
+    assert [i.id for i in got] == [ids[1], ids[3]]  # the status filter, then the keyset
+    assert [i.id for i in store.list_items(pid, after_id=ids[0] - 1)] == ids  # below the first
+
+
+def test_list_item_ids_returns_int64_arrays(store):
+    pid = _project(store)
+    ids = _items(store, pid, 5)
+    _items(store, _project(store, "other"), 2)
+    store.set_item_label(ids[1], "pos")
+    every = store.list_item_ids(pid)
+    assert isinstance(every, np.ndarray) and every.dtype == np.int64
+    assert every.tolist() == ids
+    assert store.list_item_ids(pid, "unlabeled").tolist() == [ids[0], *ids[2:]]
+    assert store.list_item_ids(pid, "labeled").tolist() == [ids[1]]
+    assert store.list_item_ids(pid, after_id=ids[2]).tolist() == ids[3:]
+    assert store.list_item_ids(pid, "unlabeled", after_id=ids[0]).tolist() == ids[2:]
+    empty = store.list_item_ids(_project(store, "empty"))
+    assert empty.dtype == np.int64 and empty.shape == (0,)
+    with pytest.raises(LabelwiseError, match="status must be one of"):
+        store.list_item_ids(pid, "done")
+
+
+def test_list_labeled_arrays_flags_validation_items(store):
+    pid = _project(store)
+    store.create_items(
+        pid,
+        [
+            NewItem("a", {"text": "a"}, label="pos"),
+            NewItem("b", {"text": "b"}, {"split": "validation"}, label="neg"),
+            NewItem("c", {"text": "c"}),
+            NewItem("d", {"text": "d"}, {"split": "train"}, label="neg"),
+        ],
+    )
+    got = store.list_labeled_arrays(pid)
+    ids = [store.find_item(pid, x).id for x in "abd"]
+    assert got.item_ids.dtype == np.int64 and got.item_ids.tolist() == ids
+    assert got.labels == ["pos", "neg", "neg"]
+    assert got.validation.dtype == bool and got.validation.tolist() == [False, True, False]
+    none = store.list_labeled_arrays(_project(store, "other"))
+    assert none.item_ids.shape == (0,) and none.labels == [] and none.validation.shape == (0,)
 
 
 def test_count_items_bad_status(store):

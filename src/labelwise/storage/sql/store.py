@@ -23,6 +23,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -51,6 +52,7 @@ from labelwise.storage.base import (
     Item,
     ItemsWritten,
     Job,
+    LabeledArrays,
     LeaseError,
     ModelSource,
     ModelUpload,
@@ -96,6 +98,7 @@ __all__ = ["MIGRATIONS_DIR", "SqlStore", "alembic_config", "normalize_database_u
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _WRITE = "labelwise_write"
 _CHUNK = 1000  # ids per IN (...) list; far below SQLite's bound-parameter limit
+_ID_CHUNK = 65_536  # ids fetched per round trip by list_item_ids
 
 
 def normalize_database_url(url: str) -> str:
@@ -759,11 +762,20 @@ class SqlStore(BaseStore):
         return where
 
     def list_items(
-        self, project_id: int, status: str | None = None, limit: int | None = None, offset: int = 0
+        self,
+        project_id: int,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        *,
+        after_id: int | None = None,
     ) -> list[Item]:
+        where = self._items_where(project_id, status)
+        if after_id is not None:
+            where.append(m.items.c.id > after_id)
         stmt = (
             sa.select(m.items)
-            .where(*self._items_where(project_id, status))
+            .where(*where)
             .order_by(m.items.c.id)
             .limit(limit)
             .offset(offset or None)
@@ -793,6 +805,36 @@ class SqlStore(BaseStore):
         )
         with self._read() as conn:
             return [(r.id, r.label) for r in conn.execute(stmt)]
+
+    def list_item_ids(
+        self, project_id: int, status: str | None = None, *, after_id: int | None = None
+    ) -> np.ndarray:
+        where = self._items_where(project_id, status)
+        if after_id is not None:
+            where.append(m.items.c.id > after_id)
+        stmt = sa.select(m.items.c.id).where(*where).order_by(m.items.c.id)
+        # chunks of ids go straight into arrays: a million ids never sit in one Python list
+        parts = []
+        with self._read() as conn:
+            result = conn.execute(stmt).scalars()
+            while chunk := result.fetchmany(_ID_CHUNK):
+                parts.append(np.fromiter(chunk, dtype=np.int64, count=len(chunk)))
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+    def list_labeled_arrays(self, project_id: int) -> LabeledArrays:
+        split = m.items.c.meta["split"].as_string()
+        stmt = (
+            sa.select(m.items.c.id, m.items.c.label, split)
+            .where(*self._items_where(project_id, "labeled"))
+            .order_by(m.items.c.id)
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return LabeledArrays(
+            np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+            [r[1] for r in rows],
+            np.fromiter((r[2] == "validation" for r in rows), dtype=bool, count=len(rows)),
+        )
 
     def set_item_label(self, item_id: int, label: Any) -> None:
         with self._write() as conn:
