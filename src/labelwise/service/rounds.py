@@ -418,28 +418,51 @@ class Snapshot:
         return int(self.train_ids.shape[0] + self.val_ids.shape[0])
 
 
+def _row_mask(fm: FeatureMatrix, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``item_ids`` in ``fm`` by binary search on its sorted ids.
+
+    Returns
+    -------
+    mask : ndarray of shape (fm.n,), bool
+        True at the rows of the ids that have one.
+    found : ndarray of shape (len(item_ids),), bool
+        Whether each id has a row.
+    """
+    mask = np.zeros(fm.n, dtype=bool)
+    if fm.n == 0:
+        return mask, np.zeros(item_ids.shape[0], dtype=bool)
+    pos = np.minimum(np.searchsorted(fm.item_ids, item_ids), fm.n - 1)
+    found = fm.item_ids[pos] == item_ids
+    mask[pos[found]] = True
+    return mask, found
+
+
 def _covers(fm: FeatureMatrix, n_items: int, item_ids: np.ndarray) -> bool:
     """Whether ``fm`` still has a row for every item (none was added since it was computed)."""
-    return fm.n == n_items and bool(np.isin(item_ids, fm.item_ids).all())
+    return fm.n == n_items and bool(_row_mask(fm, item_ids)[1].all())
 
 
 def read_snapshot(
     store: BaseStore, project: Project, settings: Any, features: FeatureMatrix | None = None
 ) -> Snapshot:
-    """Read the project's features and labels (step 1 of a round and of a retrain)."""
-    unlabeled = np.asarray(store.list_unlabeled_item_ids(project.id), dtype=np.int64)
+    """Read the project's features and labels (step 1 of a round and of a retrain).
+
+    Ids come from the store as int64 arrays (:meth:`~labelwise.storage.base.BaseStore.
+    list_item_ids`): a million-item pool costs 8 MB of ids, not a million item objects.
+    """
+    unlabeled = store.list_item_ids(project.id, "unlabeled")
     fm = features
     if fm is None or not _covers(fm, store.count_items(project.id), unlabeled):
         fm = project_features(store, project.id, settings)  # none given, or items were added
-    labeled = sorted(store.list_items(project.id, status="labeled"), key=lambda it: it.id)
-    val = [it for it in labeled if it.metadata.get("split") == "validation"]
-    train = [it for it in labeled if it.metadata.get("split") != "validation"]
+    labeled = store.list_labeled_arrays(project.id)
+    val = labeled.validation
+    labels = labeled.labels
     return Snapshot(
         features=fm,
-        train_ids=np.array([it.id for it in train], dtype=np.int64),
-        y_train=_targets(project, [it.label for it in train]),
-        val_ids=np.array([it.id for it in val], dtype=np.int64),
-        y_val=_targets(project, [it.label for it in val]),
+        train_ids=labeled.item_ids[~val],
+        y_train=_targets(project, [lab for lab, v in zip(labels, val, strict=True) if not v]),
+        val_ids=labeled.item_ids[val],
+        y_val=_targets(project, [lab for lab, v in zip(labels, val, strict=True) if v]),
         unlabeled_ids=unlabeled,
     )
 
@@ -466,7 +489,7 @@ def build_session(
     from labelwise.loop import Session
 
     fm = snap.features
-    candidate = np.isin(fm.item_ids, snap.unlabeled_ids) & ~audit_mask(fm.item_ids, random_fraction)
+    candidate = _row_mask(fm, snap.unlabeled_ids)[0] & ~audit_mask(fm.item_ids, random_fraction)
     X, embeddings = fm.X, None
     fitted = None if loaded is None else loaded.model
     if external is not None:  # model sources (issue 11)
