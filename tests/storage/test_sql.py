@@ -14,12 +14,19 @@ from labelwise.storage.sql import SqlStore, alembic_config, normalize_database_u
 from labelwise.storage.sql import models as m
 
 
+def _head() -> str:
+    """The newest migration: several can land at once, so tests ask rather than hard-code."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 def test_migrations_run_once_and_match_the_models(tmp_path):
     store = SqlStore(f"sqlite:///{tmp_path}/a/b/lw.db")  # parent folders are created
     assert store.current_revision() is None
     store.upgrade()
     store.upgrade()  # idempotent
-    assert store.current_revision() == "0008"
+    assert store.current_revision() == _head()
     cfg = alembic_config(store.url)
     command.check(cfg)  # raises if models.py and the migrations disagree
     store.close()
@@ -50,7 +57,7 @@ def test_migration_0002_adds_task_confidence_to_existing_tasks(tmp_path):
             "created) VALUES (1, 1, 1, 'queued', 0.5, 'a', '2026-01-01 12:00:00')"
         )
     store.upgrade()
-    assert store.current_revision() == "0008"
+    assert store.current_revision() == _head()
     (task,) = store.list_tasks(1)
     assert (task.priority, task.routing_tag, task.confidence, task.created) == (0.5, "a", None, T0)
     store.update_tasks([task.id], priorities=[0.7], confidences=[0.8])
@@ -99,6 +106,32 @@ def test_migration_0005_adds_guidelines_flags_and_keeps_old_annotations(tmp_path
             "SELECT sql FROM sqlite_master WHERE name = 'annotations'"
         ).scalar()
         assert "AUTOINCREMENT" in sql  # migration 0004's guarantee outlives the downgrade
+    store.close()
+
+
+def test_migration_0009_keeps_members_as_annotators_and_tokens_working(tmp_path):
+    store = SqlStore(f"sqlite:///{tmp_path}/lw.db")
+    store.upgrade("0008")  # a database from before project roles and token lifecycle
+    with store._engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO projects (name, task_type, classes, strategy, strategy_params, "
+            "cold_start_strategy, batch_size, stopping, label_cost, show_predictions, created) "
+            "VALUES ('p', 'binary', '[\"a\", \"b\"]', 'entropy', '{}', 'random', 10, '{}', "
+            "1.0, 0, '2026-01-01 12:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO annotators (name, token_hash, role, skills, created) "
+            "VALUES ('ann', 'h1', 'annotator', '[]', '2026-01-01 12:00:00')"
+        )
+        conn.exec_driver_sql("INSERT INTO project_members (project_id, annotator_id) VALUES (1, 1)")
+    store.upgrade()
+    a = store.find_annotator_by_token("h1")
+    assert (a.project_roles, a.token_expires, a.token_revoked) == ({1: "annotator"}, None, None)
+    store.set_member_role(1, 1, "owner")
+    command.downgrade(alembic_config(store.url), "0008")  # and back: the membership survives
+    with store._engine.connect() as conn:
+        assert "role" not in {c["name"] for c in sa.inspect(conn).get_columns("project_members")}
+        assert conn.exec_driver_sql("SELECT annotator_id FROM project_members").scalar() == 1
     store.close()
 
 
@@ -166,7 +199,7 @@ def test_unsupported_database():
 def test_open_store(tmp_path):
     assert isinstance(open_store("memory://"), InMemoryStore)
     store = open_store(f"sqlite:///{tmp_path}/lw.db", upgrade=True)
-    assert isinstance(store, SqlStore) and store.current_revision() == "0008"
+    assert isinstance(store, SqlStore) and store.current_revision() == _head()
     store.close()
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "ITEM_STATUSES",
     "JOB_STATUSES",
     "ON_DUPLICATE",
+    "PROJECT_ROLES",
     "ROLES",
     "TASK_STATUSES",
     "AlreadyExistsError",
@@ -97,6 +98,8 @@ TASK_STATUSES = ("queued", "leased", "done", "skipped")
 JOB_STATUSES = ("queued", "running", "done", "failed")
 JOB_KINDS = ("retrain", "select", "predict")  # predict: model sources (issue 11)
 ROLES = ("admin", "annotator", "reviewer")
+#: A membership's role, weakest first: each may do what the ones before it may.
+PROJECT_ROLES = ("annotator", "reviewer", "owner")
 CONSENSUS_METHODS = ("majority", "dawid_skene")
 #: Why an item is in review (``Item.review_reason``).
 REVIEW_REASONS = ("disagreement", "label_issue", "annotator", "manual")
@@ -395,6 +398,11 @@ class Annotator:
     skills: tuple[str, ...]
     projects: tuple[int, ...]
     created: datetime
+    #: project id -> the membership's role (one of ``PROJECT_ROLES``), for every project
+    project_roles: dict[int, str] = field(default_factory=dict)
+    #: when the token stops working (``None``: never), and when it was revoked
+    token_expires: datetime | None = None
+    token_revoked: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1065,8 +1073,10 @@ class BaseStore(ABC):
         token_hash: str | None = None,
         role: str = "annotator",
         skills: Sequence[str] = (),
+        token_expires: datetime | None = None,
     ) -> int:
-        """Create an annotator (``role`` is ``"admin"`` or ``"annotator"``)."""
+        """Create an annotator (``role`` is one of ``ROLES``); the token stops working at
+        ``token_expires`` (never when ``None``)."""
 
     @abstractmethod
     def get_annotator(self, annotator_id: int) -> Annotator: ...
@@ -1075,15 +1085,38 @@ class BaseStore(ABC):
     def find_annotator(self, name: str) -> Annotator | None: ...
 
     @abstractmethod
-    def find_annotator_by_token(self, token_hash: str) -> Annotator | None: ...
+    def find_annotator_by_token(self, token_hash: str) -> Annotator | None:
+        """The annotator holding the token, revoked or expired ones included (the caller
+        words the 401 after ``token_revoked`` / ``token_expires``); one query."""
+
+    @abstractmethod
+    def update_token(
+        self, annotator_id: int, token_hash: str, *, token_expires: datetime | None = None
+    ) -> None:
+        """Give the annotator a new token (rotation): the old one stops working, a revocation
+        is lifted, the new one expires at ``token_expires`` (never when ``None``).
+        :class:`NotFound` for an unknown annotator, :class:`AlreadyExistsError` if another
+        annotator holds that token."""
+
+    @abstractmethod
+    def revoke_token(self, annotator_id: int, now: datetime | None = None) -> None:
+        """Stop the annotator's token from working (idempotent: a second revocation keeps
+        the first time); :class:`NotFound` for an unknown annotator."""
 
     @abstractmethod
     def list_annotators(self, project_id: int | None = None) -> list[Annotator]:
         """Every annotator, or the members of one project."""
 
     @abstractmethod
-    def add_member(self, project_id: int, annotator_id: int) -> None:
-        """Make the annotator a member of the project (idempotent)."""
+    def add_member(self, project_id: int, annotator_id: int, role: str | None = None) -> None:
+        """Make the annotator a member of the project with ``role`` (one of
+        ``PROJECT_ROLES``). Idempotent: without a role a new membership is ``"annotator"`` and
+        an existing one keeps its role; with one, an existing membership takes it."""
+
+    @abstractmethod
+    def set_member_role(self, project_id: int, annotator_id: int, role: str) -> None:
+        """Change a membership's role; :class:`NotFound` (``member``) if the annotator is not
+        a member of the project."""
 
     def add_members(self, project_ids: Sequence[int], annotator_id: int) -> None:
         """Make the annotator a member of every project, all or nothing: :class:`NotFound`
@@ -1094,8 +1127,10 @@ class BaseStore(ABC):
             self.add_member(pid, annotator_id)
 
     @abstractmethod
-    def remove_member(self, project_id: int, annotator_id: int) -> None:
-        """Remove a membership (no error if it does not exist)."""
+    def remove_member(self, project_id: int, annotator_id: int) -> int:
+        """Remove a membership (no error if it does not exist) and give the tasks of that
+        project the annotator holds leased back to the queue, in one transaction; returns how
+        many tasks went back."""
 
     # ---- items
     def create_item(

@@ -20,6 +20,7 @@ from labelwise.storage.base import (
     JOB_STATUSES,
     MAX_REPORTED_IDS,
     PROJECT_FIELDS,
+    PROJECT_ROLES,
     REVIEW_REASONS,
     ROLES,
     TASK_STATUSES,
@@ -104,7 +105,7 @@ class InMemoryStore(BaseStore):
         self._ids: dict[str, count[int]] = {}
         self._projects: dict[int, Project] = {}
         self._annotators: dict[int, Annotator] = {}
-        self._members: set[tuple[int, int]] = set()
+        self._members: dict[tuple[int, int], str] = {}  # (project, annotator) -> role
         self._items: dict[int, Item] = {}
         self._item_keys: dict[tuple[int, str], int] = {}
         self._rounds: dict[int, Round] = {}
@@ -187,6 +188,7 @@ class InMemoryStore(BaseStore):
         token_hash: str | None = None,
         role: str = "annotator",
         skills: Sequence[str] = (),
+        token_expires: datetime | None = None,
     ) -> int:
         _check_choice("role", role, ROLES)
         with self._lock:
@@ -203,12 +205,13 @@ class InMemoryStore(BaseStore):
                 skills=tuple(str(s) for s in skills),
                 projects=(),
                 created=utcnow(),
+                token_expires=token_expires,
             )
             return aid
 
     def _annotator(self, a: Annotator) -> Annotator:
-        projects = tuple(sorted(p for p, aid in self._members if aid == a.id))
-        return replace(a, projects=projects)
+        roles = {p: r for (p, aid), r in sorted(self._members.items()) if aid == a.id}
+        return replace(a, projects=tuple(roles), project_roles=roles)
 
     def get_annotator(self, annotator_id: int) -> Annotator:
         with self._lock:
@@ -228,6 +231,25 @@ class InMemoryStore(BaseStore):
                     return self._annotator(a)
         return None
 
+    def update_token(
+        self, annotator_id: int, token_hash: str, *, token_expires: datetime | None = None
+    ) -> None:
+        with self._lock:
+            a = _get(self._annotators, "annotator", annotator_id)
+            other = self.find_annotator_by_token(token_hash)
+            if other is not None and other.id != annotator_id:
+                raise AlreadyExistsError("another annotator already uses this token.")
+            self._annotators[annotator_id] = replace(
+                a, token_hash=token_hash, token_expires=token_expires, token_revoked=None
+            )
+
+    def revoke_token(self, annotator_id: int, now: datetime | None = None) -> None:
+        now = _resolve_now(now)
+        with self._lock:
+            a = _get(self._annotators, "annotator", annotator_id)
+            if a.token_revoked is None:
+                self._annotators[annotator_id] = replace(a, token_revoked=now)
+
     def list_annotators(self, project_id: int | None = None) -> list[Annotator]:
         with self._lock:
             out = [self._annotator(a) for _, a in sorted(self._annotators.items())]
@@ -235,11 +257,21 @@ class InMemoryStore(BaseStore):
             out = [a for a in out if project_id in a.projects]
         return out
 
-    def add_member(self, project_id: int, annotator_id: int) -> None:
+    def add_member(self, project_id: int, annotator_id: int, role: str | None = None) -> None:
+        if role is not None:
+            _check_choice("role", role, PROJECT_ROLES)
         with self._lock:
             _get(self._projects, "project", project_id)
             _get(self._annotators, "annotator", annotator_id)
-            self._members.add((project_id, annotator_id))
+            key = (project_id, annotator_id)
+            self._members[key] = role or self._members.get(key, "annotator")
+
+    def set_member_role(self, project_id: int, annotator_id: int, role: str) -> None:
+        _check_choice("role", role, PROJECT_ROLES)
+        with self._lock:
+            if (project_id, annotator_id) not in self._members:
+                raise NotFound("member", annotator_id)
+            self._members[(project_id, annotator_id)] = role
 
     def add_members(self, project_ids: Sequence[int], annotator_id: int) -> None:
         with self._lock:
@@ -247,11 +279,24 @@ class InMemoryStore(BaseStore):
             for pid in ids:
                 _get(self._projects, "project", pid)
             _get(self._annotators, "annotator", annotator_id)
-            self._members.update((pid, annotator_id) for pid in ids)
+            for pid in ids:
+                self._members.setdefault((pid, annotator_id), "annotator")
 
-    def remove_member(self, project_id: int, annotator_id: int) -> None:
+    def remove_member(self, project_id: int, annotator_id: int) -> int:
         with self._lock:
-            self._members.discard((project_id, annotator_id))
+            self._members.pop((project_id, annotator_id), None)
+            held = [
+                t
+                for t in self._tasks.values()
+                if t.project_id == project_id
+                and t.status == "leased"
+                and t.lease_owner == annotator_id
+            ]
+            for t in held:
+                self._tasks[t.id] = replace(
+                    t, status="queued", lease_owner=None, lease_expires=None
+                )
+            return len(held)
 
     # ---- items
     def write_items(

@@ -98,6 +98,14 @@ def _queue(store: BaseStore, n: int, **kw) -> tuple[int, int, list[int]]:
     return pid, rid, store.create_tasks(rid, ids, now=T0, **kw)
 
 
+def _queue_in(store: BaseStore, name: str, n: int) -> tuple[int, int, list[int]]:
+    """Like :func:`_queue`, in a project named ``name`` (a second project beside it)."""
+    pid = _project(store, name)
+    ids = _items(store, pid, n)
+    rid = store.create_round(pid, "entropy", now=T0)
+    return pid, rid, store.create_tasks(rid, ids, now=T0)
+
+
 # --------------------------------------------------------------------------- projects
 
 
@@ -231,6 +239,82 @@ def test_add_member_unknown_ids(store):
     pid = _project(store)
     with pytest.raises(NotFound, match="annotator"):
         store.add_member(pid, 999)
+
+
+def test_membership_roles(store):
+    pid, other = _project(store, "a"), _project(store, "b")
+    aid = store.create_annotator("ann")
+    store.add_member(pid, aid)
+    store.add_member(other, aid, role="owner")
+    assert store.get_annotator(aid).project_roles == {pid: "annotator", other: "owner"}
+    store.add_member(other, aid)  # without a role an existing membership keeps its own
+    assert store.get_annotator(aid).project_roles[other] == "owner"
+    store.add_member(other, aid, role="reviewer")  # with one it takes it
+    store.set_member_role(pid, aid, "owner")
+    a = store.get_annotator(aid)
+    assert (a.projects, a.project_roles) == ((pid, other), {pid: "owner", other: "reviewer"})
+    assert store.find_annotator_by_token("x") is None
+    (listed,) = store.list_annotators(other)
+    assert listed.project_roles == {pid: "owner", other: "reviewer"}
+    store.add_members([other, _project(store, "c")], aid)  # new memberships are annotators
+    assert sorted(store.get_annotator(aid).project_roles.values()) == [
+        "annotator", "owner", "reviewer"
+    ]  # fmt: skip
+    with pytest.raises(LabelwiseError, match="role must be one of"):
+        store.set_member_role(pid, aid, "admin")
+    with pytest.raises(LabelwiseError, match="role must be one of"):
+        store.add_member(pid, aid, role="admin")
+    store.remove_member(pid, aid)
+    with pytest.raises(NotFound, match="member"):
+        store.set_member_role(pid, aid, "owner")
+    assert pid not in store.get_annotator(aid).project_roles
+
+
+def test_remove_member_gives_their_leases_of_that_project_back(store):
+    pid, _, _ = _queue(store, 3)
+    other, _, _ = _queue_in(store, "other", 1)
+    ann, bob = store.create_annotator("ann"), store.create_annotator("bob")
+    for p in (pid, other):
+        store.add_member(p, ann)
+    store.add_member(pid, bob)
+    held = [store.claim_next_task(pid, ann, now=T0).id for _ in range(2)]
+    kept = store.claim_next_task(other, ann, now=T0).id
+    bobs = store.claim_next_task(pid, bob, now=T0).id
+    assert store.remove_member(pid, ann) == 2
+    for tid in held:
+        t = store.get_task(tid)
+        assert (t.status, t.lease_owner, t.lease_expires) == ("queued", None, None)
+    assert store.get_task(kept).lease_owner == ann  # another project's lease stays
+    assert store.get_task(bobs).lease_owner == bob  # another member's lease stays
+    assert store.remove_member(pid, ann) == 0
+    assert store.get_annotator(ann).projects == (other,)
+    # the tasks are claimable again at once, by someone else
+    assert {store.claim_next_task(pid, bob, now=T0).id for _ in range(2)} == set(held)
+
+
+def test_token_expiry_rotation_and_revocation(store):
+    expires = T0 + timedelta(days=30)
+    aid = store.create_annotator("ann", token_hash="h1", token_expires=expires)
+    a = store.find_annotator_by_token("h1")
+    assert (a.id, a.token_expires, a.token_revoked) == (aid, expires, None)
+    assert store.get_annotator(store.create_annotator("bob", token_hash="h2")).token_expires is None
+    store.revoke_token(aid, now=T0)
+    store.revoke_token(aid, now=T0 + timedelta(hours=1))  # the first revocation stays
+    a = store.find_annotator_by_token("h1")  # still found, so the 401 can say "revoked"
+    assert (a.id, a.token_revoked) == (aid, T0)
+    store.update_token(aid, "h3")  # rotation: new token, no expiry, not revoked
+    assert store.find_annotator_by_token("h1") is None
+    a = store.find_annotator_by_token("h3")
+    assert (a.id, a.token_hash, a.token_expires, a.token_revoked) == (aid, "h3", None, None)
+    store.update_token(aid, "h4", token_expires=expires)
+    assert store.get_annotator(aid).token_expires == expires
+    with pytest.raises(AlreadyExistsError):
+        store.update_token(aid, "h2")  # bob's
+    assert store.get_annotator(aid).token_hash == "h4"
+    with pytest.raises(NotFound, match="annotator"):
+        store.update_token(999, "h5")
+    with pytest.raises(NotFound, match="annotator"):
+        store.revoke_token(999)
 
 
 # --------------------------------------------------------------------------- items

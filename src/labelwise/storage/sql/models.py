@@ -88,6 +88,8 @@ annotators = sa.Table(
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("skills", JSONType, nullable=False),
     sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("token_expires", UTCDateTime, nullable=True),
+    sa.Column("token_revoked", UTCDateTime, nullable=True),
 )
 
 project_members = sa.Table(
@@ -106,6 +108,7 @@ project_members = sa.Table(
         primary_key=True,
         index=True,
     ),
+    sa.Column("role", sa.String(20), nullable=False, server_default="annotator"),
 )
 
 items = sa.Table(

@@ -35,6 +35,7 @@ from labelwise.storage.base import (
     JOB_STATUSES,
     MAX_REPORTED_IDS,
     PROJECT_FIELDS,
+    PROJECT_ROLES,
     QUALITY_FIELDS,
     REVIEW_REASONS,
     ROLES,
@@ -254,6 +255,13 @@ def _guidelines(r: sa.Row[Any]) -> Guidelines:
 
 def _flag(r: sa.Row[Any]) -> Flag:
     return Flag(r.id, r.project_id, r.item_id, r.task_id, r.annotator_id, r.reason, r.created)
+
+
+def _annotator_of(r: sa.Row[Any], roles: dict[int, str]) -> Annotator:
+    return Annotator(
+        r.id, r.name, r.token_hash, r.role, tuple(r.skills), tuple(roles), r.created, roles,
+        r.token_expires, r.token_revoked,
+    )  # fmt: skip
 
 
 def _model_version(r: sa.Row[Any]) -> ModelVersion:
@@ -556,12 +564,14 @@ class SqlStore(BaseStore):
     # ---- annotators
     def _annotator(self, conn: sa.Connection, r: sa.Row[Any]) -> Annotator:
         pm = m.project_members
-        projects = conn.execute(
-            sa.select(pm.c.project_id).where(pm.c.annotator_id == r.id).order_by(pm.c.project_id)
-        ).scalars()
-        return Annotator(
-            r.id, r.name, r.token_hash, r.role, tuple(r.skills), tuple(projects), r.created
+        roles = dict(
+            conn.execute(
+                sa.select(pm.c.project_id, pm.c.role)
+                .where(pm.c.annotator_id == r.id)
+                .order_by(pm.c.project_id)
+            ).all()
         )
+        return _annotator_of(r, roles)
 
     def create_annotator(
         self,
@@ -570,6 +580,7 @@ class SqlStore(BaseStore):
         token_hash: str | None = None,
         role: str = "annotator",
         skills: Sequence[str] = (),
+        token_expires: datetime | None = None,
     ) -> int:
         _check_choice("role", role, ROLES)
         values = {
@@ -578,6 +589,7 @@ class SqlStore(BaseStore):
             "role": role,
             "skills": [str(s) for s in skills],
             "created": utcnow(),
+            "token_expires": token_expires,
         }
         try:
             with self._write() as conn:
@@ -592,7 +604,7 @@ class SqlStore(BaseStore):
         """One query (every request's token lookup): the annotator joined to its projects."""
         a, pm = m.annotators, m.project_members
         stmt = (
-            sa.select(a, pm.c.project_id.label("member_of"))
+            sa.select(a, pm.c.project_id.label("member_of"), pm.c.role.label("member_role"))
             .outerjoin(pm, pm.c.annotator_id == a.c.id)
             .where(where)
             .order_by(pm.c.project_id)
@@ -601,9 +613,8 @@ class SqlStore(BaseStore):
             rows = conn.execute(stmt).all()
         if not rows:
             return None
-        r = rows[0]
-        projects = tuple(x.member_of for x in rows if x.member_of is not None)
-        return Annotator(r.id, r.name, r.token_hash, r.role, tuple(r.skills), projects, r.created)
+        roles = {x.member_of: x.member_role for x in rows if x.member_of is not None}
+        return _annotator_of(rows[0], roles)
 
     def get_annotator(self, annotator_id: int) -> Annotator:
         a = self._find_annotator(m.annotators.c.id == annotator_id)
@@ -617,6 +628,35 @@ class SqlStore(BaseStore):
     def find_annotator_by_token(self, token_hash: str) -> Annotator | None:
         return self._find_annotator(m.annotators.c.token_hash == token_hash)
 
+    def update_token(
+        self, annotator_id: int, token_hash: str, *, token_expires: datetime | None = None
+    ) -> None:
+        a = m.annotators
+        try:
+            with self._write() as conn:
+                n = conn.execute(
+                    sa.update(a)
+                    .where(a.c.id == annotator_id)
+                    .values(token_hash=token_hash, token_expires=token_expires, token_revoked=None)
+                ).rowcount
+        except sa.exc.IntegrityError:
+            raise AlreadyExistsError("another annotator already uses this token.") from None
+        if n == 0:
+            raise NotFound("annotator", annotator_id)
+
+    def revoke_token(self, annotator_id: int, now: datetime | None = None) -> None:
+        now = _resolve_now(now)
+        a = m.annotators
+        with self._write() as conn:
+            self._one(
+                conn, sa.select(a.c.id).where(a.c.id == annotator_id), "annotator", annotator_id
+            )
+            conn.execute(
+                sa.update(a)
+                .where(a.c.id == annotator_id, a.c.token_revoked.is_(None))
+                .values(token_revoked=now)
+            )
+
     def list_annotators(self, project_id: int | None = None) -> list[Annotator]:
         stmt = sa.select(m.annotators).order_by(m.annotators.c.id)
         if project_id is not None:
@@ -627,7 +667,9 @@ class SqlStore(BaseStore):
         with self._read() as conn:
             return [self._annotator(conn, r) for r in conn.execute(stmt).all()]
 
-    def add_member(self, project_id: int, annotator_id: int) -> None:
+    def add_member(self, project_id: int, annotator_id: int, role: str | None = None) -> None:
+        if role is not None:
+            _check_choice("role", role, PROJECT_ROLES)
         with self._write() as conn:
             self._get_project(conn, project_id)
             self._one(
@@ -636,11 +678,28 @@ class SqlStore(BaseStore):
                 "annotator",
                 annotator_id,
             )
-            conn.execute(
-                self._insert(m.project_members)
-                .values(project_id=project_id, annotator_id=annotator_id)
-                .on_conflict_do_nothing()
+            stmt = self._insert(m.project_members).values(
+                project_id=project_id, annotator_id=annotator_id, role=role or "annotator"
             )
+            conn.execute(
+                stmt.on_conflict_do_nothing()
+                if role is None
+                else stmt.on_conflict_do_update(
+                    index_elements=["project_id", "annotator_id"], set_={"role": role}
+                )
+            )
+
+    def set_member_role(self, project_id: int, annotator_id: int, role: str) -> None:
+        _check_choice("role", role, PROJECT_ROLES)
+        pm = m.project_members
+        with self._write() as conn:
+            n = conn.execute(
+                sa.update(pm)
+                .where(pm.c.project_id == project_id, pm.c.annotator_id == annotator_id)
+                .values(role=role)
+            ).rowcount
+        if n == 0:
+            raise NotFound("member", annotator_id)
 
     def add_members(self, project_ids: Sequence[int], annotator_id: int) -> None:
         ids = list(dict.fromkeys(int(p) for p in project_ids))
@@ -663,14 +722,23 @@ class SqlStore(BaseStore):
                     .on_conflict_do_nothing()
                 )
 
-    def remove_member(self, project_id: int, annotator_id: int) -> None:
-        pm = m.project_members
+    def remove_member(self, project_id: int, annotator_id: int) -> int:
+        pm, t = m.project_members, m.tasks
         with self._write() as conn:
             conn.execute(
                 sa.delete(pm).where(
                     pm.c.project_id == project_id, pm.c.annotator_id == annotator_id
                 )
             )
+            return conn.execute(
+                sa.update(t)
+                .where(
+                    t.c.project_id == project_id,
+                    t.c.status == "leased",
+                    t.c.lease_owner == annotator_id,
+                )
+                .values(status="queued", lease_owner=None, lease_expires=None)
+            ).rowcount
 
     # ---- items
     def write_items(
