@@ -48,6 +48,8 @@ __all__ = [
     "keyword_columns",
     "npy_rows",
     "tabular",
+    "tabular_columns",
+    "tabular_scaling",
     "tfidf",
     "thumbnails",
     "to_8bit",
@@ -351,13 +353,19 @@ def tfidf(texts: Sequence[str]) -> sp.csr_matrix:
     return sp.csr_matrix(X, dtype=np.float32)
 
 
-def tabular(payloads: Sequence[Mapping[str, Any]]) -> np.ndarray:
+def tabular(
+    payloads: Sequence[Mapping[str, Any]], scaling: Mapping[str, Any] | None = None
+) -> np.ndarray:
     """Numeric payload fields, standardised per column.
 
     Parameters
     ----------
     payloads : sequence of mapping, length n_items
         Non-numeric fields are ignored; booleans count as 0 / 1.
+    scaling : mapping, optional
+        Frozen columns, means and scales (:func:`tabular_scaling` of earlier payloads): new
+        items are scaled like the rows already stored, so a feature matrix can grow without
+        being recomputed. By default they are fitted on ``payloads``.
 
     Returns
     -------
@@ -370,28 +378,57 @@ def tabular(payloads: Sequence[Mapping[str, Any]]) -> np.ndarray:
     LabelwiseError
         If no payload has a numeric field.
     """
+    if scaling is None:
+        scaling = tabular_scaling(payloads)
+    mean = np.asarray(scaling["mean"], dtype=np.float64)
+    X = _tabular_values(payloads, scaling["columns"])
+    X = np.where(np.isnan(X), mean, X)
+    return ((X - mean) / np.asarray(scaling["scale"], dtype=np.float64)).astype(np.float32)
 
-    def numeric(v: Any) -> bool:
-        return isinstance(v, Real)
 
-    columns = sorted({k for p in payloads for k, v in p.items() if numeric(v)})
+def tabular_columns(payloads: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The numeric payload fields of any item, sorted: the columns of :func:`tabular`."""
+    return sorted({k for p in payloads for k, v in p.items() if isinstance(v, Real)})
+
+
+def tabular_scaling(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Columns, means and scales that :func:`tabular` standardises with (JSON-serialisable).
+
+    Returns
+    -------
+    dict
+        ``columns`` (sorted names), ``mean`` (a column's mean over the items that have it, 0
+        when none has) and ``scale`` (the standard deviation after imputation, 1 for a
+        constant column), one float per column.
+
+    Raises
+    ------
+    LabelwiseError
+        If no payload has a numeric field.
+    """
+    columns = tabular_columns(payloads)
     if not columns:
         raise LabelwiseError(
             "tabular items need numeric payload fields (e.g. {'x1': 0.3, 'x2': 7}); none "
             "were found. Import text with text_field=, or give items features_path."
         )
+    X = _tabular_values(payloads, columns)
+    mean = np.nanmean(X, axis=0) if X.shape[0] else np.zeros(len(columns))
+    mean = np.where(np.isnan(mean), 0.0, mean)
+    std = np.where(np.isnan(X), mean, X).std(axis=0)
+    scale = np.where(std > 0, std, 1.0)
+    return {"columns": columns, "mean": mean.tolist(), "scale": scale.tolist()}
+
+
+def _tabular_values(payloads: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> np.ndarray:
+    """Raw float64 values, NaN where an item lacks a column (or it is not numeric)."""
     X = np.full((len(payloads), len(columns)), np.nan, dtype=np.float64)
     for i, p in enumerate(payloads):
         for j, c in enumerate(columns):
             v = p.get(c)
-            if numeric(v):
+            if isinstance(v, Real):
                 X[i, j] = float(v)
-    mean = np.nanmean(X, axis=0)
-    mean = np.where(np.isnan(mean), 0.0, mean)
-    X = np.where(np.isnan(X), mean, X)
-    std = X.std(axis=0)
-    X = (X - mean) / np.where(std > 0, std, 1.0)
-    return X.astype(np.float32)
+    return X
 
 
 def thumbnails(paths: Sequence[str], size: int = THUMBNAIL_SIZE) -> np.ndarray:

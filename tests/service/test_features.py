@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from labelwise.errors import LabelwiseError
-from labelwise.service.features import project_features
+from labelwise.service.features import project_features, read_manifest
 
 TEXTS = ["Refund please", "late delivery, want a refund", "great product"]
 
@@ -36,8 +36,10 @@ def test_keywords_are_part_of_the_cache_key(store, settings):
     assert flagged.key != plain.key
     assert (flagged.X != plain.X).nnz == 0  # the keywords change the metadata, not the matrix
     assert "keyword:refund" in flagged.metadata
-    cached = list((settings.data_dir / "features" / f"project_{pid}").iterdir())
-    assert [p.name for p in cached] == [f"text_{flagged.key}.npz"]
+    folder = settings.data_dir / "features" / f"project_{pid}"
+    current = read_manifest(folder)["current"]
+    assert (current["version"], current["key"], current["keywords"]) == (2, flagged.key, ["refund"])
+    assert not (folder / "v1.npz").exists()  # the superseded version's files are gone
     assert project_features(store, pid, settings).key == flagged.key  # read from the cache
 
 

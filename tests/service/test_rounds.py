@@ -9,7 +9,7 @@ import pytest
 
 from labelwise.errors import LabelMismatchError
 from labelwise.service import rounds
-from labelwise.service.features import project_features
+from labelwise.service.features import project_features, read_manifest
 from labelwise.service.rounds import (
     audit_mask,
     load_model,
@@ -166,8 +166,9 @@ def test_features_text_cache_invalidates_when_items_are_added(store, settings):
     store.create_item(pid, "c", {"text": "great"})
     fm3 = project_features(store, pid, settings)
     assert fm3.key != fm.key and fm3.X.shape[0] == 3
-    cached = list((settings.data_dir / "features" / f"project_{pid}").iterdir())
-    assert [p.name for p in cached] == [f"text_{fm3.key}.npz"]  # the stale file is gone
+    folder = settings.data_dir / "features" / f"project_{pid}"
+    assert read_manifest(folder)["current"]["key"] == fm3.key  # TF-IDF refits: a new version
+    assert sorted(p.name for p in folder.glob("*.npz")) == ["v2.npz"]  # the stale file is gone
 
 
 def test_features_tabular_standardised_in_sorted_column_order(store, settings):

@@ -1,15 +1,37 @@
 """Feature matrices for a project's items: what strategies and models see.
 
-:func:`project_features` reads every item of a project from the store, in ascending item-id
-order, and hands their payloads, texts, paths and metadata to the featurisers of
-:mod:`labelwise.features` (the compute band: ``.npy`` rows, TF-IDF, standardised tabular
-columns, image HOG + colour histograms or thumbnails; see there for what each does). This
-module only reads the store, keeps the on-disk cache and calls them.
+:func:`project_features` hands the payloads, texts, paths and metadata of a project's items to
+the featurisers of :mod:`labelwise.features` (the compute band: ``.npy`` rows, TF-IDF,
+standardised tabular columns, image HOG + colour histograms or thumbnails; see there for what
+each does). This module only reads the store, keeps the feature versions on disk and calls them.
 
-Computed matrices (all kinds but ``.npy``) are cached under ``settings.data_dir/features``, keyed
-by the project id and a hash of the item ids (and, for text, the project's keywords): adding
-items changes the hash, so the next call refits (e.g. a new TF-IDF vocabulary) and older cache
-files of the project are removed.
+Feature versions
+----------------
+A project's features live under ``settings.data_dir/features/project_<id>/`` as one *feature
+version* at a time: ``v<k>.npy`` (dense float32 rows, memory-mapped; ``v<k>.npz`` for sparse
+TF-IDF), ``v<k>.ids.npy`` (row -> item id, ascending) and one ``v<k>.meta-<j>.npy`` per metadata
+column (string columns as int32 codes into a list of values kept in the manifest).
+``manifest.json`` (written atomically, the commit point) names the current version, how many
+rows of its files are valid and what it was computed with (kind, method, keywords, tabular
+scaling), and lists every version the project had. A round reads the manifest, sees that it
+covers every item (``count_items`` equals its row count: items are never deleted) and
+memory-maps the files: no item is listed and no per-item Python object is built.
+
+When items were added, only the new ones are listed (keyset paging after the version's last
+id) and featurised, and their rows are appended to the version's files in place, for the kinds
+whose rows do not depend on the other items: ``.npy`` rows, image descriptors, and tabular
+columns scaled with the version's frozen means and scales. TF-IDF and sentence embeddings
+refit over every text, so a text project gets a new version instead (embeddings are cached per
+text, so only new texts are embedded); so does any project whose method, keywords or (tabular)
+columns changed. A superseded version's files are removed. Writers hold a lock file, so the
+API process and a worker never build a version twice at once.
+
+The manifest is a file, not a table: the files it describes live in ``data_dir`` (shared with
+Ray nodes, see :mod:`labelwise.scale`), and a manifest written after the files, beside them,
+can never name files another data directory lacks; a database row could.
+
+An item replaced by an import with ``on_duplicate=update`` keeps its stored row until the
+next new version (e.g. a change of method).
 
 Alongside ``X`` come per-item metadata columns for stratified cold start: ``source`` (the
 importer's file name), ``tag`` (an item's first ``metadata["tags"]`` entry) and, for text,
@@ -19,9 +41,13 @@ importer's file name), ``tag`` (an item's first ``metadata["tags"]`` entry) and,
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +68,7 @@ __all__ = [
     "first_tag",
     "project_features",
     "project_keywords",
+    "read_manifest",
 ]
 
 _PAGE = 50_000  # items listed per store call
@@ -58,14 +85,14 @@ def first_tag(item: Item) -> str | None:
     return F.first_tag(item.metadata)
 
 
-def _iter_items(store: BaseStore, project_id: int) -> Iterator[Item]:
-    offset = 0
+def _iter_items(store: BaseStore, project_id: int, after_id: int | None = None) -> Iterator[Item]:
+    """Every item of the project (above ``after_id``), ascending, paged by keyset."""
     while True:
-        page = store.list_items(project_id, limit=_PAGE, offset=offset)
+        page = store.list_items(project_id, limit=_PAGE, after_id=after_id)
         yield from page
         if len(page) < _PAGE:
             return
-        offset += len(page)
+        after_id = page[-1].id
 
 
 def _atomic_save(path: Path, write: Any) -> None:
@@ -84,32 +111,257 @@ def _atomic_save(path: Path, write: Any) -> None:
         raise
 
 
-# --------------------------------------------------------------------------- entry point
+# --------------------------------------------------------------------------- feature versions
+
+MANIFEST = "manifest.json"
+_LOCK = ".lock"
+_EXTENDABLE = ("npy", "image", "tabular")  # a row depends on its item alone
 
 
 def _cache_dir(settings: Any, project_id: int) -> Path:
     return Path(settings.data_dir) / "features" / f"project_{project_id}"
 
 
-def _load_cached(path: Path) -> Any:
-    if path.suffix == ".npz":
-        return sp.load_npz(path).tocsr()
-    return np.load(path, mmap_mode="r")
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """A project's feature manifest (``{}`` before its first version)."""
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        return {}
 
 
-def _store_cached(folder: Path, path: Path, X: Any) -> None:
-    if sp.issparse(X):
-        _atomic_save(path, lambda tmp: sp.save_npz(tmp, X, compressed=False))
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    _atomic_save(folder / MANIFEST, lambda tmp: Path(tmp).write_text(json.dumps(manifest)))
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """One writer of a project's versions at a time, across processes (``flock``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock, a duplicate build is harmless
+        yield
+        return
+    with open(folder / _LOCK, "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _save_npy(path: Path, a: Any) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(a))
+
+    _atomic_save(path, write)
+
+
+def _append_npy(path: Path, n_old: int, rows: np.ndarray) -> None:
+    """Write ``rows`` after the first ``n_old`` rows of an ``.npy`` file, in place.
+
+    Rows past ``n_old`` (left by an append that crashed before its manifest was written) are
+    overwritten. numpy leaves room in the header for a longer first dimension, so the header is
+    rewritten at the same length; readers that mapped the file earlier keep reading their rows.
+    """
+    fmt = np.lib.format
+    with open(path, "r+b") as f:
+        major, _ = fmt.read_magic(f)
+        read = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+        shape, _, dtype = read(f)
+        offset = f.tell()
+        rows = np.ascontiguousarray(rows, dtype=dtype)
+        header = io.BytesIO()
+        new_shape = (n_old + rows.shape[0], *shape[1:])
+        write = fmt.write_array_header_1_0 if major == 1 else fmt.write_array_header_2_0
+        write(header, {"descr": fmt.dtype_to_descr(dtype), "fortran_order": False,
+                       "shape": new_shape})  # fmt: skip
+        if len(header.getvalue()) != offset:
+            raise _CannotExtend(f"{path.name}: the header has no room for {new_shape}")
+        row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+        f.seek(offset + n_old * row_bytes)
+        f.truncate()
+        f.write(rows.tobytes())
+        f.flush()
+        f.seek(0)
+        f.write(header.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class _CannotExtend(Exception):
+    """The current version cannot take the new items; a new version is computed instead."""
+
+
+def _spec(kind: str, method: str | None, keywords: list[str]) -> dict[str, Any]:
+    """What a version was computed with: another spec, another version."""
+    return {
+        "kind": kind,
+        "method": method,
+        "keywords": keywords if kind == "text" else [],
+        "cache_version": F.CACHE_VERSION,
+    }
+
+
+def _encode_metadata(
+    metadata: dict[str, np.ndarray], values: dict[str, list[str]] | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """String columns as int32 codes into per-column value lists (extended in place)."""
+    values = {} if values is None else values
+    out: dict[str, np.ndarray] = {}
+    for name, col in metadata.items():
+        if col.dtype != object:
+            out[name] = col
+            continue
+        known = values.setdefault(name, [])
+        index = {v: i for i, v in enumerate(known)}
+        codes = np.empty(col.shape[0], dtype=np.int32)
+        for i, v in enumerate(col):
+            if v not in index:
+                index[v] = len(known)
+                known.append(v)
+            codes[i] = index[v]
+        out[name] = codes
+    return out, values
+
+
+def _open_version(folder: Path, entry: dict[str, Any]) -> FeatureMatrix:
+    """The version's rows, memory-mapped; string metadata decoded without per-item objects."""
+    n = int(entry["n"])
+    ids = np.array(np.load(folder / entry["ids"], mmap_mode="r")[:n], dtype=np.int64)
+    x_path = Path(entry["x"]) if entry.get("x_rows") == "identity" else folder / entry["x"]
+    if x_path.suffix == ".npz":
+        X: Any = sp.load_npz(x_path).tocsr()
     else:
+        X = np.load(x_path, mmap_mode="r")
+        X = X[:n] if X.shape[0] != n else X
+    metadata: dict[str, np.ndarray] = {}
+    for col in entry["metadata"]:
+        codes = np.load(folder / col["file"], mmap_mode="r")[:n]
+        if col["values"] is None:
+            metadata[col["name"]] = np.asarray(codes)
+        else:  # an object array of n pointers to the few distinct strings
+            metadata[col["name"]] = np.asarray(col["values"], dtype=object)[codes]
+    return FeatureMatrix(ids, X, entry["kind"], metadata, entry["key"])
 
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as f:
-                np.save(f, X)
 
-        _atomic_save(path, write)
-    for old in folder.iterdir():  # stale keys: items were added since
-        if old.is_file() and old.name != path.name and not old.name.startswith(".tmp-"):
+def _remove_stale(folder: Path, entry: dict[str, Any]) -> None:
+    """Delete every file of older versions and pre-version caches (open maps stay valid)."""
+    keep = {MANIFEST, _LOCK, entry["ids"], *(c["file"] for c in entry["metadata"])}
+    if entry.get("x_rows") != "identity":
+        keep.add(entry["x"])
+    for old in folder.iterdir():
+        if old.is_file() and old.name not in keep and not old.name.startswith(".tmp-"):
             old.unlink(missing_ok=True)
+
+
+def _write_version(
+    folder: Path,
+    manifest: dict[str, Any],
+    spec: dict[str, Any],
+    fm: FeatureMatrix,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Store ``fm`` as the project's next version and make it current."""
+    history = list(manifest.get("versions", []))
+    k = 1 + max((v["version"] for v in history), default=0)
+    entry: dict[str, Any] = {**spec, **extra, "version": k, "key": fm.key, "n": fm.n,
+                             "last_id": int(fm.item_ids[-1]), "ids": f"v{k}.ids.npy"}  # fmt: skip
+    _save_npy(folder / entry["ids"], np.asarray(fm.item_ids, dtype=np.int64))
+    if extra.get("x_rows") != "identity":
+        if sp.issparse(fm.X):
+            entry["x"] = f"v{k}.npz"
+            _atomic_save(folder / entry["x"], lambda t: sp.save_npz(t, fm.X, compressed=False))
+        else:
+            entry["x"] = f"v{k}.npy"
+            _save_npy(folder / entry["x"], np.asarray(fm.X, dtype=np.float32))
+    coded, values = _encode_metadata(fm.metadata)
+    entry["metadata"] = []
+    for j, (name, col) in enumerate(coded.items()):
+        entry["metadata"].append({"name": name, "file": f"v{k}.meta-{j}.npy",
+                                  "values": values.get(name)})  # fmt: skip
+        _save_npy(folder / f"v{k}.meta-{j}.npy", col)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    entry["created"] = now
+    history.append({"version": k, "kind": spec["kind"], "method": spec["method"], "created": now})
+    _write_manifest(folder, {"format": 1, "current": entry, "versions": history})
+    _remove_stale(folder, entry)
+    return entry
+
+
+def _extend_version(
+    folder: Path, manifest: dict[str, Any], new: list[Item], keywords: list[str]
+) -> dict[str, Any]:
+    """Append the rows of ``new`` items (ids above the version's last) to the current version.
+
+    Raises
+    ------
+    _CannotExtend
+        When the new items need a new version (another kind, new tabular columns, ``.npy``
+        rows of another width), or the files cannot grow.
+    """
+    entry = dict(manifest["current"])
+    kind, n = entry["kind"], int(entry["n"])
+    if kind not in _EXTENDABLE or any(feature_kind(it) != kind for it in new):
+        raise _CannotExtend(kind)
+    rows: np.ndarray | None
+    if kind == "npy":
+        paths = [str(it.features_path) for it in new]
+        start = [it.features_row for it in new]
+        identity = entry.get("x_rows") == "identity"
+        if identity and set(paths) == {entry["x"]} and start == list(range(n, n + len(new))):
+            if np.load(entry["x"], mmap_mode="r").shape[0] < n + len(new):
+                raise _CannotExtend("the .npy file has fewer rows than items")
+            rows = None  # the user's file already holds them, in order
+        elif identity:
+            raise _CannotExtend("the items no longer read one file in order")
+        else:
+            rows = np.asarray(F.npy_rows(paths, start, [it.external_id for it in new]))
+        entry["npy_paths"] = sorted({*entry["npy_paths"], *paths})
+    elif kind == "image":
+        rows = _image_features([it.payload["image"] for it in new], entry["method"])
+    else:
+        payloads = [it.payload for it in new]
+        if not set(F.tabular_columns(payloads)) <= set(entry["scaling"]["columns"]):
+            raise _CannotExtend("new tabular columns")
+        rows = F.tabular(payloads, entry["scaling"])
+    if rows is not None:
+        width = np.load(folder / entry["x"], mmap_mode="r").shape[1]
+        if rows.ndim != 2 or rows.shape[1] != width:
+            raise _CannotExtend("rows of another width")
+    metadata = F.item_metadata(
+        [it.metadata.get("source", "") for it in new], [first_tag(it) for it in new], None, ()
+    )
+    values = {c["name"]: list(c["values"]) for c in entry["metadata"] if c["values"] is not None}
+    coded, values = _encode_metadata(metadata, values)
+    if [c["name"] for c in entry["metadata"]] != list(coded):
+        raise _CannotExtend("other metadata columns")
+    new_ids = np.fromiter((it.id for it in new), dtype=np.int64, count=len(new))
+    # rows first, the manifest last: a crash in between leaves rows no manifest counts
+    if rows is not None:
+        _append_npy(folder / entry["x"], n, rows)
+    _append_npy(folder / entry["ids"], n, new_ids)
+    for col in entry["metadata"]:
+        _append_npy(folder / col["file"], n, coded[col["name"]])
+        if col["values"] is not None:
+            col["values"] = values[col["name"]]
+    all_ids = np.concatenate([np.load(folder / entry["ids"], mmap_mode="r")[:n], new_ids])
+    entry.update(n=n + len(new), last_id=int(new_ids[-1]),
+                 key=F.features_key(kind, all_ids, _key_extra(entry)))  # fmt: skip
+    entry["extended"] = datetime.now(UTC).isoformat(timespec="seconds")
+    _write_manifest(folder, {**manifest, "current": entry})
+    return entry
+
+
+def _key_extra(entry: dict[str, Any]) -> str:
+    """The ``extra`` of :func:`labelwise.features.features_key` for a version (as before
+    versions existed, so model artifacts keep matching)."""
+    if entry["kind"] == "npy":
+        return "|".join(entry["npy_paths"])
+    method = entry["method"]
+    return "" if method in (None, *_LEGACY_METHODS) else method
 
 
 def project_keywords(store: BaseStore, project_id: int) -> list[str]:
@@ -125,14 +377,14 @@ def project_keywords(store: BaseStore, project_id: int) -> list[str]:
 
 
 def project_features(store: BaseStore, project_id: int, settings: Any) -> FeatureMatrix:
-    """Feature matrix of every item of a project, cached on disk.
+    """Feature matrix of every item of a project, stored as a feature version on disk.
 
     Parameters
     ----------
     store : BaseStore
     project_id : int
     settings : Settings
-        ``settings.data_dir`` holds the cache.
+        ``settings.data_dir`` holds the versions.
 
     The project's newest uploaded embeddings, when it has any
     (:mod:`labelwise.service.model_sources`), take the place of every featuriser (kind
@@ -151,10 +403,45 @@ def project_features(store: BaseStore, project_id: int, settings: Any) -> Featur
         If the project has no items, mixes kinds of items (text and tabular, say), or has
         keywords that are not a list of strings.
     """
+    n_items = store.count_items(project_id)
+    if not n_items:
+        raise LabelwiseError(f"project {project_id} has no items; import some first.")
+    keywords = project_keywords(store, project_id)
+    if store.find_latest_model_upload(project_id, "embeddings") is not None:
+        return _compute(store, project_id, settings, keywords)[0]
+    kind = feature_kind(store.list_items(project_id, limit=1)[0])
+    method = feature_method(store.get_project(project_id).strategy_params, kind)
+    spec = _spec(kind, method, keywords)
+    folder = _cache_dir(settings, project_id)
+    current = read_manifest(folder).get("current")
+    if _matches(current, spec) and current["n"] == n_items:
+        with contextlib.suppress(FileNotFoundError):  # a writer replaced it meanwhile
+            return _open_version(folder, current)
+    with _locked(folder):
+        manifest = read_manifest(folder)  # another process may have written it meanwhile
+        current = manifest.get("current")
+        if _matches(current, spec):
+            if current["n"] == n_items:
+                return _open_version(folder, current)
+            new = list(_iter_items(store, project_id, after_id=current["last_id"]))
+            if new and current["n"] + len(new) == n_items:
+                with contextlib.suppress(_CannotExtend):
+                    return _open_version(folder, _extend_version(folder, manifest, new, keywords))
+        fm, extra = _compute(store, project_id, settings, keywords)
+        return _open_version(folder, _write_version(folder, manifest, spec, fm, extra))
+
+
+def _matches(entry: dict[str, Any] | None, spec: dict[str, Any]) -> bool:
+    return entry is not None and all(entry.get(k) == v for k, v in spec.items())
+
+
+def _compute(
+    store: BaseStore, project_id: int, settings: Any, keywords: list[str]
+) -> tuple[FeatureMatrix, dict[str, Any]]:
+    """Featurise every item (listed by keyset pages); what a new version stores besides."""
     items = list(_iter_items(store, project_id))
     if not items:
         raise LabelwiseError(f"project {project_id} has no items; import some first.")
-    keywords = project_keywords(store, project_id)
     kinds = {feature_kind(it) for it in items}
     if len(kinds) > 1:
         raise LabelwiseError(
@@ -174,36 +461,36 @@ def project_features(store: BaseStore, project_id: int, settings: Any) -> Featur
     uploaded = model_sources.embedding_features(store, project_id, item_ids)
     if uploaded is not None:
         key = F.features_key("embeddings", item_ids, uploaded[1])
-        return FeatureMatrix(item_ids, uploaded[0], "embeddings", metadata, key)
+        return FeatureMatrix(item_ids, uploaded[0], "embeddings", metadata, key), {}
     if kind == "npy":
-        extra = "|".join(sorted({str(it.features_path) for it in items}))
-        key = F.features_key(kind, item_ids, extra)
+        paths = sorted({str(it.features_path) for it in items})
+        key = F.features_key(kind, item_ids, "|".join(paths))
         X = F.npy_rows(
             [str(it.features_path) for it in items],
             [it.features_row for it in items],
             [it.external_id for it in items],
         )
-        return FeatureMatrix(item_ids, X, kind, metadata, key)
+        extra: dict[str, Any] = {"npy_paths": paths}
+        if isinstance(X, np.memmap) and len(paths) == 1:  # the user's file itself, in order
+            extra.update(x_rows="identity", x=paths[0])
+        return FeatureMatrix(item_ids, X, kind, metadata, key), extra
 
     method = feature_method(store.get_project(project_id).strategy_params, kind)
-    # Keywords only add text metadata columns; other kinds keep their key (and their cache).
-    # The methods there were before methods existed (tfidf, thumbnails) keep their keys (and
-    # caches); any other method, default or not, has its own.
-    extra = "" if method in (None, *_LEGACY_METHODS) else method
-    key = F.features_key(kind, item_ids, extra, keywords=keywords if kind == "text" else ())
-    folder = _cache_dir(settings, project_id)
-    sparse = kind == "text" and method == "tfidf"
-    path = folder / f"{kind}_{key}{'.npz' if sparse else '.npy'}"
-    if path.exists():
-        return FeatureMatrix(item_ids, _load_cached(path), kind, metadata, key)
+    # Keywords only add text metadata columns; other kinds keep their key. The methods there
+    # were before methods existed (tfidf, thumbnails) keep their keys; any other method,
+    # default or not, has its own.
+    extra_key = "" if method in (None, *_LEGACY_METHODS) else method
+    key = F.features_key(kind, item_ids, extra_key, keywords=keywords if kind == "text" else ())
+    extra = {}
     if texts is not None:
         X = _text_features(texts, method, settings)
     elif kind == "image":
         X = _image_features([it.payload["image"] for it in items], method)
     else:
-        X = F.tabular([it.payload for it in items])
-    _store_cached(folder, path, X)
-    return FeatureMatrix(item_ids, X, kind, metadata, key)
+        payloads = [it.payload for it in items]
+        extra["scaling"] = F.tabular_scaling(payloads)
+        X = F.tabular(payloads, extra["scaling"])
+    return FeatureMatrix(item_ids, X, kind, metadata, key), extra
 
 
 def feature_method(params: Any, kind: str) -> str | None:
