@@ -426,9 +426,12 @@ def test_create_annotator_with_memberships_and_skills(client):
     assert len(ana["token"]) >= 32
     bob = _user(client, "bob")
     r = client.post(f"/api/projects/{pid}/members", json={"annotator_id": bob["id"]})
-    assert r.status_code == 201 and r.json()["projects"] == [pid]
+    assert r.status_code == 201 and r.json()["project_role"] == "annotator"
+    assert "projects" not in r.json()  # an owner sees their project, not the member's others
     members = client.get(f"/api/projects/{pid}/members").json()
-    assert [m["name"] for m in members] == ["ana", "bob"]
+    assert [(m["name"], m["project_role"]) for m in members] == [
+        ("ana", "annotator"), ("bob", "annotator")
+    ]  # fmt: skip
 
 
 def test_new_admin_can_use_admin_routes(client):

@@ -43,6 +43,8 @@ __all__ = [
     "ItemsImport",
     "JobPublic",
     "MemberAdd",
+    "MemberPublic",
+    "MemberRoleUpdate",
     "ModelVersionPublic",
     "Prediction",
     "ProgressPublic",
@@ -52,6 +54,7 @@ __all__ = [
     "RecentAnnotation",
     "RoundPublic",
     "TaskPublic",
+    "TokenCreate",
     "check_loop_params",
     "check_stopping",
     "check_strategy",
@@ -62,6 +65,12 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
 Tag = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 Role = Literal["admin", "annotator", "reviewer"]
+ProjectRole = Literal["annotator", "reviewer", "owner"]
+#: a token's lifetime in days, at creation or rotation (ten years at most)
+ExpiresInDays = Annotated[
+    int | None,
+    Field(ge=1, le=3650, description="Days until the token stops working; omitted: never."),
+]
 ConsensusMethod = Literal["majority", "dawid_skene"]
 TaskTypeName = Literal["multiclass", "binary", "multilabel"]
 # strategy_params keys read by the loop (model, calibration, seed, committee, cold start) rather
@@ -731,7 +740,15 @@ class AnnotatorCreate(_In):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"name": "ana", "role": "annotator", "skills": ["de"], "projects": [1]}]
+            "examples": [
+                {
+                    "name": "ana",
+                    "role": "annotator",
+                    "skills": ["de"],
+                    "projects": [1],
+                    "expires_in_days": 90,
+                }
+            ]
         },
     )
 
@@ -739,6 +756,7 @@ class AnnotatorCreate(_In):
     role: Role = "annotator"
     skills: list[Tag] = Field(default_factory=list, max_length=1000)
     projects: list[Id] = Field(default_factory=list, max_length=10_000)
+    expires_in_days: ExpiresInDays = None
 
 
 class AnnotatorPublic(_Out):
@@ -747,7 +765,12 @@ class AnnotatorPublic(_Out):
     role: str
     skills: list[str]
     projects: list[int]
+    project_roles: dict[int, str] = Field(
+        default_factory=dict, description="Project id -> annotator, reviewer or owner."
+    )
     created: datetime
+    token_expires: datetime | None = Field(None, description="When the token stops working.")
+    token_revoked: datetime | None = Field(None, description="When the token was revoked.")
 
 
 class AnnotatorCreated(AnnotatorPublic):
@@ -755,9 +778,41 @@ class AnnotatorCreated(AnnotatorPublic):
 
 
 class MemberAdd(_In):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"annotator_id": 2}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"annotator_id": 2, "role": "reviewer"}]}
+    )
 
     annotator_id: Id
+    role: ProjectRole | None = Field(
+        None, description="Omitted: annotator for a new member; an existing one keeps theirs."
+    )
+
+
+class MemberRoleUpdate(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"role": "owner"}]})
+
+    role: ProjectRole
+
+
+class MemberPublic(BaseModel):
+    """A member of one project: their role there, and nothing about other projects."""
+
+    id: int
+    name: str
+    role: str = Field(description="The global role: admin, reviewer or annotator.")
+    project_role: str = Field(description="The role on this project.")
+    skills: list[str]
+    created: datetime
+
+
+class TokenCreate(_In):
+    """A rotation: the new token, and how long it lives."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"expires_in_days": 30}]}
+    )
+
+    expires_in_days: ExpiresInDays = None
 
 
 # --------------------------------------------------------------------------- versions, jobs

@@ -15,9 +15,9 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from labelwise.service import labelstudio_export
 from labelwise.service.deps import (
-    Admin,
     CurrentUser,
     ProjectId,
+    ProjectOwner,
     SettingsDep,
     StoreDep,
     visible_project,
@@ -50,7 +50,7 @@ def list_dataset_versions(
     responses=_NOT_FOUND,
 )
 def create_dataset_version(
-    project_id: ProjectId, store: StoreDep, admin: Admin
+    project_id: ProjectId, store: StoreDep, owner: ProjectOwner
 ) -> DatasetVersionPublic:
     """Freeze the project's current labels as a version (the existing one if nothing changed)."""
     return DatasetVersionPublic.model_validate(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from labelwise.service.deps import Admin, CurrentUser, ProjectId, StoreDep, visible_project
+from labelwise.service.deps import CurrentUser, ProjectId, ProjectOwner, StoreDep, visible_project
 from labelwise.service.schemas import MAX_ID, FlagCreate, FlagPublic
 
 router = APIRouter(prefix="/api", tags=["tasks"])
@@ -38,7 +38,7 @@ def flag_task(task_id: TaskId, body: FlagCreate, store: StoreDep, user: CurrentU
     tags=["projects"],
     responses={404: {"description": "No such project."}},
 )
-def list_flags(project_id: ProjectId, store: StoreDep, admin: Admin) -> list[FlagPublic]:
+def list_flags(project_id: ProjectId, store: StoreDep, owner: ProjectOwner) -> list[FlagPublic]:
     """Every flag of the project, oldest first, with the item's external id and the
     annotator's name (admins)."""
     store.get_project(project_id)

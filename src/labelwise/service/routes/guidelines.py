@@ -1,4 +1,4 @@
-"""Guidelines: read them (members), write a new version (admin), list the versions.
+"""Guidelines: read them (members), write a new version (owners), list the versions.
 
 Guidelines are Markdown (a body, per-class notes, instructions for hard cases). They are stored
 as written and rendered here with markdown-it-py in CommonMark mode with raw HTML **off**: a
@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from labelwise.service.deps import Admin, CurrentUser, ProjectId, StoreDep, visible_project
+from labelwise.service.deps import CurrentUser, ProjectId, ProjectOwner, StoreDep, visible_project
 from labelwise.service.schemas import MAX_ID, GuidelinesPublic, GuidelinesUpdate
 from labelwise.storage.base import Guidelines, NotFound
 
@@ -95,7 +95,7 @@ def get_guidelines(project_id: ProjectId, store: StoreDep, user: CurrentUser) ->
     responses={**_ERR, 422: {"description": "A class that is not the project's; too long."}},
 )
 def put_guidelines(
-    project_id: ProjectId, body: GuidelinesUpdate, store: StoreDep, admin: Admin
+    project_id: ProjectId, body: GuidelinesUpdate, store: StoreDep, owner: ProjectOwner
 ) -> GuidelinesPublic:
     """Store the guidelines as the next version (earlier versions are kept) and return it.
     Class notes must name classes of the project."""
@@ -105,7 +105,7 @@ def put_guidelines(
         body.body,
         classes={k: v.model_dump() for k, v in body.classes.items()},
         hard_cases=body.hard_cases,
-        author_id=admin.id,
+        author_id=owner.id,
     )
     return _public(project_id, store.get_guidelines(gid))
 

@@ -16,7 +16,7 @@ from pydantic import Field
 from starlette.datastructures import UploadFile
 
 from labelwise.errors import LabelwiseError
-from labelwise.service.deps import Admin, ProjectId, SettingsDep, StoreDep
+from labelwise.service.deps import ProjectId, ProjectOwner, SettingsDep, StoreDep
 from labelwise.service.images import ImageTooLargeError, ImageUpload, import_images
 from labelwise.service.schemas import ImportResultPublic
 
@@ -81,7 +81,7 @@ async def upload_images(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    admin: Admin,
+    owner: ProjectOwner,
     labels: Annotated[
         Literal["none", "folder"],
         Query(description="'folder': a zip entry's parent folder is its label."),

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
@@ -27,9 +27,9 @@ from labelwise.importers import (
     import_labelstudio,
 )
 from labelwise.service.deps import (
-    Admin,
     CurrentUser,
     ProjectId,
+    ProjectOwner,
     SettingsDep,
     StoreDep,
     visible_project,
@@ -126,7 +126,7 @@ def add_items(
     project_id: ProjectId,
     body: ItemsImport,
     store: StoreDep,
-    admin: Admin,
+    owner: ProjectOwner,
     on_duplicate: OnDuplicate = "skip",
 ) -> ImportResultPublic:
     """Add items given in the body; items with a ``label`` are stored as labeled."""
@@ -146,7 +146,7 @@ async def import_project_items(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    admin: Admin,
+    owner: ProjectOwner,
     format: Annotated[
         Literal["csv", "jsonl", "parquet", "labelstudio"] | None,
         Query(
@@ -258,20 +258,56 @@ def _guess_format(filename: str | None) -> str:
     )
 
 
+_NEXT_LINK = {
+    "description": 'The next page, when this one is full: `<...?after_id=N&limit=L>; rel="next"`.',
+    "schema": {"type": "string"},
+}
+
+
 @router.get(
     "/projects/{project_id}/items",
     summary="List items",
-    responses={404: {"description": "No such project (or not yours)."}},
+    responses={
+        200: {"headers": {"Link": _NEXT_LINK}},
+        404: {"description": "No such project (or not yours)."},
+    },
 )
 def list_items(
     project_id: ProjectId,
     store: StoreDep,
     user: CurrentUser,
+    request: Request,
+    response: Response,
     status: Literal["unlabeled", "queued", "labeled", "skipped"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    after_id: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=2**63 - 1,
+            description="Keyset paging: items with an id above this one (the last id of the "
+            "previous page; the Link header names the next page). Costs the same at any depth.",
+        ),
+    ] = None,
+    offset: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=2**31 - 1,
+            description="Skip this many items first (kept for compatibility: the database "
+            "reads and drops them, so deep pages get slow; page with after_id instead).",
+        ),
+    ] = 0,
 ) -> list[ItemPublic]:
-    """Items ordered by id, optionally filtered by status, paged with ``limit``/``offset``."""
+    """Items ordered by id, optionally filtered by status, paged by keyset with ``after_id``
+    (or ``offset``). A full page carries a ``Link: <...>; rel="next"`` header."""
     visible_project(store, user, project_id)
-    items = store.list_items(project_id, status=status, limit=limit, offset=offset)
+    items = store.list_items(
+        project_id, status=status, limit=limit, offset=offset, after_id=after_id
+    )
+    if len(items) == limit:
+        url = request.url.remove_query_params("offset").include_query_params(
+            after_id=items[-1].id, limit=limit
+        )
+        response.headers["Link"] = f'<{url}>; rel="next"'
     return [ItemPublic.model_validate(it) for it in items]

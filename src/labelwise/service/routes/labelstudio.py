@@ -23,7 +23,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from labelwise.service.deps import ProjectId, StoreDep, authenticate, visible_project
+from labelwise.service.deps import (
+    ProjectId,
+    StoreDep,
+    authenticate,
+    project_role,
+    visible_project,
+)
 from labelwise.storage.base import Annotator
 
 router = APIRouter(prefix="/labelstudio/{project_id}", tags=["labelstudio"])
@@ -217,7 +223,10 @@ async def predict(project_id: ProjectId, request: Request, user: Caller) -> Pred
     responses={
         **_AUTH,
         **_BODY,
-        403: {"description": "The token is not an admin's (the webhook records others' answers)."},
+        403: {
+            "description": "The token is not the project owner's or an admin's (the webhook "
+            "records others' answers)."
+        },
     },
     openapi_extra=_body_doc(WebhookRequest),
 )
@@ -226,10 +235,11 @@ async def webhook(project_id: ProjectId, request: Request, user: Caller) -> dict
     given in labelwise); ``START_TRAINING`` queues a retrain."""
     from labelwise.service.labelstudio_backend import handle_webhook
 
-    if user.role != "admin":
+    if project_role(user, project_id) != "owner":
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            f"the Label Studio webhook needs an admin token; {user.name!r} is {user.role}.",
+            "the Label Studio webhook needs a token of the project's owner (or an admin); "
+            f"{user.name!r} is {project_role(user, project_id)} there.",
         )
     body = await _json_body(request)
     app = request.app

@@ -26,11 +26,12 @@ from starlette.datastructures import UploadFile
 from labelwise.errors import LabelwiseError
 from labelwise.service import model_sources
 from labelwise.service.deps import (
-    Admin,
     CurrentUser,
     ProjectId,
+    ProjectOwner,
     SettingsDep,
     StoreDep,
+    project_role,
     visible_project,
 )
 from labelwise.service.schemas import ModelSourcePublic, ModelSourceUpdate, ModelUploadPublic
@@ -75,11 +76,11 @@ UploadFormat = Annotated[
 def get_model(project_id: ProjectId, store: StoreDep, user: CurrentUser) -> ModelSourcePublic:
     """The model source, the versions of predictions and embeddings (oldest first), the ones
     in use, and the last error of a model job (a failing endpoint) with its next attempt.
-    Members who are not admins see the endpoint URL without its user info and query string
+    Members who are not owners see the endpoint URL without its user info and query string
     (where endpoint credentials go)."""
     visible_project(store, user, project_id)
     public = ModelSourcePublic.from_status(model_sources.model_status(store, project_id))
-    if user.role == "admin" or public.endpoint is None:
+    if project_role(user, project_id) == "owner" or public.endpoint is None:
         return public
     # members see where the model is, not the credentials an endpoint URL may carry
     parts = urlsplit(public.endpoint)
@@ -107,7 +108,7 @@ def put_model(
     body: ModelSourceUpdate,
     store: StoreDep,
     settings: SettingsDep,
-    admin: Admin,
+    owner: ProjectOwner,
 ) -> ModelSourcePublic:
     """Choose ``builtin`` (labelwise fits its own model), ``predictions`` (the newest upload
     ranks the pool) or ``endpoint`` (an external model over HTTP: a predict job is queued)."""
@@ -180,7 +181,7 @@ async def upload_predictions(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    admin: Admin,
+    owner: ProjectOwner,
     format: UploadFormat = None,
 ) -> ModelUploadPublic:
     """Class probabilities per item (CSV ``id,<class>...``, Parquet, ``.npz`` with ``ids`` and
@@ -201,7 +202,7 @@ async def upload_embeddings(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    admin: Admin,
+    owner: ProjectOwner,
     format: UploadFormat = None,
 ) -> ModelUploadPublic:
     """One embedding per item of the project (CSV ``id,e0,e1,...``, Parquet with an

@@ -1,4 +1,4 @@
-"""Projects: create (admin), list and read (members), update (admin); the strategy catalogue."""
+"""Projects: create (admin), list and read (members), update (owners); the strategy catalogue."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from labelwise.errors import LabelwiseError
-from labelwise.service.deps import Admin, CurrentUser, ProjectId, StoreDep, visible_project
+from labelwise.service.deps import (
+    Admin,
+    CurrentUser,
+    ProjectId,
+    ProjectOwner,
+    StoreDep,
+    visible_project,
+)
 from labelwise.service.schemas import ProjectCreate, ProjectPublic, ProjectUpdate
 from labelwise.storage.base import BaseStore, Project
 
@@ -45,7 +52,7 @@ def get_project(project_id: ProjectId, store: StoreDep, user: CurrentUser) -> Pr
 
 @router.patch("/projects/{project_id}", summary="Update a project", responses=_ERR)
 def update_project(
-    project_id: ProjectId, body: ProjectUpdate, store: StoreDep, admin: Admin
+    project_id: ProjectId, body: ProjectUpdate, store: StoreDep, owner: ProjectOwner
 ) -> ProjectPublic:
     """Change the strategy, batch size, stopping rule, label cost, classes or display options;
     the next round uses the new settings."""

@@ -1,4 +1,4 @@
-"""Rounds (admin) and the labeling loop (annotators): claim, label, skip, undo, edit, history.
+"""Rounds (owners) and the labeling loop (annotators): claim, label, skip, undo, edit, history.
 
 A claim leases the next task for ``settings.lease_seconds``; labeling or skipping needs a valid
 lease held by the caller, otherwise the answer is 409 and the annotator claims again. An
@@ -24,11 +24,12 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from labelwise.service.deps import (
-    Admin,
     CurrentUser,
     ProjectId,
+    ProjectOwner,
     SettingsDep,
     StoreDep,
+    project_role,
     visible_project,
 )
 from labelwise.service.schemas import (
@@ -51,11 +52,11 @@ from labelwise.storage.base import (
     Item,
     Job,
     LeaseError,
+    LeaseLimitError,
     NotFound,
     Project,
     Task,
     UndoError,
-    utcnow,
 )
 from labelwise.tasks import TaskType
 
@@ -84,7 +85,7 @@ _LEASE = {409: {"description": "The lease is lost, expired or another annotator'
     },
 )
 def start_round(
-    project_id: ProjectId, store: StoreDep, settings: SettingsDep, admin: Admin
+    project_id: ProjectId, store: StoreDep, settings: SettingsDep, owner: ProjectOwner
 ) -> RoundPublic:
     """Select the next ``batch_size`` items with the project's strategy (its cold-start
     strategy while there is no model) and queue them as tasks. A project whose sentence
@@ -139,15 +140,9 @@ def is_hard_case(project: Project, task: Task) -> bool:
 
 
 def _batch(store: BaseStore, task: Task) -> BatchProgress:
-    total = store.count_tasks(task.project_id, round_id=task.round_id)
-    finished = store.count_tasks(
-        task.project_id, round_id=task.round_id, statuses=("done", "skipped")
-    )
+    number, total, finished = store.get_round_progress(task.round_id)
     return BatchProgress(
-        round_number=store.get_round(task.round_id).number,
-        position=min(finished + 1, total),
-        total=total,
-        finished=finished,
+        round_number=number, position=min(finished + 1, total), total=total, finished=finished
     )
 
 
@@ -189,41 +184,28 @@ def claim_next(
     for ``lease_seconds``; includes the item and, if the project shows predictions, the current
     model's guess. 204 when there is nothing to label."""
     project = visible_project(store, user, project_id)
-    _check_open_leases(store, project_id, user, settings.max_open_leases)
     from labelwise.service import quality
 
-    task = quality.claim_task(store, project, user.id, lease_seconds=settings.lease_seconds)
+    # Without a cap one annotator could lease a whole round (each claim is a new task) and
+    # leave the others nothing for lease_seconds. The store counts and leases in one
+    # transaction, so two claims racing from one token cannot both pass the cap.
+    try:
+        task = quality.claim_task(
+            store, project, user.id, lease_seconds=settings.lease_seconds,
+            max_leases=settings.max_open_leases,
+        )  # fmt: skip
+    except LeaseLimitError as e:
+        raise LeaseError(
+            str(e).replace(f"({e.limit})", f"(LABELWISE_MAX_OPEN_LEASES={e.limit})")
+        ) from None
     if task is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return _claimed(store, project, task)
 
 
-def _check_open_leases(store: BaseStore, project_id: int, user: Annotator, cap: int) -> None:
-    """409 when the caller already holds ``cap`` valid leases in the project.
-
-    Without a cap one annotator could lease a whole round (each claim is a new task) and leave
-    the others nothing for ``lease_seconds``. The check and the claim are two steps, so two
-    claims racing from the same token may end one over the cap: a bound on hoarding, not an
-    exact quota.
-    """
-    now = utcnow()
-    held = [
-        t
-        for t in store.list_tasks(project_id, status="leased", lease_owner=user.id)
-        if t.lease_expires is not None and t.lease_expires > now
-    ]
-    if len(held) >= cap:
-        raise LeaseError(
-            f"you hold {len(held)} open leases in this project, the most one annotator may "
-            f"hold (LABELWISE_MAX_OPEN_LEASES={cap}); answer or skip one (ids "
-            f"{', '.join(str(t.id) for t in held[:5])}{', ...' if len(held) > 5 else ''}) "
-            "before claiming more."
-        )
-
-
 def _task_for(store: BaseStore, user: Annotator, task_id: int) -> Task:
     task = store.get_task(task_id)
-    if user.role != "admin" and task.project_id not in user.projects:
+    if project_role(user, task.project_id) is None:
         raise NotFound("project", task.project_id)  # as visible_project, without loading it
     return task
 

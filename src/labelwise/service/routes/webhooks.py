@@ -1,4 +1,4 @@
-"""Webhooks (admins): subscribe a project's events, read deliveries, send one again.
+"""Webhooks (project owners, admins): subscribe a project's events, read deliveries, redeliver.
 
 The secret that signs deliveries is in the answer of ``POST /api/projects/{id}/webhooks`` and
 ``POST /api/webhooks/{id}:rotate-secret`` only; no other answer contains it. See
@@ -14,9 +14,24 @@ from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from labelwise.service import webhooks
-from labelwise.service.deps import Admin, ProjectId, SettingsDep, StoreDep
+from labelwise.service.deps import (
+    CurrentUser,
+    ProjectId,
+    ProjectOwner,
+    SettingsDep,
+    StoreDep,
+    project_role,
+    require_project_role,
+)
 from labelwise.service.schemas import MAX_ID
-from labelwise.storage.base import MAX_WEBHOOK_URL_CHARS, Delivery, Webhook
+from labelwise.storage.base import (
+    MAX_WEBHOOK_URL_CHARS,
+    Annotator,
+    BaseStore,
+    Delivery,
+    NotFound,
+    Webhook,
+)
 
 __all__ = ["router"]
 
@@ -125,6 +140,20 @@ def _created(c: webhooks.CreatedWebhook) -> WebhookCreated:
     return WebhookCreated(**_public(c.webhook).model_dump(), secret=c.secret)
 
 
+def _owned(store: BaseStore, user: Annotator, entity: str, id: int, project_id: int) -> None:
+    """A 404 worded after the webhook or delivery (not its project) for a non-member, so the
+    answer is the same as for an unknown id; a 403 for a member who is not an owner."""
+    if project_role(user, project_id) is None:
+        raise NotFound(entity, id)
+    require_project_role(store, user, project_id, "owner")
+
+
+def _webhook(store: BaseStore, user: Annotator, webhook_id: int) -> Webhook:
+    w = store.get_webhook(webhook_id)
+    _owned(store, user, "webhook", webhook_id, w.project_id)
+    return w
+
+
 def _delivery(d: Delivery) -> DeliveryPublic:
     return DeliveryPublic(
         **_summary(d).model_dump(), webhook_id=d.webhook_id, project_id=d.project_id,
@@ -139,7 +168,11 @@ def _delivery(d: Delivery) -> DeliveryPublic:
     responses={404: {"description": "No such project."}, **_BAD_URL},
 )
 def create_webhook(
-    project_id: ProjectId, body: WebhookCreate, store: StoreDep, settings: SettingsDep, _: Admin
+    project_id: ProjectId,
+    body: WebhookCreate,
+    store: StoreDep,
+    settings: SettingsDep,
+    _: ProjectOwner,
 ) -> WebhookCreated:
     """Create a webhook with a new signing secret, returned **only in this answer**: store it
     where the receiver can read it."""
@@ -154,14 +187,14 @@ def create_webhook(
     summary="List a project's webhooks",
     responses={404: {"description": "No such project."}},
 )
-def list_webhooks(project_id: ProjectId, store: StoreDep, _: Admin) -> list[WebhookPublic]:
+def list_webhooks(project_id: ProjectId, store: StoreDep, _: ProjectOwner) -> list[WebhookPublic]:
     """Oldest first, each with its newest delivery (no secrets)."""
     return [_public(w, d) for w, d in webhooks.list_webhooks_with_last_delivery(store, project_id)]
 
 
 @router.get("/webhooks/{webhook_id:int}", summary="Get a webhook", responses=_NO_HOOK)
-def get_webhook(webhook_id: WebhookId, store: StoreDep, _: Admin) -> WebhookPublic:
-    w = store.get_webhook(webhook_id)
+def get_webhook(webhook_id: WebhookId, store: StoreDep, user: CurrentUser) -> WebhookPublic:
+    w = _webhook(store, user, webhook_id)
     return _public(w, next(iter(store.list_deliveries(w.id, limit=1)), None))
 
 
@@ -169,10 +202,15 @@ def get_webhook(webhook_id: WebhookId, store: StoreDep, _: Admin) -> WebhookPubl
     "/webhooks/{webhook_id:int}", summary="Change a webhook", responses={**_NO_HOOK, **_BAD_URL}
 )
 def update_webhook(
-    webhook_id: WebhookId, body: WebhookUpdate, store: StoreDep, settings: SettingsDep, _: Admin
+    webhook_id: WebhookId,
+    body: WebhookUpdate,
+    store: StoreDep,
+    settings: SettingsDep,
+    user: CurrentUser,
 ) -> WebhookPublic:
     """Change the URL (checked like at creation), the events or ``active``; omitted fields
     are kept."""
+    _webhook(store, user, webhook_id)
     w = webhooks.update_webhook(
         store, webhook_id, settings=settings, url=body.url, events=body.events, active=body.active
     )
@@ -185,7 +223,8 @@ def update_webhook(
     summary="Delete a webhook and its deliveries",
     responses=_NO_HOOK,
 )
-def delete_webhook(webhook_id: WebhookId, store: StoreDep, _: Admin) -> Response:
+def delete_webhook(webhook_id: WebhookId, store: StoreDep, user: CurrentUser) -> Response:
+    _webhook(store, user, webhook_id)
     store.delete_webhook(webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -195,9 +234,10 @@ def delete_webhook(webhook_id: WebhookId, store: StoreDep, _: Admin) -> Response
     summary="Give a webhook a new signing secret",
     responses=_NO_HOOK,
 )
-def rotate_secret(webhook_id: WebhookId, store: StoreDep, _: Admin) -> WebhookCreated:
+def rotate_secret(webhook_id: WebhookId, store: StoreDep, user: CurrentUser) -> WebhookCreated:
     """The new secret is in this answer only; every attempt from now on is signed with it (let
     the receiver accept the old and the new secret while you switch)."""
+    _webhook(store, user, webhook_id)
     return _created(webhooks.rotate_secret(store, webhook_id))
 
 
@@ -209,7 +249,7 @@ def rotate_secret(webhook_id: WebhookId, store: StoreDep, _: Admin) -> WebhookCr
 def list_deliveries(
     webhook_id: WebhookId,
     store: StoreDep,
-    _: Admin,
+    user: CurrentUser,
     status_: Annotated[
         Literal["pending", "delivering", "delivered", "failed"] | None,
         Query(alias="status", description="pending, delivering, delivered or failed."),
@@ -218,7 +258,7 @@ def list_deliveries(
 ) -> list[DeliveryPublic]:
     """Newest first: status, attempts, the last status code or error, the next attempt time
     (while ``delivering``: when its lease ends), every attempt and the body sent."""
-    store.get_webhook(webhook_id)
+    _webhook(store, user, webhook_id)
     return [_delivery(d) for d in store.list_deliveries(webhook_id, status=status_, limit=limit)]
 
 
@@ -231,7 +271,9 @@ def list_deliveries(
         409: {"description": "A worker is sending it right now."},
     },
 )
-def redeliver(delivery_id: DeliveryId, store: StoreDep, _: Admin) -> DeliveryPublic:
+def redeliver(delivery_id: DeliveryId, store: StoreDep, user: CurrentUser) -> DeliveryPublic:
     """Queue the delivery (failed, or delivered and lost by the receiver) for a fresh set of
     attempts, due now; the body and its event id are the same, so receivers can dedupe."""
+    d = store.get_delivery(delivery_id)
+    _owned(store, user, "delivery", delivery_id, d.project_id)
     return _delivery(webhooks.redeliver(store, delivery_id))
