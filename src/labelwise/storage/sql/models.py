@@ -133,7 +133,10 @@ items = sa.Table(
     sa.Column("resolved_by", sa.Integer, nullable=True),
     sa.Column("resolved_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("project_id", "external_id"),
-    sa.Index("ix_items_project_status", "project_id", "status"),
+    # migration 0010: a round's ids by status, and keyset pages, come back in id order from
+    # these (it replaced ix_items_project_status)
+    sa.Index("ix_items_project_status_id", "project_id", "status", "id"),
+    sa.Index("ix_items_project_id_id", "project_id", "id"),
 )
 
 rounds = sa.Table(
@@ -153,7 +156,7 @@ tasks = sa.Table(
     metadata,
     _id(),
     _fk("project_id", "projects.id", index=False),
-    _fk("round_id", "rounds.id"),
+    _fk("round_id", "rounds.id", index=False),  # ix_tasks_round_status (migration 0010)
     _fk("item_id", "items.id"),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column(
@@ -171,6 +174,7 @@ tasks = sa.Table(
 # migration 0003: the claim walks this index in its ORDER BY (priority DESC, id) and stops at
 # the first row; it replaced ix_tasks_project_status_priority (project_id, status, priority)
 sa.Index("ix_tasks_claim", tasks.c.project_id, tasks.c.status, tasks.c.priority.desc(), tasks.c.id)
+sa.Index("ix_tasks_round_status", tasks.c.round_id, tasks.c.status)  # migration 0010
 
 annotations = sa.Table(
     "annotations",
@@ -189,6 +193,7 @@ annotations = sa.Table(
     sa.Column("duration_s", sa.Float, nullable=True),
     sa.Column("guideline_version", sa.Integer, nullable=True),  # migration 0005
     sa.Index("ix_annotations_annotator_created", "annotator_id", "created"),
+    sa.Index("ix_annotations_task_id", "task_id"),  # migration 0010
     # Undo deletes annotations; without AUTOINCREMENT SQLite would hand a deleted id to the next
     # annotation, and an id would no longer name one event in the audit trail.
     sqlite_autoincrement=True,
