@@ -222,7 +222,8 @@ def test_migration_0003_swaps_in_the_claim_index(tmp_path):
 
 
 def _claim_plans(store: SqlStore, n: int = 2000) -> list[str]:
-    """EXPLAIN of every task SELECT a claim runs, on a project with ``n`` queued tasks."""
+    """EXPLAIN of every task query a claim runs (the UPDATE that picks and leases the task in
+    one statement included), on a project with ``n`` queued tasks."""
     from labelwise.storage import NewItem
 
     pid = store.create_project("p", "multiclass", ["a", "b"])
@@ -237,12 +238,13 @@ def _claim_plans(store: SqlStore, n: int = 2000) -> list[str]:
     seen: list[tuple[str, object]] = []
 
     def grab(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "FROM tasks" in statement:
+        verb = statement.lstrip()[:6].upper()
+        if verb in ("SELECT", "UPDATE") and "FROM tasks" in statement:
             seen.append((statement, parameters))
 
     sa.event.listen(store._engine, "before_cursor_execute", grab)
     try:
-        assert store.claim_next_task(pid, ann) is not None
+        assert store.claim_next_task(pid, ann, max_leases=5) is not None
     finally:
         sa.event.remove(store._engine, "before_cursor_execute", grab)
     assert seen

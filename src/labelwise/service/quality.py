@@ -373,18 +373,24 @@ def claim_task(
     *,
     lease_seconds: float,
     now: datetime | None = None,
+    max_leases: int | None = None,
 ) -> Task | None:
     """The annotator's next task: a gold item when one is due and there is work in the queue
-    (gold never keeps someone busy after the batch is done), else the queue's next task."""
+    (gold never keeps someone busy after the batch is done), else the queue's next task.
+    ``max_leases``: :class:`~labelwise.storage.base.LeaseLimitError` when the annotator
+    already holds that many leases in the project (checked in the claim's transaction)."""
     if project.gold_rate > 0 and store.queue_depth(project.id, now=now) > 0:
         n = len(store.list_annotations(project.id, annotator_id=annotator_id))
         if gold_due(project, annotator_id, n):
             task = store.lease_gold_task(
-                project.id, annotator_id, lease_seconds=lease_seconds, now=now
-            )
+                project.id, annotator_id, lease_seconds=lease_seconds, now=now,
+                max_leases=max_leases,
+            )  # fmt: skip
             if task is not None:
                 return task
-    return store.claim_next_task(project.id, annotator_id, lease_seconds=lease_seconds, now=now)
+    return store.claim_next_task(
+        project.id, annotator_id, lease_seconds=lease_seconds, now=now, max_leases=max_leases
+    )
 
 
 # --------------------------------------------------------------------------- annotator quality

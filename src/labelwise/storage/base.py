@@ -78,6 +78,7 @@ __all__ = [
     "Job",
     "LabeledArrays",
     "LeaseError",
+    "LeaseLimitError",
     "ModelSource",
     "ModelUpload",
     "ModelVersion",
@@ -141,6 +142,20 @@ class DuplicateItemsError(AlreadyExistsError):
 
 class LeaseError(LabelwiseError):
     """The task or job is not leased by the caller, or its lease has expired: claim it again."""
+
+
+class LeaseLimitError(LeaseError):
+    """A claim refused because the annotator already holds ``limit`` valid leases in the
+    project (``task_ids``, in id order): answer or skip one first."""
+
+    def __init__(self, limit: int, task_ids: Sequence[int]) -> None:
+        self.limit, self.task_ids = limit, tuple(task_ids)
+        shown = ", ".join(str(i) for i in self.task_ids[:5])
+        more = ", ..." if len(self.task_ids) > 5 else ""
+        super().__init__(
+            f"you hold {len(self.task_ids)} open leases in this project, the most one annotator "
+            f"may hold ({limit}); answer or skip one (ids {shown}{more}) before claiming more."
+        )
 
 
 class ReviewError(LabelwiseError):
@@ -1263,11 +1278,15 @@ class BaseStore(ABC):
         annotator_id: int,
         lease_seconds: float = 300,
         now: datetime | None = None,
+        *,
+        max_leases: int | None = None,
     ) -> Task | None:
         """Create a task for a gold item the annotator has not answered, leased to them.
 
         The task joins the project's latest round with priority 0; ``None`` when there is no
         round or no gold item left for this annotator. Gold items are taken in id order.
+        ``max_leases`` caps the annotator's valid leases in the project as in
+        :meth:`claim_next_task` (:class:`LeaseLimitError`).
         """
 
     @abstractmethod
@@ -1349,6 +1368,8 @@ class BaseStore(ABC):
         annotator_id: int,
         lease_seconds: float = 300,
         now: datetime | None = None,
+        *,
+        max_leases: int | None = None,
     ) -> Task | None:
         """Atomically lease the next task for the annotator, or return ``None``.
 
@@ -1356,7 +1377,24 @@ class BaseStore(ABC):
         for items this annotator already annotated, skipped or holds another valid lease on (a
         consensus item's k tasks go to k different people). Order: tasks whose routing tag is
         one of the annotator's skills first, then higher priority, then lower id.
+
+        With ``max_leases``, an annotator who already holds that many valid leases in the
+        project gets :class:`LeaseLimitError` instead (nothing is leased). The count and the
+        lease are one transaction, and one annotator's claims run one at a time, so concurrent
+        claims with one token never end above the cap.
         """
+
+    def get_round_progress(self, round_id: int) -> tuple[int, int, int]:
+        """``(round number, its tasks, those done or skipped)``: what a claimed task shows as
+        "12 of 50 in this batch". :class:`NotFound` for an unknown round.
+
+        This default reads the round and counts twice; SQL backends answer in one query (it
+        runs on every claim).
+        """
+        rnd = self.get_round(round_id)
+        total = self.count_tasks(rnd.project_id, round_id=round_id)
+        finished = self.count_tasks(rnd.project_id, round_id=round_id, statuses=("done", "skipped"))
+        return rnd.number, total, finished
 
     @abstractmethod
     def skip_task(self, task_id: int, annotator_id: int, now: datetime | None = None) -> None:

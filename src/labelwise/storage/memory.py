@@ -39,6 +39,7 @@ from labelwise.storage.base import (
     Job,
     LabeledArrays,
     LeaseError,
+    LeaseLimitError,
     ModelSource,
     ModelUpload,
     ModelVersion,
@@ -451,10 +452,13 @@ class InMemoryStore(BaseStore):
         annotator_id: int,
         lease_seconds: float = 300,
         now: datetime | None = None,
+        *,
+        max_leases: int | None = None,
     ) -> Task | None:
         now = _resolve_now(now)
         until = _lease_until(now, lease_seconds)
         with self._lock:
+            self._check_lease_cap(project_id, annotator_id, now, max_leases)
             rounds = [r for _, r in sorted(self._rounds.items()) if r.project_id == project_id]
             if not rounds:
                 return None
@@ -633,11 +637,14 @@ class InMemoryStore(BaseStore):
         annotator_id: int,
         lease_seconds: float = 300,
         now: datetime | None = None,
+        *,
+        max_leases: int | None = None,
     ) -> Task | None:
         now = _resolve_now(now)
         until = _lease_until(now, lease_seconds)
         with self._lock:
             skills = set(self.get_annotator(annotator_id).skills)
+            self._check_lease_cap(project_id, annotator_id, now, max_leases)
             done_items = self._seen_items(annotator_id, now)
             best: Task | None = None
             best_key: tuple[int, float, int] | None = None
@@ -656,6 +663,25 @@ class InMemoryStore(BaseStore):
             claimed = replace(best, status="leased", lease_owner=annotator_id, lease_expires=until)
             self._tasks[best.id] = claimed
             return claimed
+
+    def _check_lease_cap(
+        self, project_id: int, annotator_id: int, now: datetime, max_leases: int | None
+    ) -> None:
+        """:class:`LeaseLimitError` when the annotator holds ``max_leases`` valid leases in the
+        project (called under ``self._lock``, like the claim that follows)."""
+        if max_leases is None:
+            return
+        held = [
+            t.id
+            for _, t in sorted(self._tasks.items())
+            if t.project_id == project_id
+            and t.lease_owner == annotator_id
+            and t.status == "leased"
+            and t.lease_expires is not None
+            and t.lease_expires >= now
+        ]
+        if len(held) >= max_leases:
+            raise LeaseLimitError(max_leases, held)
 
     def _held(self, task_id: int, annotator_id: int, now: datetime) -> Task:
         t = _get(self._tasks, "task", task_id)

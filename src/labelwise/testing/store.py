@@ -33,6 +33,7 @@ from labelwise.storage.base import (
     AlreadyExistsError,
     BaseStore,
     LeaseError,
+    LeaseLimitError,
     NewItem,
     NotFound,
     ReviewError,
@@ -619,6 +620,56 @@ def test_claim_skill_match_includes_expired_leases(store):
     later = T0 + timedelta(seconds=61)
     assert store.claim_next_task(pid, doctor, now=later).id == tids[2]
     assert store.claim_next_task(pid, doctor, now=later).id == tids[1]
+
+
+def test_claim_caps_the_annotators_open_leases_per_project(store):
+    pid, _, tids = _queue(store, 5)
+    other, _, other_tids = _queue_in(store, "q", 1)
+    ann, bob = store.create_annotator("a"), store.create_annotator("b")
+    got = [store.claim_next_task(pid, ann, lease_seconds=60, now=T0, max_leases=2) for _ in "xy"]
+    assert [t.id for t in got] == tids[:2]
+    ids = rf"\(ids {tids[0]}, {tids[1]}\)"
+    with pytest.raises(LeaseLimitError, match=rf"you hold 2 open leases .*{ids}") as e:
+        store.claim_next_task(pid, ann, now=T0, max_leases=2)
+    assert (e.value.limit, e.value.task_ids) == (2, (tids[0], tids[1]))
+    assert isinstance(e.value, LeaseError)  # a 409 in the API, like a lost lease
+    assert store.queue_depth(pid, now=T0) == 3  # the refused claim leased nothing
+    # leases are counted per annotator and per project
+    assert store.claim_next_task(pid, bob, now=T0, max_leases=2).id == tids[2]
+    assert store.claim_next_task(other, ann, now=T0, max_leases=2).id == other_tids[0]
+    # an answer frees a place; an expired lease is not held
+    store.create_annotation(tids[0], ann, "pos", now=T0)
+    assert store.claim_next_task(pid, ann, lease_seconds=60, now=T0, max_leases=2).id == tids[3]
+    later = T0 + timedelta(seconds=61)  # both of ann's leases expired: two places again
+    again = [store.claim_next_task(pid, ann, now=later, max_leases=2).id for _ in "xy"]
+    assert again == [tids[1], tids[3]]  # expired leases are claimable, by priority then id
+    with pytest.raises(LeaseLimitError):
+        store.claim_next_task(pid, ann, now=later, max_leases=2)
+
+
+def test_claim_at_the_cap_on_an_empty_queue_names_the_cap(store):
+    pid, _, _ = _queue(store, 1)
+    ann = store.create_annotator("a")
+    store.claim_next_task(pid, ann, now=T0, max_leases=1)
+    assert store.claim_next_task(pid, ann, now=T0, max_leases=2) is None  # under the cap
+    with pytest.raises(LeaseLimitError, match="you hold 1 open leases"):
+        store.claim_next_task(pid, ann, now=T0, max_leases=1)
+
+
+def test_gold_lease_counts_toward_the_cap(store):
+    pid, _, _ = _queue(store, 2)
+    gold = _items(store, pid, 1, prefix="g")[0]
+    store.mark_gold(gold, "pos")
+    ann = store.create_annotator("a")
+    store.claim_next_task(pid, ann, now=T0, max_leases=2)
+    task = store.lease_gold_task(pid, ann, now=T0, max_leases=2)
+    assert (task.item_id, task.lease_owner) == (gold, ann)
+    with pytest.raises(LeaseLimitError, match="you hold 2 open leases"):
+        store.claim_next_task(pid, ann, now=T0, max_leases=2)
+    store.mark_gold(_items(store, pid, 1, prefix="h")[0], "neg")
+    with pytest.raises(LeaseLimitError):
+        store.lease_gold_task(pid, ann, now=T0, max_leases=2)
+    assert len(store.list_tasks(pid, status="leased", lease_owner=ann)) == 2
 
 
 def test_claim_skips_items_the_annotator_already_answered(store):
@@ -1300,6 +1351,27 @@ def test_concurrent_claims_never_share_a_task(store):
     assert len(claimed) == len(set(claimed)) == n_tasks
     assert sorted(claimed) == sorted(tids)
     assert store.queue_depth(pid) == 0
+
+
+def test_concurrent_claims_by_one_annotator_stop_at_the_cap(store):
+    # one token in many tabs: the count and the lease are one transaction per claim
+    n_threads, cap = 16, 3
+    pid, _, _ = _queue(store, 40)
+    ann = store.create_annotator("a")
+
+    def work(i: int) -> list[object]:
+        try:
+            return [store.claim_next_task(pid, ann, max_leases=cap).id]
+        except LeaseLimitError as e:
+            return [e]
+
+    outcomes = _hammer(n_threads, work)
+    leased = [o for o in outcomes if isinstance(o, int)]
+    assert len(leased) == len(set(leased)) == cap
+    assert sum(isinstance(o, LeaseLimitError) for o in outcomes) == n_threads - cap
+    assert sorted(t.id for t in store.list_tasks(pid, status="leased", lease_owner=ann)) == sorted(
+        leased
+    )
 
 
 def test_concurrent_job_claims_never_share_a_job(store):

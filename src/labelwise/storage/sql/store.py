@@ -55,6 +55,7 @@ from labelwise.storage.base import (
     Job,
     LabeledArrays,
     LeaseError,
+    LeaseLimitError,
     ModelSource,
     ModelUpload,
     ModelVersion,
@@ -937,12 +938,15 @@ class SqlStore(BaseStore):
         annotator_id: int,
         lease_seconds: float = 300,
         now: datetime | None = None,
+        *,
+        max_leases: int | None = None,
     ) -> Task | None:
         now = _resolve_now(now)
         until = _lease_until(now, lease_seconds)
         it, t = m.items, m.tasks
         with self._write() as conn:
             self._lock_annotator(conn, annotator_id)
+            self._check_lease_cap(conn, project_id, annotator_id, now, max_leases)
             round_id = conn.execute(
                 sa.select(sa.func.max(m.rounds.c.id)).where(m.rounds.c.project_id == project_id)
             ).scalar()
@@ -1186,36 +1190,83 @@ class SqlStore(BaseStore):
     def _pick_task(
         self, conn: sa.Connection, project_id: int, annotator_id: int, skills: list[str],
         now: datetime,
-    ) -> int | None:  # fmt: skip
-        """The id of the task to claim, locked (PostgreSQL), or ``None``.
+    ) -> Any:  # fmt: skip
+        """The task to claim: its id (locked on PostgreSQL), ``None``, or a scalar subquery
+        that picks it inside the claim's ``UPDATE``.
 
-        One ``(skill match, -priority, id)`` order over queued and expired-leased tasks, run as
-        up to four queries that each walk ``ix_tasks_claim`` (project, status, priority DESC,
-        id) in order and stop at the first row: an ``OR`` of the two statuses, or a ``CASE`` on
-        the skills in the ``ORDER BY``, would sort every claimable task on each claim.
+        One ``(skill match, -priority, id)`` order over queued and expired-leased tasks, as
+        queries that each walk ``ix_tasks_claim`` (project, status, priority DESC, id) in order
+        and stop at the first row: an ``OR`` of the two statuses, or a ``CASE`` on the skills
+        in the ``ORDER BY``, would sort every claimable task on each claim. Each tier looks up
+        its first expired lease (rarely any); the last tier's queued query, limited to tasks
+        ordered before that expired one, is returned unrun with the expired one as fallback,
+        so that a claim without skills is two statements: lock the annotator, lease the task.
         """
         t = m.tasks
         where = [t.c.project_id == project_id, ~self._seen_by(t.c.item_id, annotator_id, now)]
-        by_status = [
-            [t.c.status == "queued"],
-            [t.c.status == "leased", t.c.lease_expires < now],
-        ]
+
+        def first(*conds: Any) -> sa.Select[Any]:
+            return self._lock_first(
+                sa.select(t.c.id, t.c.priority)
+                .where(*where, *conds)
+                .order_by(t.c.priority.desc(), t.c.id)
+            )
+
         tiers = [[t.c.routing_tag.in_(skills)], []] if skills else [[]]
-        for tier in tiers:
-            best: tuple[float, int] | None = None
-            for status in by_status:
-                row = conn.execute(
-                    self._lock_first(
-                        sa.select(t.c.id, t.c.priority)
-                        .where(*where, *status, *tier)
-                        .order_by(t.c.priority.desc(), t.c.id)
+        for n, tier in enumerate(tiers):
+            expired = conn.execute(
+                first(t.c.status == "leased", t.c.lease_expires < now, *tier)
+            ).first()
+            before = []
+            if expired is not None:
+                before = [
+                    sa.or_(
+                        t.c.priority > expired.priority,
+                        sa.and_(t.c.priority == expired.priority, t.c.id < expired.id),
                     )
-                ).first()
-                if row is not None and (best is None or (-row.priority, row.id) < best):
-                    best = (-row.priority, row.id)
-            if best is not None:
-                return best[1]
+                ]
+            queued = first(t.c.status == "queued", *tier, *before).with_only_columns(t.c.id)
+            if n == len(tiers) - 1:
+                # the UPDATE's own table is tasks too: keep this subquery's FROM tasks
+                pick = queued.correlate(None).scalar_subquery()
+                return pick if expired is None else sa.func.coalesce(pick, expired.id)
+            row = conn.execute(queued).first()
+            if row is not None or expired is not None:
+                return (row or expired).id
         return None
+
+    @staticmethod
+    def _leases_held(project_id: int, annotator_id: int, now: datetime) -> sa.Select[Any]:
+        """Ids of the annotator's valid leases in the project."""
+        held = m.tasks.alias("held")
+        return (
+            sa.select(held.c.id)
+            .where(
+                held.c.project_id == project_id,
+                held.c.status == "leased",
+                held.c.lease_owner == annotator_id,
+                held.c.lease_expires >= now,
+            )
+            .correlate(None)
+        )
+
+    def _check_lease_cap(
+        self,
+        conn: sa.Connection,
+        project_id: int,
+        annotator_id: int,
+        now: datetime,
+        max_leases: int | None,
+    ) -> None:
+        """:class:`LeaseLimitError` when the annotator holds ``max_leases`` valid leases in the
+        project; run after :meth:`_lock_annotator`, so a concurrent claim of theirs has
+        committed (PostgreSQL reads committed rows per statement) or not started."""
+        if max_leases is None:
+            return
+        stmt = self._leases_held(project_id, annotator_id, now)
+        held = conn.execute(stmt.order_by(stmt.selected_columns.id)).scalars().all()
+        if len(held) >= max_leases:
+            raise LeaseLimitError(max_leases, held)
 
     def claim_next_task(
         self,
@@ -1223,22 +1274,45 @@ class SqlStore(BaseStore):
         annotator_id: int,
         lease_seconds: float = 300,
         now: datetime | None = None,
+        *,
+        max_leases: int | None = None,
     ) -> Task | None:
         now = _resolve_now(now)
         until = _lease_until(now, lease_seconds)
         t = m.tasks
         with self._write() as conn:
             skills = self._lock_annotator(conn, annotator_id).skills
-            task_id = self._pick_task(conn, project_id, annotator_id, list(skills), now)
-            if task_id is None:
+            pick = self._pick_task(conn, project_id, annotator_id, list(skills), now)
+            row = None
+            if pick is not None:
+                where = [t.c.id == pick]
+                if max_leases is not None:  # the cap in the same statement: no extra trip
+                    held = self._leases_held(project_id, annotator_id, now).subquery()
+                    count = sa.select(sa.func.count()).select_from(held).scalar_subquery()
+                    where.append(count < max_leases)
+                row = conn.execute(
+                    sa.update(t)
+                    .where(*where)
+                    .values(status="leased", lease_owner=annotator_id, lease_expires=until)
+                    .returning(*t.c)
+                ).first()
+            if row is None:  # nothing to claim, or the cap: say which
+                self._check_lease_cap(conn, project_id, annotator_id, now, max_leases)
                 return None
-            row = conn.execute(
-                sa.update(t)
-                .where(t.c.id == task_id)
-                .values(status="leased", lease_owner=annotator_id, lease_expires=until)
-                .returning(*t.c)
-            ).one()
             return _task(row)
+
+    def get_round_progress(self, round_id: int) -> tuple[int, int, int]:
+        r, t = m.rounds, m.tasks
+        finished = t.c.status.in_(("done", "skipped"))
+        stmt = (
+            sa.select(r.c.number, sa.func.count(t.c.id), sa.func.count(t.c.id).filter(finished))
+            .select_from(r.outerjoin(t, t.c.round_id == r.c.id))
+            .where(r.c.id == round_id)
+            .group_by(r.c.number)
+        )
+        with self._read() as conn:
+            number, total, done = self._one(conn, stmt, "round", round_id)
+        return number, total, done
 
     def _held(self, conn: sa.Connection, task_id: int, annotator_id: int, now: datetime) -> Task:
         stmt = sa.select(m.tasks).where(m.tasks.c.id == task_id)
