@@ -238,8 +238,8 @@ async def webhook(project_id: ProjectId, request: Request, user: Caller) -> dict
     if project_role(user, project_id) != "owner":
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            "the Label Studio webhook needs a token of the project's owner (or an admin); "
-            f"{user.name!r} is {project_role(user, project_id)} there.",
+            f"the Label Studio webhook needs the owner role on project {project_id} (or the "
+            f"admin role); {user.name!r} is {project_role(user, project_id)} there.",
         )
     body = await _json_body(request)
     app = request.app
