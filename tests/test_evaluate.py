@@ -249,3 +249,19 @@ def test_modal_adapter_matches_labelwise_margin():
     theirs = simulate("digits", ModalUncertainty(), n_rounds=2, batch_size=10, random_state=0)
     assert set(ours.points[1].selected) == set(theirs.points[1].selected)
     assert abs(ours.quality[-1] - theirs.quality[-1]) < 0.05
+
+
+def test_skactiveml_typiclust_picks_the_centre_of_each_uncovered_cluster():
+    from labelwise.peers import SkactivemlTypiClust
+    from labelwise.strategies.base import Candidates
+
+    # three tight blobs of 7 points on a line at 0, 100 and 200: a centre point and pairs at
+    # +-1, +-3, +-6 around it. One labelled row sits in the first blob, so with a batch of 2
+    # there are 1 + 2 = 3 clusters, one covered. Typicality with k=2 neighbours is the inverse
+    # mean distance to them: centre 1/1, +-1 1/1.5, +-3 1/2.5, +-6 1/4.5, so the picks are the
+    # centres of the two uncovered blobs, rows 7 and 14
+    offsets = np.array([0.0, -1, 1, -3, 3, -6, 6])
+    X = np.concatenate([c + offsets for c in (0.0, 100.0, 200.0)])[:, None]
+    cands = Candidates(X=X, X_labeled=np.array([[0.5]]), y_labeled=np.array([0]))
+    q = SkactivemlTypiClust(k=2).select(cands, 2, random_state=0)
+    assert sorted(q.idx.tolist()) == [7, 14]

@@ -35,6 +35,7 @@ __all__ = [
     "ModalUncertainty",
     "SkactivemlCoreSet",
     "SkactivemlQBC",
+    "SkactivemlTypiClust",
     "SkactivemlUncertainty",
     "SmallTextCoreset",
     "available_peers",
@@ -278,6 +279,43 @@ class SkactivemlCoreSet(_Peer):
         return _from_skactiveml(idx, util, cand)
 
 
+class SkactivemlTypiClust(_Peer):
+    """scikit-activeml ``TypiClust``: k-means into ``n_labeled + k`` clusters over labelled rows
+    and candidates, the most typical candidate of each of the largest uncovered clusters.
+
+    Clusters with scikit-learn's ``KMeans`` over the whole (dense) pool every round, so its cost
+    grows with pool size x clusters; the benchmark runs it on the small image sets only.
+
+    Parameters
+    ----------
+    k : int, default=5
+        Neighbours for typicality (scikit-activeml's default).
+    """
+
+    name = "skactiveml_typiclust"
+    description = "scikit-activeml TypiClust: typical items of uncovered k-means clusters."
+    package = "skactiveml"
+    needs = frozenset()
+    cold_start = True
+
+    def __init__(self, *, k: int = 5) -> None:
+        self.k = k
+
+    def _select(self, candidates, k, rng):
+        from skactiveml.pool import TypiClust
+
+        if candidates.X_labeled is None:  # a cold start: no labelled rows yet
+            X = _dense(_all_candidates(candidates))
+            y = np.full(candidates.n, np.nan)
+            cand = np.arange(candidates.n)
+        else:
+            X, y, cand, _ = _skactiveml_problem(candidates, self.name)
+        seed = rng.randint(2**31 - 1)
+        qs = TypiClust(random_state=seed, k=self.k, cluster_algo_dict={"random_state": seed})
+        idx, util = qs.query(_dense(X), y, candidates=cand, batch_size=k, return_utilities=True)
+        return _from_skactiveml(idx, util, cand)
+
+
 # -------------------------------------------------------------------------------- small-text
 
 
@@ -326,6 +364,7 @@ PEERS: tuple[type[_Peer], ...] = (
     SkactivemlUncertainty,
     SkactivemlQBC,
     SkactivemlCoreSet,
+    SkactivemlTypiClust,
     SmallTextCoreset,
 )
 
