@@ -42,13 +42,13 @@ _PAGE = 10_000  # items per store call
 
 
 def _items(store: BaseStore, project_id: int) -> Iterator[Item]:
-    offset = 0
+    after_id = None  # keyset pages: OFFSET would reread every earlier page
     while True:
-        page = store.list_items(project_id, limit=_PAGE, offset=offset)
+        page = store.list_items(project_id, limit=_PAGE, after_id=after_id)
         yield from page
         if len(page) < _PAGE:
             return
-        offset += len(page)
+        after_id = page[-1].id
 
 
 def _native(store: BaseStore, project_id: int) -> dict[int, list[dict[str, Any]]]:

@@ -356,13 +356,13 @@ def read_upload(path: str | Path, fmt: str, kind: str, ids_path: str | Path | No
 def _item_index(store: BaseStore, project_id: int) -> dict[str, int]:
     """External id -> item id of every item of the project."""
     out: dict[str, int] = {}
-    offset, page = 0, 50_000
-    while True:
-        items = store.list_items(project_id, limit=page, offset=offset)
+    page, after_id = 50_000, None
+    while True:  # keyset pages: OFFSET would reread every earlier page
+        items = store.list_items(project_id, limit=page, after_id=after_id)
         out.update((it.external_id, it.id) for it in items)
         if len(items) < page:
             return out
-        offset += len(items)
+        after_id = items[-1].id
 
 
 def _map_ids(table: _Table, index: dict[str, int]) -> np.ndarray:
@@ -1076,13 +1076,13 @@ def _fetch(
 
 def _all_items(store: BaseStore, project_id: int) -> list[Item]:
     out: list[Item] = []
-    offset, page = 0, 50_000
-    while True:
-        items = store.list_items(project_id, limit=page, offset=offset)
+    page, after_id = 50_000, None
+    while True:  # keyset pages
+        items = store.list_items(project_id, limit=page, after_id=after_id)
         out.extend(items)
         if len(items) < page:
             return out
-        offset += len(items)
+        after_id = items[-1].id
 
 
 def _store_fetched(

@@ -187,12 +187,13 @@ def _load_cue_model(request: Request, store: BaseStore, project: Project) -> _Cu
     if loaded is None:
         return None
     texts: list[str] = []
-    page = 50_000
-    while True:  # ascending item ids: the rows of fm.X
-        batch = store.list_items(project.id, limit=page, offset=len(texts))
+    page, after_id = 50_000, None
+    while True:  # ascending item ids (keyset pages): the rows of fm.X
+        batch = store.list_items(project.id, limit=page, after_id=after_id)
         texts.extend(str(it.payload.get("text", "")) for it in batch)
         if len(batch) < page:
             break
+        after_id = batch[-1].id
     names = tfidf_vocabulary(texts)
     if len(names) != fm.X.shape[1]:
         return None  # the matrix was built differently: better no cues than wrong ones
