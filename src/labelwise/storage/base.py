@@ -659,6 +659,29 @@ def _check_update(fields: Mapping[str, Any]) -> None:
         )
 
 
+def _check_classes_kept(old: Sequence[str], new: Sequence[str], labels: Iterable[Any]) -> None:
+    """Refuse new classes that are empty, or leave out one that ``labels`` (stored labels, gold
+    labels and answers: a class, a list of them, or ``None``) use.
+
+    Label checks compare against the project's classes: with a class gone, stored labels
+    would no longer be valid ones (training, exports and agreement would meet an unknown
+    class), and renaming a class is not what dropping one does.
+    """
+    if old and not new:
+        raise LabelwiseError("classes cannot be empty; list the project's classes.")
+    used: set[str] = set()
+    for label in labels:
+        if label is not None:
+            used.update(str(x) for x in (label if isinstance(label, list) else [label]))
+    dropped = sorted(used - {str(c) for c in new})
+    if dropped:
+        raise LabelwiseError(
+            f"classes: {dropped!r} {'is' if len(dropped) == 1 else 'are'} used by stored "
+            "labels or answers and cannot be removed; keep them in the list (new classes "
+            "may be added)."
+        )
+
+
 def _copies_args(item_ids: Sequence[int], copies: Sequence[int] | None) -> list[int]:
     """Tasks per item for create_tasks (1 each by default), validated."""
     n = len(item_ids)
@@ -1076,7 +1099,11 @@ class BaseStore(ABC):
     def update_project(self, project_id: int, **fields: Any) -> Project:
         """Change any of ``PROJECT_UPDATABLE`` fields; returns the updated project.
 
-        Without fields nothing is written and the project is returned as it is.
+        Without fields nothing is written and the project is returned as it is. New
+        ``classes`` may not be empty (when the project has classes) nor leave out a class that
+        a stored label, gold label or answer uses (:class:`~labelwise.errors.LabelwiseError`,
+        nothing written): the check and the update are one transaction, with the project's
+        row locked on PostgreSQL.
         """
 
     # ---- annotators

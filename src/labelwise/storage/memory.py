@@ -51,6 +51,7 @@ from labelwise.storage.base import (
     Webhook,
     _attempt_record,
     _check_choice,
+    _check_classes_kept,
     _check_model_source,
     _check_model_upload,
     _check_quality,
@@ -174,6 +175,12 @@ class InMemoryStore(BaseStore):
             return self.get_project(project_id)
         with self._lock:
             p = _get(self._projects, "project", project_id)
+            if "classes" in fields:
+                items = [it for it in self._items.values() if it.project_id == project_id]
+                ids = {it.id for it in items}
+                labels = [x for it in items for x in (it.label, it.gold_label)]
+                labels += [a.label for a in self._annotations.values() if a.item_id in ids]
+                _check_classes_kept(p.classes, fields["classes"], labels)
             merged = {k: getattr(p, k) for k in PROJECT_FIELDS}
             merged.update(fields)
             f = _project_fields(**merged)

@@ -191,6 +191,29 @@ def test_update_project(store):
         store.update_project(999, batch_size=3)
 
 
+def test_update_project_classes_keep_every_class_in_use(store):
+    pid, _, tids = _queue(store, 2)
+    ids = _items(store, pid, 2, prefix="y")
+    ann = store.create_annotator("a")
+    store.claim_next_task(pid, ann, now=T0)
+    store.create_annotation(tids[0], ann, "pos", now=T0)  # an answer uses "pos"
+    store.mark_gold(ids[0], "neg")  # a gold label uses "neg"
+    with pytest.raises(LabelwiseError, match=r"classes: \['neg'\] is used by stored labels"):
+        store.update_project(pid, classes=["pos", "maybe"], batch_size=3)
+    with pytest.raises(LabelwiseError, match=r"classes: \['neg', 'pos'\] are used"):
+        store.update_project(pid, classes=["maybe"])
+    with pytest.raises(LabelwiseError, match="classes cannot be empty"):
+        store.update_project(pid, classes=[])
+    p = store.get_project(pid)
+    assert (p.classes, p.batch_size) == (("neg", "pos"), 10)  # nothing written
+    p = store.update_project(pid, classes=["neg", "pos", "maybe"])
+    assert p.classes == ("neg", "pos", "maybe")  # adding is fine
+    # another project's labels do not hold this one's classes
+    other = _project(store, "q", classes=("x", "y"))
+    store.mark_gold(_items(store, other, 1)[0], "x")
+    assert store.update_project(pid, classes=["neg", "pos"]).classes == ("neg", "pos")
+
+
 def test_update_project_without_fields_is_a_no_op(store):
     pid = _project(store, batch_size=7)
     before = store.get_project(pid)
@@ -1372,6 +1395,32 @@ def test_concurrent_claims_by_one_annotator_stop_at_the_cap(store):
     assert sorted(t.id for t in store.list_tasks(pid, status="leased", lease_owner=ann)) == sorted(
         leased
     )
+
+
+def test_classes_change_and_an_answer_using_the_dropped_class_never_both_succeed(store):
+    # the classes check and update are one transaction, and an answer's label check locks
+    # the project row against it: one of the two is refused, whichever runs first
+    ann = store.create_annotator("a")
+    for trial in range(8):
+        pid = _project(store, f"p{trial}")
+        rid = store.create_round(pid, "entropy", now=T0)
+        tid = store.create_tasks(rid, _items(store, pid, 1), now=T0)[0]
+        store.claim_next_task(pid, ann, now=T0)
+
+        def work(i: int, pid: int = pid, tid: int = tid) -> list[str]:
+            try:
+                if i == 0:
+                    store.update_project(pid, classes=["neg"])
+                else:
+                    store.create_annotation(tid, ann, "pos", now=T0)
+            except LabelwiseError:
+                return []
+            return ["classes" if i == 0 else "answer"]
+
+        done = _hammer(2, work)
+        assert len(done) == 1, (trial, done)
+        classes = store.get_project(pid).classes
+        assert classes == (("neg", "pos") if done == ["answer"] else ("neg",)), (trial, done)
 
 
 def test_concurrent_job_claims_never_share_a_job(store):

@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from labelwise.errors import LabelwiseError
 from labelwise.service.deps import (
     Admin,
     CurrentUser,
@@ -16,7 +15,6 @@ from labelwise.service.deps import (
     visible_project,
 )
 from labelwise.service.schemas import ProjectCreate, ProjectPublic, ProjectUpdate
-from labelwise.storage.base import BaseStore, Project
 
 router = APIRouter(prefix="/api", tags=["projects"])
 
@@ -59,37 +57,8 @@ def update_project(
     changes = body.changes()
     if not changes:
         return ProjectPublic.model_validate(store.get_project(project_id))
-    if "classes" in changes:
-        _check_classes_kept(store, store.get_project(project_id), changes["classes"])
+    # the store refuses classes that drop one in use, in the update's own transaction
     return ProjectPublic.model_validate(store.update_project(project_id, **changes))
-
-
-def _check_classes_kept(store: BaseStore, project: Project, classes: list[str]) -> None:
-    """Refuse new classes that leave out one a stored label, gold label or answer uses.
-
-    Label checks compare against the project's classes: with a class gone, stored labels
-    would no longer be valid ones (training, exports and agreement would meet an unknown
-    class), and renaming a class is not what dropping one does.
-    """
-    used: set[str] = set()
-
-    def add(label: Any) -> None:
-        if label is None:
-            return
-        used.update(str(x) for x in (label if isinstance(label, list) else [label]))
-
-    for it in store.list_items(project.id):
-        add(it.label)
-        add(it.gold_label)
-    for ann in store.list_annotations(project.id):
-        add(ann.label)
-    dropped = sorted(used - set(classes))
-    if dropped:
-        raise LabelwiseError(
-            f"classes: {dropped!r} {'is' if len(dropped) == 1 else 'are'} used by stored "
-            "labels or answers and cannot be removed; keep them in the list (new classes "
-            "may be added)."
-        )
 
 
 @router.get("/strategies", summary="List selection strategies")

@@ -67,6 +67,7 @@ from labelwise.storage.base import (
     Webhook,
     _attempt_record,
     _check_choice,
+    _check_classes_kept,
     _check_model_source,
     _check_model_upload,
     _check_quality,
@@ -498,9 +499,31 @@ class SqlStore(BaseStore):
             raise NotFound(entity, id)
         return row
 
-    def _get_project(self, conn: sa.Connection, project_id: int) -> Project:
+    def _get_project(
+        self, conn: sa.Connection, project_id: int, lock: str | None = None
+    ) -> Project:
+        """The project; ``lock`` locks its row until commit on PostgreSQL (SQLite's ``BEGIN
+        IMMEDIATE`` already excludes other writers): ``"update"`` to change its classes,
+        ``"key share"`` to write a label checked against them. The two conflict, so a label
+        is either written before a classes change looks for labels in use, or checked against
+        the new classes; key-share locks of concurrent answers do not wait for each other, nor
+        for other changes to the project."""
         stmt = sa.select(m.projects).where(m.projects.c.id == project_id)
+        if lock is not None and self.dialect == "postgresql":
+            share = lock == "key share"
+            stmt = stmt.with_for_update(read=share, key_share=share)
         return _project(self._one(conn, stmt, "project", project_id))
+
+    @staticmethod
+    def _labels_used(conn: sa.Connection, project_id: int) -> Iterator[Any]:
+        """Every stored label, gold label and answer of the project (``None`` included)."""
+        it, a = m.items, m.annotations
+        mine = it.c.project_id == project_id
+        labelled = sa.or_(it.c.label.is_not(None), it.c.gold_label.is_not(None))
+        for row in conn.execute(sa.select(it.c.label, it.c.gold_label).where(mine, labelled)):
+            yield from row
+        answers = sa.select(a.c.label).join(it, it.c.id == a.c.item_id).where(mine)
+        yield from conn.execute(answers).scalars()
 
     # ---- projects
     def create_project(
@@ -551,7 +574,9 @@ class SqlStore(BaseStore):
         if not fields:  # nothing to change: an empty UPDATE ... SET is invalid SQL
             return self.get_project(project_id)
         with self._write() as conn:
-            p = self._get_project(conn, project_id)
+            p = self._get_project(conn, project_id, "update" if "classes" in fields else None)
+            if "classes" in fields:
+                _check_classes_kept(p.classes, fields["classes"], self._labels_used(conn, p.id))
             merged = {k: getattr(p, k) for k in PROJECT_FIELDS}
             merged.update(fields)
             f = _project_fields(**merged)
@@ -909,7 +934,7 @@ class SqlStore(BaseStore):
         with self._write() as conn:
             stmt = sa.select(m.items.c.project_id).where(m.items.c.id == item_id)
             pid = self._one(conn, stmt, "item", item_id).project_id
-            label = check_label(self._get_project(conn, pid), label)
+            label = check_label(self._get_project(conn, pid, "key share"), label)
             conn.execute(
                 sa.update(m.items)
                 .where(m.items.c.id == item_id)
@@ -924,7 +949,7 @@ class SqlStore(BaseStore):
     def mark_gold(self, item_id: int, label: Any) -> Item:
         with self._write() as conn:
             item = self._lock_item(conn, item_id)
-            label = _gold_label(self._get_project(conn, item.project_id), item, label)
+            label = _gold_label(self._get_project(conn, item.project_id, "key share"), item, label)
             conn.execute(
                 sa.update(m.items)
                 .where(m.items.c.id == item_id)
@@ -1010,7 +1035,7 @@ class SqlStore(BaseStore):
         with self._write() as conn:
             item = self._lock_item(conn, item_id)
             self._lock_annotator(conn, reviewer_id)
-            label = check_label(self._get_project(conn, item.project_id), label)
+            label = check_label(self._get_project(conn, item.project_id, "key share"), label)
             outcome = _review_outcome(item, label)
             conn.execute(
                 sa.update(m.items)
@@ -1451,7 +1476,7 @@ class SqlStore(BaseStore):
         now = _resolve_now(now)
         with self._write() as conn:
             task = self._held(conn, task_id, annotator_id, now)
-            label = check_label(self._get_project(conn, task.project_id), label)
+            label = check_label(self._get_project(conn, task.project_id, "key share"), label)
             aid = conn.execute(
                 sa.insert(m.annotations)
                 .values(
@@ -1563,7 +1588,7 @@ class SqlStore(BaseStore):
                         sa.select(m.rounds.c.closed).where(m.rounds.c.id == task.round_id)
                     ).scalar()
             task = _check_revise(ann, annotator_id, task, closed)
-            label = check_label(self._get_project(conn, task.project_id), label)
+            label = check_label(self._get_project(conn, task.project_id, "key share"), label)
             conn.execute(sa.delete(a).where(a.c.id == annotation_id))
             new_id = conn.execute(
                 sa.insert(a)
