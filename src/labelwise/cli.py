@@ -1155,6 +1155,11 @@ def project_model_show(
         console().print(renderable)
 
 
+EXPIRES_OPTION = typer.Option(
+    None, "--expires-in-days", help="The token stops working after this many days (default: never)."
+)
+
+
 @token_app.command("create")
 def token_create(
     name: str = typer.Argument(..., help="Unique user name."),
@@ -1165,6 +1170,7 @@ def token_create(
         [], "--project", help="Project name or id the user joins; repeatable."
     ),
     skills: str = typer.Option("", "--skills", help="Comma-separated routing tags."),
+    expires_in_days: int | None = EXPIRES_OPTION,
     database_url: str = DATABASE_URL_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -1174,8 +1180,9 @@ def token_create(
     with _service_errors(), _open(_settings(database_url)) as store:
         pids = [resolve_project(store, p).id for p in project]
         created = create_token(
-            store, name, role=role, projects=pids, skills=_split_csv(skills) if skills else []
-        )
+            store, name, role=role, projects=pids, skills=_split_csv(skills) if skills else [],
+            expires_in_days=expires_in_days,
+        )  # fmt: skip
     if as_json:
         annotator = {
             k: v for k, v in dataclasses.asdict(created.annotator).items() if k != "token_hash"
@@ -1187,6 +1194,122 @@ def token_create(
         f"{a.role} {a.name!r} (id {a.id}) created; the token is shown only now:"
     )
     typer.echo(created.token)
+
+
+@token_app.command("rotate")
+def token_rotate(
+    user: str = typer.Argument(..., help="User name or id."),
+    expires_in_days: int | None = EXPIRES_OPTION,
+    database_url: str = DATABASE_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Give a user a new token and print it (shown once); the old one stops working at once,
+    and a revoked user works again with the new one."""
+    from labelwise.service.admin import rotate_token
+
+    with _service_errors(), _open(_settings(database_url)) as store:
+        created = rotate_token(store, user, expires_in_days)
+    a = created.annotator
+    if as_json:
+        _print_json({"annotator_id": a.id, "name": a.name, "token_expires": a.token_expires,
+                     "token": created.token})  # fmt: skip
+        return
+    until = f", valid until {a.token_expires:%Y-%m-%d %H:%M} UTC" if a.token_expires else ""
+    console(stderr=True).print(
+        f"new token for {a.name!r} (id {a.id}){until}; the old one no longer works. "
+        "It is shown only now:",
+        markup=False,
+    )
+    typer.echo(created.token)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    user: str = typer.Argument(..., help="User name or id."),
+    database_url: str = DATABASE_URL_OPTION,
+) -> None:
+    """Stop a user's token at once: requests with it answer 401 "token revoked". `labelwise
+    token rotate` gives them a new one."""
+    from labelwise.service.admin import revoke_token
+
+    with _service_errors(), _open(_settings(database_url)) as store:
+        a = revoke_token(store, user)
+    console().print(f"token of {a.name!r} (id {a.id}) revoked", markup=False)
+
+
+# ----------------------------------------------------------------------- project members
+
+member_app = typer.Typer(
+    help="A project's members and their role there (annotator, reviewer, owner).",
+    no_args_is_help=True,
+)
+project_app.add_typer(member_app, name="member")
+
+
+@member_app.command("add")
+def member_add(
+    project: str = typer.Argument(..., help="Project name or id."),
+    user: str = typer.Argument(..., help="User name or id."),
+    role: str | None = typer.Option(
+        None,
+        "--role",
+        help="annotator, reviewer or owner (default: annotator for a new member; an existing "
+        "member keeps theirs). Also changes a member's role.",
+    ),
+    database_url: str = DATABASE_URL_OPTION,
+) -> None:
+    """Make a user a member of a project, or change a member's role."""
+    from labelwise.service.admin import resolve_annotator, resolve_project
+
+    with _service_errors(), _open(_settings(database_url)) as store:
+        pid = resolve_project(store, project).id
+        a = resolve_annotator(store, user)
+        store.add_member(pid, a.id, role=role)
+        now = store.get_annotator(a.id).project_roles[pid]
+    console().print(f"{a.name!r} is {now} of project {pid}", markup=False)
+
+
+@member_app.command("list")
+def member_list(
+    project: str = typer.Argument(..., help="Project name or id."),
+    database_url: str = DATABASE_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The project's members with their role there and their global role."""
+    from labelwise.service.admin import resolve_project
+
+    with _service_errors(), _open(_settings(database_url)) as store:
+        pid = resolve_project(store, project).id
+        members = store.list_annotators(pid)
+    rows = [{"id": a.id, "name": a.name, "project_role": a.project_roles[pid], "role": a.role}
+            for a in members]  # fmt: skip
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "name", "role here", "global role")
+    for r in rows:
+        table.add_row(str(r["id"]), r["name"], r["project_role"], r["role"])
+    console().print(table)
+
+
+@member_app.command("remove")
+def member_remove(
+    project: str = typer.Argument(..., help="Project name or id."),
+    user: str = typer.Argument(..., help="User name or id."),
+    database_url: str = DATABASE_URL_OPTION,
+) -> None:
+    """Take a user out of a project: they no longer see it, and the tasks of it they hold
+    leased go back to the queue at once."""
+    from labelwise.service.admin import resolve_annotator, resolve_project
+
+    with _service_errors(), _open(_settings(database_url)) as store:
+        pid = resolve_project(store, project).id
+        a = resolve_annotator(store, user)
+        released = store.remove_member(pid, a.id)
+    console().print(
+        f"{a.name!r} removed from project {pid}; {released} leased task(s) back in the queue",
+        markup=False,
+    )
 
 
 # ------------------------------------------------------------------------------------ labels

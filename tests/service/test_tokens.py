@@ -254,3 +254,53 @@ def test_project_reviewer_reviews_that_project_only(client):
     # reviewing is not owning
     r = client.patch(f"/api/projects/{pid}", json={"batch_size": 5}, headers=h)
     assert "needs the owner role" in _detail(r, 403)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_tokens_and_members(tmp_path, monkeypatch):
+    import hashlib
+    import json
+
+    from typer.testing import CliRunner
+
+    from labelwise.cli import app
+    from labelwise.storage import open_store
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("LABELWISE_DATABASE_URL", url)
+    monkeypatch.setenv("LABELWISE_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0):
+        res = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+        assert res.exit_code == code, res.output
+        return res
+
+    run("project", "create", "reviews", "--classes", "neg,pos")
+    created = json.loads(run("token", "create", "ana", "--expires-in-days", "30", "--json").stdout)
+    assert created["annotator"]["token_expires"] is not None
+    assert (
+        "expires in days must be 1-3650"
+        in run("token", "create", "bob", "--expires-in-days", "0", code=2).output
+    )
+    run("project", "member", "add", "reviews", "ana", "--role", "owner")
+    listed = json.loads(run("project", "member", "list", "reviews", "--json").stdout)
+    assert [(m["name"], m["project_role"]) for m in listed] == [("ana", "owner")]
+    assert (
+        "role must be one of"
+        in run("project", "member", "add", "reviews", "ana", "--role", "admin", code=2).output
+    )
+    run("token", "revoke", "ana")
+    with open_store(url) as store:
+        assert store.find_annotator("ana").token_revoked is not None
+    new = run("token", "rotate", "ana").stdout.strip().splitlines()[-1]
+    with open_store(url) as store:
+        a = store.find_annotator("ana")
+        assert a.token_hash == hashlib.sha256(new.encode()).hexdigest()
+        assert (a.token_revoked, a.token_expires) == (None, None)
+    assert "0 leased task(s)" in run("project", "member", "remove", "reviews", "ana").stdout
+    with open_store(url) as store:
+        assert store.find_annotator("ana").projects == ()
+    assert "no user named or numbered 'zed'" in run("token", "revoke", "zed", code=2).output

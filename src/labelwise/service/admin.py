@@ -21,6 +21,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,6 +33,7 @@ from labelwise.storage.base import (
     DatasetVersion,
     NotFound,
     Project,
+    utcnow,
 )
 
 __all__ = [
@@ -47,8 +49,12 @@ __all__ = [
     "parse_json_object",
     "parse_strategy_params",
     "project_status",
+    "resolve_annotator",
     "resolve_dataset_version",
     "resolve_project",
+    "revoke_token",
+    "rotate_token",
+    "token_expiry",
 ]
 
 EXPORT_FORMATS = ("csv", "jsonl")
@@ -181,6 +187,7 @@ def create_token(
     role: str = "annotator",
     projects: Sequence[int] = (),
     skills: Sequence[str] = (),
+    expires_in_days: int | None = None,
 ) -> TokenCreated:
     """Create a user with a fresh random token (``secrets``), stored hashed.
 
@@ -194,6 +201,8 @@ def create_token(
         Project ids the user becomes a member of (checked before anything is written).
     skills : sequence of str
         Routing tags: tasks tagged with one of them are served to this user first.
+    expires_in_days : int, optional
+        The token stops working this many days from now (1-3650); never when ``None``.
     """
     from labelwise.service.deps import create_user
 
@@ -204,9 +213,74 @@ def create_token(
     if store.find_annotator(name) is not None:
         raise LabelwiseError(f"a user named {name!r} exists; pick another name.")
     check_projects(store, projects)
-    aid, token = create_user(store, name, role=role, skills=tuple(skills))
+    expires = token_expiry(expires_in_days)
+    aid, token = create_user(store, name, role=role, skills=tuple(skills), token_expires=expires)
     store.add_members(projects, aid)
     return TokenCreated(store.get_annotator(aid), token)
+
+
+def token_expiry(days: int | None) -> datetime | None:
+    """When a token made now for ``days`` days stops working (``None``: never).
+
+    Raises
+    ------
+    LabelwiseError
+        If ``days`` is not 1-3650.
+    """
+    if days is None:
+        return None
+    if not 1 <= days <= 3650:
+        raise LabelwiseError(f"expires in days must be 1-3650 (ten years); got {days}.")
+    return utcnow() + timedelta(days=days)
+
+
+def resolve_annotator(store: BaseStore, ref: str | int) -> Annotator:
+    """The user named ``ref``, or whose id is ``ref`` (a name wins over an id).
+
+    Raises
+    ------
+    LabelwiseError
+        If no user has that name or id.
+    """
+    text = str(ref).strip()
+    user = store.find_annotator(text)
+    if user is not None:
+        return user
+    if text.isdigit():
+        try:
+            return store.get_annotator(int(text))
+        except NotFound:
+            pass
+    raise LabelwiseError(f"no user named or numbered {text!r}; `labelwise token create` makes one.")
+
+
+def rotate_token(
+    store: BaseStore, ref: str | int, expires_in_days: int | None = None
+) -> TokenCreated:
+    """Give a user a new token (shown once); the old one stops working, a revocation is lifted.
+
+    Parameters
+    ----------
+    store : BaseStore
+    ref : str or int
+        User name or id.
+    expires_in_days : int, optional
+        The new token's lifetime (1-3650 days); never expires when ``None``.
+    """
+    from labelwise.service.deps import hash_token, new_token
+
+    user = resolve_annotator(store, ref)
+    expires = token_expiry(expires_in_days)
+    token = new_token()
+    store.update_token(user.id, hash_token(token), token_expires=expires)
+    return TokenCreated(store.get_annotator(user.id), token)
+
+
+def revoke_token(store: BaseStore, ref: str | int) -> Annotator:
+    """Stop a user's token from working at once (requests with it answer 401 "revoked")."""
+    user = resolve_annotator(store, ref)
+    store.revoke_token(user.id)
+    return store.get_annotator(user.id)
 
 
 def check_projects(store: BaseStore, project_ids: Sequence[int]) -> None:
