@@ -1,5 +1,6 @@
-// The dashboard's guidelines editor and flagged items (admins only; see _project_admin.html).
-// Guidelines are saved with PUT /api/projects/{id}/guidelines: every save is a new version.
+// The dashboard's guidelines editor, flagged items and members (admins and the project's
+// owners; see _project_admin.html). Guidelines are saved with PUT /api/projects/{id}/guidelines:
+// every save is a new version. Members: GET/POST/PATCH/DELETE /api/projects/{id}/members.
 "use strict";
 
 (() => {
@@ -72,9 +73,63 @@
     if (!flags.length) body.append(LW.el("tr", {}, LW.el("td", { colspan: 4, class: "muted" }, "No item has been flagged.")));
   }
 
+  const ROLES = ["annotator", "reviewer", "owner"];
+
+  function memberRow(m) {
+    const select = LW.el("select", { "aria-label": `Role of ${m.name}`, "data-member": m.id },
+      ...ROLES.map((r) => {
+        const o = LW.el("option", { value: r }, r);
+        if (r === m.project_role) o.selected = true;
+        return o;
+      }));
+    select.addEventListener("change", () => memberAction(
+      () => LW.api(`/api/projects/${pid}/members/${m.id}`, { method: "PATCH", json: { role: select.value } }),
+      `${m.name} is now ${select.value} of this project.`));
+    const remove = LW.el("button", { type: "button", "aria-label": `Remove ${m.name}` }, "Remove");
+    remove.addEventListener("click", () => {
+      if (!window.confirm(`Remove ${m.name} from this project? The tasks they hold go back to the queue.`)) return;
+      memberAction(() => LW.api(`/api/projects/${pid}/members/${m.id}`, { method: "DELETE" }),
+        `${m.name} was removed.`);
+    });
+    const name = m.role === "admin" ? `${m.name} (admin)` : m.name;
+    return LW.el("tr", { "data-member": m.id }, LW.el("td", {}, name), LW.el("td", {}, select), LW.el("td", {}, remove));
+  }
+
+  async function loadMembers() {
+    const members = await LW.api(`/api/projects/${pid}/members`);
+    const body = $("members").querySelector("tbody");
+    body.replaceChildren(...members.map(memberRow));
+    if (!members.length) body.append(LW.el("tr", {}, LW.el("td", { colspan: 3, class: "muted" }, "No members yet.")));
+  }
+
+  async function memberAction(call, done) {
+    $("members-error").textContent = "";
+    $("members-result").textContent = "";
+    try {
+      await call();
+      $("members-result").textContent = done;
+    } catch (e) {
+      $("members-error").textContent = e.message;
+    }
+    await loadMembers().catch((e) => { $("members-error").textContent = e.message; });
+  }
+
+  function addMember(event) {
+    event.preventDefault();
+    const id = Number($("member-id").value);
+    if (!Number.isInteger(id) || id < 1) {
+      $("members-error").textContent = "Enter the user's id (a whole number, from the admin's user list).";
+      return;
+    }
+    const role = $("member-role").value;
+    memberAction(() => LW.api(`/api/projects/${pid}/members`, { method: "POST", json: { annotator_id: id, role } }),
+      `User ${id} is ${role} of this project.`);
+  }
+
   (async () => {
     const user = await LW.me();
-    if (user.role !== "admin") return;
+    const owner = user.role === "admin" || (user.project_roles || {})[String(pid)] === "owner";
+    if (!owner) return;
     try {
       project = await LW.api(`/api/projects/${pid}`);
     } catch (e) {
@@ -82,8 +137,9 @@
     }
     $("project-admin").hidden = false;
     $("guide-form").addEventListener("submit", save);
+    $("member-form").addEventListener("submit", addMember);
     showGuidelines(await LW.api(`/api/projects/${pid}/guidelines`));
-    await Promise.all([loadVersions(), loadFlags()]);
+    await Promise.all([loadVersions(), loadFlags(), loadMembers()]);
     setInterval(() => loadFlags().catch(() => {}), 15000);
-  })().catch((e) => LW.status(`The guidelines editor could not start: ${e.message}`, "error"));
+  })().catch((e) => LW.status(`The project settings could not start: ${e.message}`, "error"));
 })();
