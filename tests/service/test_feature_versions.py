@@ -131,3 +131,24 @@ def test_mixed_kinds_added_later_are_refused(store, settings):
     store.create_items(pid, [NewItem("3", {"text": "hello"})])
     with pytest.raises(Exception, match="mixes items of kinds"):
         project_features(store, pid, settings)
+
+
+def test_a_rounds_snapshot_lists_no_items_once_the_version_exists(settings):
+    from labelwise.service.rounds import build_session, read_snapshot
+
+    store = CountingStore()
+    pid = store.create_project("tab", "binary", ["n", "p"])
+    store.create_items(pid, [NewItem(str(i), {"a": float(i)}, label="p" if i == 0 else None)
+                             for i in range(6)])  # fmt: skip
+    store.create_items(pid, [NewItem("v", {"a": 9.0}, {"split": "validation"}, label="n")])
+    project = store.get_project(pid)
+    read_snapshot(store, project, settings)  # builds version 1
+    store.listed.clear()
+    snap = read_snapshot(store, project, settings)
+    assert store.listed == [1]  # one item, to tell the kind: ids and labels come as arrays
+    ids = snap.features.item_ids
+    assert snap.unlabeled_ids.tolist() == ids[1:6].tolist()
+    assert (snap.train_ids.tolist(), snap.y_train.tolist()) == ([ids[0]], ["p"])
+    assert (snap.val_ids.tolist(), snap.y_val.tolist()) == ([ids[6]], ["n"])
+    session = build_session(project, snap, None, round=0, random_fraction=0.0)
+    assert session.candidate_mask.tolist() == [False, True, True, True, True, True, False]
