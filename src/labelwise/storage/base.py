@@ -18,6 +18,7 @@ The store keeps ids; the library sees positions. A task's life cycle::
                                    |  \\--skip_task--> skipped
                                    \\--lease expires--> claimable again (still "leased" until then)
     done --undo_annotation--> leased (by the same annotator, while the round is open)
+    queued --withdraw_tasks--> withdrawn (a newer model no longer wants it; item unlabeled again)
     done --revise_annotation--> done (a new answer replaces the annotator's old one, round open)
 
 An item is ``unlabeled`` until a task is created for it (``queued``), ``labeled`` once it has a
@@ -95,7 +96,7 @@ __all__ = [
 ]
 
 ITEM_STATUSES = ("unlabeled", "queued", "labeled", "skipped", "review", "gold")
-TASK_STATUSES = ("queued", "leased", "done", "skipped")
+TASK_STATUSES = ("queued", "leased", "done", "skipped", "withdrawn")
 JOB_STATUSES = ("queued", "running", "done", "failed")
 JOB_KINDS = ("retrain", "select", "predict")  # predict: model sources (issue 11)
 ROLES = ("admin", "annotator", "reviewer")
@@ -1481,6 +1482,19 @@ class BaseStore(ABC):
         ``routing_tags`` / ``confidences`` are given), e.g. after a retrain re-scored the items
         of older rounds. Tasks that are leased, done or skipped are left alone; returns how
         many tasks were updated.
+        """
+
+    @abstractmethod
+    def withdraw_tasks(self, task_ids: Sequence[int]) -> list[int]:
+        """Withdraw tasks that are still ``queued``; returns the ids withdrawn (ascending).
+
+        A withdrawn task is never served again and its item is ``unlabeled`` again (a later
+        round may select it). The status check and the change are one statement per chunk of
+        ids in one transaction, so a concurrent :meth:`claim_next_task` either leased the task
+        first (it stays leased) or never sees it: a task is never both claimed and withdrawn.
+        Tasks that are leased (even with an expired lease), done or skipped are left alone, and
+        so is every task of an item with another task that is not withdrawn (a consensus item's
+        copies stay together).
         """
 
     # ---- annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -769,6 +770,21 @@ class InMemoryStore(BaseStore):
                 )
                 n += 1
         return n
+
+    def withdraw_tasks(self, task_ids: Sequence[int]) -> list[int]:
+        out: list[int] = []
+        with self._lock:
+            live = Counter(t.item_id for t in self._tasks.values() if t.status != "withdrawn")
+            for tid in sorted(set(task_ids)):
+                t = self._tasks.get(tid)
+                if t is None or t.status != "queued" or live[t.item_id] > 1:
+                    continue  # claimed or finished, or one of a consensus item's copies
+                self._tasks[tid] = replace(t, status="withdrawn")
+                item = self._items[t.item_id]
+                if item.status == "queued":
+                    self._items[t.item_id] = replace(item, status="unlabeled")
+                out.append(tid)
+        return out
 
     # ---- annotations
     def create_annotation(
