@@ -2,9 +2,28 @@
 Studio JSON export (``format="labelstudio"``, see :mod:`labelwise.labelstudio`).
 
 Imports stream: rows are parsed and validated lazily and inserted ``batch_size`` at a time
-(``INSERT ... ON CONFLICT DO NOTHING``) inside one transaction, so memory stays bounded for
-millions of rows and a file with one bad row imports nothing: it raises
-:class:`ImportValidationError` naming the line and the field, and the transaction rolls back.
+(``INSERT ... ON CONFLICT DO NOTHING``), so memory stays bounded for millions of rows, and a
+file with one bad row imports nothing: it raises :class:`ImportValidationError` naming the line
+and the field.
+
+Big files are resumable
+-----------------------
+A file of at most ``resumable_bytes`` (default :data:`RESUMABLE_BYTES`, 16 MiB) is imported in
+ONE transaction: a bad row rolls everything back. A bigger CSV, JSON Lines or Parquet file is
+imported in two passes, so that a kill costs only the batch in flight:
+
+1. the whole file is read and every row checked, writing nothing (a bad row, even the last,
+   raises :class:`ImportValidationError` and nothing is stored); the file's sha256 is taken;
+2. the rows are written in committed batches. An *import run* (:class:`~labelwise.storage.base.
+   ImportRun`, keyed by project, file sha256 and options) records the rows committed in the same
+   transaction as each batch. Running the same import again after a kill resumes after the last
+   committed batch (``ImportResult.resumed_at``); external ids are unique per project, so even
+   a lost checkpoint could not duplicate an item.
+
+``resumable=True`` / ``False`` forces either way. ``on_duplicate="fail"``, image folders and
+Label Studio exports are always one transaction (all or nothing). Memory does not grow with the
+file in either mode: rows are never all held, and duplicate ids are looked up per batch
+through the ``(project_id, external_id)`` unique index.
 Re-importing the same file is harmless: items whose external id already exists in the project
 with the same content are skipped (and counted in ``n_skipped``). A repeated id with
 *different* content (already stored, or earlier in the file) is reported in the result
@@ -42,10 +61,12 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import decimal
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +87,9 @@ __all__ = [
     "FORMATS",
     "IMAGE_EXTENSIONS",
     "ON_DUPLICATE",
+    "RESUMABLE_BYTES",
     "DuplicateItemsError",
+    "ImportProgress",
     "ImportResult",
     "ImportValidationError",
     "check_value",
@@ -135,6 +158,42 @@ class ImportResult:
     n_annotations: int = 0
     n_predictions: int = 0
     n_annotators_created: int = 0
+    # resumable imports (issue 12): rows already committed by an earlier, killed run of the
+    # same import, and the import run that holds the checkpoint
+    resumed_at: int = 0
+    import_run_id: int | None = None
+
+
+#: Files larger than this many bytes are imported resumably (see "Big files are resumable").
+RESUMABLE_BYTES = 16 * 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class ImportProgress:
+    """Where an import stands, for ``import_items(on_progress=...)``.
+
+    ``phase`` is ``"check"`` (a resumable import's first pass: reading and checking every row,
+    writing nothing) or ``"write"``. ``rows`` rows are done of ``n_rows`` (``None`` while not
+    known: during the check, or in a one-transaction import); ``bytes_read`` of ``n_bytes`` of
+    the file were read (CSV and JSON Lines, ``None`` otherwise). ``resumed_at`` rows were
+    committed by an earlier run of the same import and are not written again.
+    """
+
+    phase: str
+    rows: int
+    n_rows: int | None = None
+    bytes_read: int | None = None
+    n_bytes: int | None = None
+    resumed_at: int = 0
+
+
+class _Position:
+    """The byte offset a reader has consumed, for progress (updated per row)."""
+
+    __slots__ = ("offset",)
+
+    def __init__(self) -> None:
+        self.offset = 0
 
 
 class _BigInt(str):
@@ -226,7 +285,7 @@ def _not_utf8(path: Path) -> ImportValidationError:
     )
 
 
-def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_csv(path: Path, where: _Position | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with path.open(newline="", encoding="utf-8-sig") as f:
         # strict: a quote never closed (or text after a closing quote) is an error, not a cell
@@ -260,10 +319,12 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     f"{len(reader.fieldnames or [])} columns.",
                     line=reader.line_num,
                 )
+            if where is not None:  # the text layer reads ahead in 8 KiB chunks: close enough
+                where.offset = f.buffer.tell()
             yield reader.line_num, row
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_jsonl(path: Path, where: _Position | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8-sig") as f:
         lines = enumerate(f, start=1)
         while True:
@@ -287,6 +348,8 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise ImportValidationError(
                     f"expected a JSON object per line, got {type(row).__name__}.", line=line_no
                 )
+            if where is not None:
+                where.offset = f.buffer.tell()
             yield line_no, row
 
 
@@ -486,11 +549,32 @@ def iter_new_items(
     id_field: str | None = "id",
     label_field: str | None = None,
     batch_size: int = 10_000,
+    start_row: int = 0,
 ) -> Iterator[NewItem]:
     """Parse and validate ``path`` lazily, one :class:`NewItem` per row.
 
-    Raises :class:`ImportValidationError` at the first bad row.
+    The first ``start_row`` rows of a CSV, JSON Lines or Parquet file are read but neither
+    checked nor yielded (a resumed import skips what it committed before). Raises
+    :class:`ImportValidationError` at the first bad row.
     """
+    return _iter_items(
+        project, path, format, text_field=text_field, id_field=id_field,
+        label_field=label_field, batch_size=batch_size, start_row=start_row,
+    )  # fmt: skip
+
+
+def _iter_items(
+    project: Project,
+    path: str | os.PathLike[str],
+    format: str | None,
+    *,
+    text_field: str | None,
+    id_field: str | None,
+    label_field: str | None,
+    batch_size: int,
+    start_row: int = 0,
+    where: _Position | None = None,
+) -> Iterator[NewItem]:
     p = Path(path)
     fmt = detect_format(p) if format is None else format
     if fmt not in FORMATS:
@@ -517,12 +601,16 @@ def iter_new_items(
         return
     rows: Iterator[tuple[int, dict[str, Any]]]
     if fmt == "csv":
-        rows = _read_csv(p)
+        rows = _read_csv(p, where)
     elif fmt == "jsonl":
-        rows = _read_jsonl(p)
+        rows = _read_jsonl(p, where)
     else:
         rows = _read_parquet(p, batch_size)
-    for index, (line, row) in enumerate(rows, start=1):
+    if start_row:
+        # the reader still walks these rows (a record's line numbers depend on them)
+        for _ in islice(rows, start_row):
+            pass
+    for index, (line, row) in enumerate(rows, start=start_row + 1):
         yield _row_to_item(
             project,
             line,
@@ -548,6 +636,9 @@ def import_items(
     batch_size: int = 10_000,
     progress: Callable[[int], object] | None = None,
     on_duplicate: str = "skip",
+    resumable: bool | None = None,
+    resumable_bytes: int = RESUMABLE_BYTES,
+    on_progress: Callable[[ImportProgress], object] | None = None,
 ) -> ImportResult:
     """Import items from a file or an image folder into a project.
 
@@ -562,12 +653,23 @@ def import_items(
     text_field, id_field, label_field : str or None
         Column names; see the module docstring.
     batch_size : int, default=10_000
-        Rows per insert (and per Parquet read); bounds memory.
+        Rows per insert (and per Parquet read, and per committed batch of a resumable
+        import); bounds memory.
     progress : callable, optional
-        Called as ``progress(n_read)`` every ``batch_size`` rows and once at the end.
+        Called as ``progress(n_written)`` every ``batch_size`` rows and once at the end (in a
+        one-transaction import, rows read; in a resumable one, rows committed).
     on_duplicate : {"skip", "update", "fail"}, default="skip"
         What to do with a row whose external id exists with different content (see the
-        module docstring); reported in the result under every choice.
+        module docstring); reported in the result under every choice. ``"fail"`` imports in
+        one transaction.
+    resumable : bool, optional
+        Check the whole file first, then commit it in batches under an import run that a
+        rerun resumes (module docstring). ``None``: when the file is larger than
+        ``resumable_bytes``.
+    resumable_bytes : int, default=RESUMABLE_BYTES
+    on_progress : callable, optional
+        Called with an :class:`ImportProgress` every ``batch_size`` rows of either pass, once
+        when a resumable import starts writing (with ``resumed_at``) and once at the end.
 
     Returns
     -------
@@ -581,6 +683,8 @@ def import_items(
     DuplicateItemsError
         ``on_duplicate="fail"`` and some ids repeat with different content (count and first
         ids in the message); nothing is imported.
+    ImportConflictError
+        Another process is running the same resumable import (it goes on; nothing is lost).
     LabelwiseError
         For an unknown format, a missing path or a bad ``batch_size``.
     """
@@ -588,7 +692,8 @@ def import_items(
         raise LabelwiseError(f"batch_size must be a positive integer; got {batch_size!r}.")
     check_on_duplicate(on_duplicate)
     project = store.get_project(project_id)
-    if (detect_format(path) if format is None else format) == "labelstudio":
+    fmt = detect_format(path) if format is None else format
+    if fmt == "labelstudio":
         if not Path(path).is_file():
             raise LabelwiseError(f"{path} is not a file; give the Label Studio export's path.")
         text = Path(path).read_bytes()
@@ -596,37 +701,42 @@ def import_items(
             store, project_id, text, source=Path(path).name, on_duplicate=on_duplicate,
             batch_size=batch_size, progress=progress,
         )  # fmt: skip
-    items = iter_new_items(
-        project,
-        path,
-        format,
-        text_field=text_field,
-        id_field=id_field,
-        label_field=label_field,
-        batch_size=batch_size,
-    )
+    fields = {"text_field": text_field, "id_field": id_field, "label_field": label_field}
+    if resumable is None:
+        p = Path(path)
+        resumable = p.is_file() and p.stat().st_size > resumable_bytes
+    if resumable and fmt in ("csv", "jsonl", "parquet") and on_duplicate != "fail":
+        return _import_resumable(
+            store, project, Path(path), fmt, fields, batch_size=batch_size, progress=progress,
+            on_duplicate=on_duplicate, on_progress=on_progress,
+        )  # fmt: skip
+    items = _iter_items(project, path, fmt, batch_size=batch_size, **fields)
     n_read = 0
+
+    def report() -> None:
+        if progress is not None:
+            progress(n_read)
+        if on_progress is not None:
+            on_progress(ImportProgress("write", n_read))
 
     def counted() -> Iterator[NewItem]:
         nonlocal n_read
         for item in items:
             yield item
             n_read += 1
-            if progress is not None and n_read % batch_size == 0:
-                progress(n_read)
+            if n_read % batch_size == 0:
+                report()
 
     def nonempty() -> Iterator[NewItem]:
         yield from counted()
         if n_read == 0:  # raised inside the store's transaction, like any bad row
-            raise ImportValidationError(
-                f"{Path(path).name} has no rows (empty, or a header only); nothing to import."
-            )
+            raise _no_rows(path)
 
     written = store.write_items(
         project_id, nonempty(), on_duplicate=on_duplicate, batch_size=batch_size
     )
-    if progress is not None and n_read % batch_size:
-        progress(n_read)
+    if n_read % batch_size:
+        report()
     return ImportResult(
         n_read=n_read,
         n_created=written.n_created,
@@ -634,6 +744,87 @@ def import_items(
         n_updated=written.n_updated,
         n_changed=written.n_changed,
         changed_ids=written.changed_ids,
+    )
+
+
+def _no_rows(path: str | os.PathLike[str]) -> ImportValidationError:
+    return ImportValidationError(
+        f"{Path(path).name} has no rows (empty, or a header only); nothing to import."
+    )
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _import_resumable(
+    store: BaseStore,
+    project: Project,
+    path: Path,
+    fmt: str,
+    fields: dict[str, str | None],
+    *,
+    batch_size: int,
+    progress: Callable[[int], object] | None,
+    on_duplicate: str,
+    on_progress: Callable[[ImportProgress], object] | None,
+) -> ImportResult:
+    """The two passes of a resumable import (module docstring, "Big files are resumable")."""
+    n_bytes = path.stat().st_size
+    where = _Position()
+    known_bytes = fmt in ("csv", "jsonl")
+
+    def tell(phase: str, rows: int, n_rows: int | None, resumed_at: int = 0) -> None:
+        if on_progress is not None:
+            on_progress(
+                ImportProgress(
+                    phase, rows, n_rows, where.offset if known_bytes else None,
+                    n_bytes if known_bytes else None, resumed_at,
+                )
+            )  # fmt: skip
+
+    # pass 1: every row checked, nothing written; the rows are counted, not kept
+    n_rows = 0
+    for _ in _iter_items(project, path, fmt, batch_size=batch_size, where=where, **fields):
+        n_rows += 1
+        if n_rows % batch_size == 0:
+            tell("check", n_rows, None)
+    if n_rows == 0:
+        raise _no_rows(path)
+    tell("check", n_rows, n_rows)
+    options = {"format": fmt, "on_duplicate": on_duplicate, **fields}
+    run, _ = store.start_import_run(project.id, _file_sha256(path), options, n_rows)
+    resumed_at = done = run.rows_committed
+    # pass 2: committed batches, each with its checkpoint
+    where.offset = 0
+    tell("write", done, n_rows, resumed_at)
+    items = _iter_items(
+        project, path, fmt, batch_size=batch_size, start_row=done, where=where, **fields
+    )
+    while batch := list(islice(items, batch_size)):
+        run = store.write_import_batch(
+            run.id, batch, start_row=done, n_rows=len(batch), on_duplicate=on_duplicate
+        )
+        done = run.rows_committed
+        if progress is not None:
+            progress(done)
+        tell("write", done, n_rows, resumed_at)
+    if done != n_rows:  # the file changed between the passes
+        raise LabelwiseError(
+            f"{path.name} had {n_rows:,} rows when checked and {done:,} when written; it "
+            "changed during the import. Import it again."
+        )
+    run = store.finish_import_run(run.id)
+    return ImportResult(
+        n_read=n_rows,
+        n_created=run.n_created,
+        n_skipped=n_rows - run.n_created - run.n_updated,
+        n_updated=run.n_updated,
+        n_changed=run.n_changed,
+        changed_ids=run.changed_ids,
+        resumed_at=resumed_at,
+        import_run_id=run.id,
     )
 
 

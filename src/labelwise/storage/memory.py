@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -36,6 +35,8 @@ from labelwise.storage.base import (
     Flag,
     Guidelines,
     Item,
+    ImportConflictError,
+    ImportRun,
     ItemsWritten,
     Job,
     LabeledArrays,
@@ -54,6 +55,7 @@ from labelwise.storage.base import (
     _check_choice,
     _check_classes_kept,
     _check_model_source,
+    _check_import_batch,
     _check_model_upload,
     _check_quality,
     _check_reason,
@@ -67,6 +69,7 @@ from labelwise.storage.base import (
     _guidelines_fields,
     _lease_until,
     _project_fields,
+    _merge_written,
     _resolve_now,
     _review_outcome,
     _tasks_args,
@@ -125,6 +128,7 @@ class InMemoryStore(BaseStore):
         self._model_sources: dict[int, ModelSource] = {}  # model sources (issue 11)
         self._model_uploads: dict[int, ModelUpload] = {}
 
+        self._import_runs: dict[int, ImportRun] = {}  # resumable imports (issue 12)
     def _next_id(self, table: str) -> int:
         return next(self._ids.setdefault(table, count(1)))
 
@@ -770,21 +774,6 @@ class InMemoryStore(BaseStore):
                 )
                 n += 1
         return n
-
-    def withdraw_tasks(self, task_ids: Sequence[int]) -> list[int]:
-        out: list[int] = []
-        with self._lock:
-            live = Counter(t.item_id for t in self._tasks.values() if t.status != "withdrawn")
-            for tid in sorted(set(task_ids)):
-                t = self._tasks.get(tid)
-                if t is None or t.status != "queued" or live[t.item_id] > 1:
-                    continue  # claimed or finished, or one of a consensus item's copies
-                self._tasks[tid] = replace(t, status="withdrawn")
-                item = self._items[t.item_id]
-                if item.status == "queued":
-                    self._items[t.item_id] = replace(item, status="unlabeled")
-                out.append(tid)
-        return out
 
     # ---- annotations
     def create_annotation(
@@ -1462,3 +1451,80 @@ class InMemoryStore(BaseStore):
             d = replace(d, status="pending", attempts=0, next_attempt_at=now, updated=now)
             self._deliveries[delivery_id] = d
             return copy.deepcopy(d)
+
+    # ---- resumable imports (issue 12)
+    def start_import_run(
+        self,
+        project_id: int,
+        file_sha256: str,
+        options: Mapping[str, Any],
+        n_rows: int,
+        now: datetime | None = None,
+    ) -> tuple[ImportRun, bool]:
+        now = _resolve_now(now)
+        with self._lock:
+            self.get_project(project_id)
+            run = self.find_import_run(project_id, file_sha256, options)
+            if run is not None and run.status == "running":
+                return run, False
+            rid = self._next_id("import_runs")
+            run = ImportRun(
+                id=rid, project_id=project_id, file_sha256=file_sha256,
+                options=copy.deepcopy(dict(options)), n_rows=n_rows, rows_committed=0,
+                status="running", n_created=0, n_duplicates=0, n_changed=0, n_updated=0,
+                changed_ids=(), created=now, updated=now,
+            )  # fmt: skip
+            self._import_runs[rid] = run
+            return copy.deepcopy(run), True
+
+    def get_import_run(self, import_run_id: int) -> ImportRun:
+        with self._lock:
+            return copy.deepcopy(_get(self._import_runs, "import run", import_run_id))
+
+    def find_import_run(
+        self, project_id: int, file_sha256: str, options: Mapping[str, Any]
+    ) -> ImportRun | None:
+        with self._lock:
+            runs = [r for r in self._import_runs.values() if r.project_id == project_id
+                    and r.file_sha256 == file_sha256 and r.options == dict(options)]  # fmt: skip
+            return copy.deepcopy(max(runs, key=lambda r: r.id)) if runs else None
+
+    def write_import_batch(
+        self,
+        import_run_id: int,
+        items: Sequence[NewItem],
+        *,
+        start_row: int,
+        n_rows: int,
+        on_duplicate: str = "skip",
+        now: datetime | None = None,
+    ) -> ImportRun:
+        if check_on_duplicate(on_duplicate) == "fail":
+            raise LabelwiseError(
+                "on_duplicate=fail needs the whole import in one transaction; use write_items."
+            )
+        now = _resolve_now(now)
+        with self._lock:
+            run = _get(self._import_runs, "import run", import_run_id)
+            _check_import_batch(run, start_row, n_rows)
+            w = self.write_items(run.project_id, items, on_duplicate=on_duplicate)
+            merged = _merge_written(run, w)
+            run = replace(
+                run, rows_committed=start_row + n_rows, updated=now,
+                **{**merged, "changed_ids": tuple(merged["changed_ids"])},
+            )  # fmt: skip
+            self._import_runs[import_run_id] = run
+            return copy.deepcopy(run)
+
+    def finish_import_run(self, import_run_id: int, now: datetime | None = None) -> ImportRun:
+        now = _resolve_now(now)
+        with self._lock:
+            run = _get(self._import_runs, "import run", import_run_id)
+            if run.status == "running" and run.rows_committed != run.n_rows:
+                raise ImportConflictError(
+                    f"import run {run.id} has {run.rows_committed:,} of {run.n_rows:,} rows "
+                    "committed; write the rest before finishing it."
+                )
+            run = replace(run, status="done", updated=now)
+            self._import_runs[import_run_id] = run
+            return copy.deepcopy(run)

@@ -32,6 +32,7 @@ from labelwise.errors import LabelMismatchError, LabelwiseError, UnsupportedTask
 from labelwise.storage.base import (
     AlreadyExistsError,
     BaseStore,
+    ImportConflictError,
     LeaseError,
     LeaseLimitError,
     NewItem,
@@ -430,6 +431,66 @@ def test_write_items_update_relabels_and_fail_writes_nothing(store):
         store.write_items(pid, edited, on_duplicate="merge")
 
 
+def test_import_run_commits_batches_with_their_checkpoint_and_resumes(store):
+    pid = _project(store)
+    opts = {"format": "csv", "id_field": "id"}
+    run, created = store.start_import_run(pid, "f" * 64, opts, n_rows=5, now=T0)
+    assert created and (run.rows_committed, run.status, run.n_created) == (0, "running", 0)
+    run = store.write_import_batch(
+        run.id, [NewItem("a", {"text": "x"}), NewItem("b", {"text": "y"})], start_row=0, n_rows=2
+    )
+    assert (run.rows_committed, run.n_created, run.n_duplicates) == (2, 2, 0)
+    # a rerun after a kill gets the same run back, at its checkpoint
+    again, created = store.start_import_run(pid, "f" * 64, dict(opts), n_rows=5)
+    assert (again.id, again.rows_committed, created) == (run.id, 2, False)
+    # another process that resumed from an older checkpoint writes nothing
+    with pytest.raises(ImportConflictError, match="2 rows committed, not 0"):
+        store.write_import_batch(run.id, [NewItem("z", {"text": "z"})], start_row=0, n_rows=1)
+    assert store.find_item(pid, "z") is None
+    with pytest.raises(ImportConflictError, match="2 of 5 rows"):
+        store.finish_import_run(run.id)
+    # "b" repeats with other content (a changed duplicate, skipped); 3 rows, 2 items new
+    rows = [NewItem("b", {"text": "other"}), NewItem("c", {"text": "z"}), NewItem("d", {})]
+    run = store.write_import_batch(run.id, rows, start_row=2, n_rows=3)
+    assert (run.rows_committed, run.n_created, run.n_duplicates, run.n_changed) == (5, 4, 1, 1)
+    assert run.changed_ids == ("b",)
+    assert store.find_item(pid, "b").payload == {"text": "y"}
+    done = store.finish_import_run(run.id)
+    assert done.status == "done" and store.get_import_run(run.id) == done
+    assert store.count_items(pid) == 4
+    # a finished run is not resumed: the same import again is a new run
+    new, created = store.start_import_run(pid, "f" * 64, opts, n_rows=5)
+    assert created and new.id != run.id and new.rows_committed == 0
+    assert store.find_import_run(pid, "f" * 64, opts).id == new.id
+    assert store.find_import_run(pid, "f" * 64, {"format": "jsonl"}) is None
+    assert store.find_import_run(pid, "e" * 64, opts) is None
+
+
+def test_import_run_batch_overrun_unknown_run_and_fail(store):
+    pid = _project(store)
+    run, _ = store.start_import_run(pid, "a" * 64, {}, n_rows=1)
+    with pytest.raises(LabelwiseError, match="overruns import run"):
+        store.write_import_batch(
+            run.id, [NewItem("a", {}), NewItem("b", {})], start_row=0, n_rows=2
+        )
+    with pytest.raises(LabelwiseError, match="one transaction"):
+        store.write_import_batch(
+            run.id, [NewItem("a", {})], start_row=0, n_rows=1, on_duplicate="fail"
+        )
+    assert store.count_items(pid) == 0
+    with pytest.raises(NotFound, match="import run"):
+        store.get_import_run(10**6)
+    with pytest.raises(NotFound, match="project"):
+        store.start_import_run(10**6, "a" * 64, {}, n_rows=1)
+    # update: a batch replaces a changed item and counts it
+    store.write_items(pid, [NewItem("a", {"text": "old"})])
+    run = store.write_import_batch(
+        run.id, [NewItem("a", {"text": "new"})], start_row=0, n_rows=1, on_duplicate="update"
+    )
+    assert (run.n_created, run.n_updated, run.n_changed) == (0, 1, 1)
+    assert store.find_item(pid, "a").payload == {"text": "new"}
+
+
 def test_counts_and_listing(store):
     pid = _project(store)
     ids = _items(store, pid, 6)
@@ -734,6 +795,21 @@ def test_count_tasks_and_has_tasks(store):
     assert store.count_annotations(other) == 0
 
 
+def test_round_progress_counts_the_rounds_tasks_and_finished_ones(store):
+    pid, rid, tids = _queue(store, 4)
+    _queue_in(store, "q", 3)  # another project's round does not count
+    ann = store.create_annotator("a")
+    for _ in range(3):
+        store.claim_next_task(pid, ann, now=T0)
+    store.create_annotation(tids[0], ann, "pos", now=T0)
+    store.skip_task(tids[1], ann, now=T0)
+    assert store.get_round_progress(rid) == (1, 4, 2)  # the leased and the queued: not finished
+    rid2 = store.create_round(pid, "entropy", now=T0)
+    assert store.get_round_progress(rid2) == (2, 0, 0)
+    with pytest.raises(NotFound, match="round 999"):
+        store.get_round_progress(999)
+
+
 def test_count_tasks_bad_status(store):
     pid, _, _ = _queue(store, 1)
     with pytest.raises(LabelwiseError, match="status"):
@@ -807,56 +883,6 @@ def test_task_confidence_is_stored_and_rescored(store):
     assert [store.get_task(t).confidence for t in tids[:2]] == [0.9, 0.6]
     with pytest.raises(LabelwiseError, match="one entry per item"):
         store.create_tasks(rid, ids, confidences=[0.5])
-
-
-def test_withdraw_tasks_takes_only_queued_tasks(store):
-    pid, _, tids = _queue(store, 4)
-    aid = store.create_annotator("a")
-    leased = store.claim_next_task(pid, aid, now=T0)  # the lowest id of equal priorities
-    done = store.claim_next_task(pid, aid, now=T0)
-    store.create_annotation(done.id, aid, "pos", now=T0)
-    queued = [t for t in tids if t not in (leased.id, done.id)]
-    # leased and done tasks are left alone; an unknown id is ignored
-    assert store.withdraw_tasks([*tids, 10**9]) == sorted(queued)
-    statuses = {t.id: t.status for t in store.list_tasks(pid)}
-    assert statuses == {
-        leased.id: "leased",
-        done.id: "done",
-        **{t: "withdrawn" for t in queued},
-    }
-    # the items of withdrawn tasks are back in the pool; withdrawn tasks are never served
-    items = {t.id: store.get_item(t.item_id).status for t in store.list_tasks(pid)}
-    assert [items[t] for t in queued] == ["unlabeled", "unlabeled"]
-    assert (items[leased.id], items[done.id]) == ("queued", "labeled")
-    assert store.claim_next_task(pid, store.create_annotator("b"), now=T0) is None
-    assert store.count_tasks(pid, statuses=("withdrawn",)) == 2
-    assert store.list_tasks(pid, status="withdrawn")[0].id == min(queued)
-    assert store.withdraw_tasks(queued) == []  # a second withdrawal changes nothing
-    assert store.withdraw_tasks([]) == []
-
-
-def test_withdraw_tasks_keeps_an_expired_lease_and_released_tasks_go(store):
-    pid, _, tids = _queue(store, 2)
-    aid = store.create_annotator("a")
-    held = store.claim_next_task(pid, aid, lease_seconds=60, now=T0)
-    released = store.claim_next_task(pid, aid, lease_seconds=60, now=T0)
-    store.release_task(released.id, aid)  # a closed tab: queued again, so withdrawable
-    # the held lease expired, but the task is still "leased": the annotator may answer it yet
-    assert store.withdraw_tasks(tids) == [released.id]
-    assert store.get_task(held.id).status == "leased"
-
-
-def test_withdraw_tasks_keeps_consensus_copies_together(store):
-    pid = _project(store)
-    ids = _items(store, pid, 2)
-    rid = store.create_round(pid, "entropy", now=T0)
-    tids = store.create_tasks(rid, ids, copies=[2, 1], now=T0)  # item 0: tids[0], tids[1]
-    aid = store.create_annotator("a")
-    store.update_tasks([tids[0]], priorities=[9.0])
-    assert store.claim_next_task(pid, aid, now=T0).id == tids[0]
-    # tids[1] is queued, but its sibling is leased: withdrawing it would starve the consensus
-    assert store.withdraw_tasks(tids) == [tids[2]]
-    assert store.get_item(ids[0]).status == "queued"
 
 
 def test_annotation_completes_task_and_labels_item(store):

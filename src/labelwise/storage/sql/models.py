@@ -362,3 +362,27 @@ model_uploads = sa.Table(
     sa.Column("created", UTCDateTime, nullable=False),
     sa.UniqueConstraint("project_id", "kind", "version"),
 )
+
+# resumable imports (issue 12), migration 0011: the checkpoint of a big import, committed with
+# each batch of rows
+import_runs = sa.Table(
+    "import_runs",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id", index=False),
+    sa.Column("file_sha256", sa.String(64), nullable=False),
+    sa.Column("options_key", sa.String(64), nullable=False),  # sha256 of the options' JSON
+    sa.Column("options", JSONType, nullable=False),
+    sa.Column("n_rows", sa.BigInteger, nullable=False),
+    sa.Column("rows_committed", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("n_created", sa.BigInteger, nullable=False),
+    sa.Column("n_duplicates", sa.BigInteger, nullable=False),
+    sa.Column("n_changed", sa.BigInteger, nullable=False),
+    sa.Column("n_updated", sa.BigInteger, nullable=False),
+    sa.Column("changed_ids", JSONType, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+    # start_import_run / find_import_run: the newest run of a file and options in a project
+    sa.Index("ix_import_runs_project_file", "project_id", "file_sha256", "options_key", "id"),
+)

@@ -50,6 +50,8 @@ from labelwise.storage.base import (
     DuplicateItemsError,
     Flag,
     Guidelines,
+    ImportConflictError,
+    ImportRun,
     Item,
     ItemsWritten,
     Job,
@@ -68,6 +70,7 @@ from labelwise.storage.base import (
     _attempt_record,
     _check_choice,
     _check_classes_kept,
+    _check_import_batch,
     _check_model_source,
     _check_model_upload,
     _check_quality,
@@ -81,6 +84,7 @@ from labelwise.storage.base import (
     _gold_label,
     _guidelines_fields,
     _lease_until,
+    _merge_written,
     _project_fields,
     _resolve_now,
     _review_outcome,
@@ -90,6 +94,7 @@ from labelwise.storage.base import (
     check_on_duplicate,
     dataset_hash,
     duplicates_message,
+    import_options_key,
     item_differs,
     updated_fields,
     utcnow,
@@ -288,6 +293,11 @@ def _model_upload(r: sa.Row[Any]) -> ModelUpload:  # model sources (issue 11)
         r.id, r.project_id, r.kind, r.version, r.origin, r.path, r.n_rows, r.n_cols,
         tuple(r.classes), r.model_version, r.created,
     )  # fmt: skip
+
+
+def _import_run(r: sa.Row[Any]) -> ImportRun:  # resumable imports (issue 12)
+    fields = {k: v for k, v in r._mapping.items() if k != "options_key"}
+    return ImportRun(**{**fields, "changed_ids": tuple(r.changed_ids)})
 
 
 def _webhook(r: sa.Row[Any]) -> Webhook:  # webhooks (issue 11)
@@ -767,6 +777,65 @@ class SqlStore(BaseStore):
             ).rowcount
 
     # ---- items
+    def _write_batch(
+        self,
+        conn: sa.Connection,
+        project: Project,
+        batch: Sequence[NewItem],
+        on_duplicate: str,
+        now: datetime,
+    ) -> tuple[ItemsWritten, set[int]]:
+        """One batch of :meth:`write_items` in the caller's transaction: what it did, and the
+        ids of the items it replaced."""
+        project_id = project.id
+        n_created = n_dup = n_changed = 0
+        changed: list[str] = []
+        staged: dict[str, tuple[NewItem, Any]] = {}
+        repeats: list[tuple[str, NewItem, Any]] = []  # ids seen earlier in the batch
+        for it in batch:
+            key = str(it.external_id)
+            label = None if it.label is None else check_label(project, it.label)
+            if it.gold and label is None:
+                raise LabelwiseError(f"gold item {key!r} needs its known label.")
+            if key in staged:
+                repeats.append((key, it, label))
+            else:
+                staged[key] = (it, label)
+        inserted = self._insert_items(
+            conn, [_item_row(project_id, it, label, now) for it, label in staged.values()]
+        )
+        n_created += len(inserted)
+        dups = [(k, it, lb) for k, (it, lb) in staged.items() if k not in inserted]
+        dups += repeats
+        if not dups:
+            return ItemsWritten(n_created=n_created), set()
+        stored = self._items_by_external_id(conn, project_id, {k for k, _, _ in dups})
+        updates: dict[int, dict[str, Any]] = {}
+        for key, it, label in dups:
+            n_dup += 1
+            cur = stored[key]
+            if cur.id in updates:  # an earlier row of this batch already replaced it
+                cur = replace(cur, **_item_fields(updates[cur.id]))
+            if not item_differs(cur, it, label):
+                continue
+            n_changed += 1
+            if len(changed) < MAX_REPORTED_IDS:
+                changed.append(key)
+            if on_duplicate == "update":
+                fields = updated_fields(cur, it, label)
+                updates[cur.id] = {**updates.get(cur.id, {}), **fields}
+        self._update_items(conn, updates)
+        return (
+            ItemsWritten(
+                n_created=n_created,
+                n_duplicates=n_dup,
+                n_changed=n_changed,
+                n_updated=len(updates),
+                changed_ids=tuple(changed),
+            ),
+            set(updates),
+        )
+
     def write_items(
         self,
         project_id: int,
@@ -788,42 +857,12 @@ class SqlStore(BaseStore):
                 # plan cached while the table was small would stay a scan as the table grows
                 conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
             for batch in _batched(items, batch_size):
-                staged: dict[str, tuple[NewItem, Any]] = {}
-                repeats: list[tuple[str, NewItem, Any]] = []  # ids seen earlier in the batch
-                for it in batch:
-                    key = str(it.external_id)
-                    label = None if it.label is None else check_label(project, it.label)
-                    if it.gold and label is None:
-                        raise LabelwiseError(f"gold item {key!r} needs its known label.")
-                    if key in staged:
-                        repeats.append((key, it, label))
-                    else:
-                        staged[key] = (it, label)
-                inserted = self._insert_items(
-                    conn, [_item_row(project_id, it, label, now) for it, label in staged.values()]
-                )
-                n_created += len(inserted)
-                dups = [(k, it, lb) for k, (it, lb) in staged.items() if k not in inserted]
-                dups += repeats
-                if not dups:
-                    continue
-                stored = self._items_by_external_id(conn, project_id, {k for k, _, _ in dups})
-                updates: dict[int, dict[str, Any]] = {}
-                for key, it, label in dups:
-                    n_dup += 1
-                    cur = stored[key]
-                    if cur.id in updates:  # an earlier row of this batch already replaced it
-                        cur = replace(cur, **_item_fields(updates[cur.id]))
-                    if not item_differs(cur, it, label):
-                        continue
-                    n_changed += 1
-                    if len(changed) < MAX_REPORTED_IDS:
-                        changed.append(key)
-                    if on_duplicate == "update":
-                        fields = updated_fields(cur, it, label)
-                        updates[cur.id] = {**updates.get(cur.id, {}), **fields}
-                self._update_items(conn, updates)
-                updated.update(updates)
+                w, ids = self._write_batch(conn, project, batch, on_duplicate, now)
+                n_created += w.n_created
+                n_dup += w.n_duplicates
+                n_changed += w.n_changed
+                changed += w.changed_ids[: MAX_REPORTED_IDS - len(changed)]
+                updated.update(ids)
             written = ItemsWritten(
                 n_created=n_created,
                 n_duplicates=n_dup,
@@ -982,7 +1021,7 @@ class SqlStore(BaseStore):
                 .where(
                     it.c.project_id == project_id,
                     it.c.status == "gold",
-                    ~self._seen_by(it.c.id, annotator_id, now),
+                    ~self._seen_by(it.c.id, annotator_id, now, project_id),
                 )
                 .order_by(it.c.id)
                 .limit(1)
@@ -1188,13 +1227,18 @@ class SqlStore(BaseStore):
         )
 
     @staticmethod
-    def _seen_by(item_id: Any, annotator_id: int, now: datetime) -> Any:
-        """Whether the annotator answered, skipped or holds a valid lease on a task of the item:
-        such items are never served to them again (a consensus item's k tasks go to k people)."""
+    def _seen_by(item_id: Any, annotator_id: int, now: datetime, project_id: int) -> Any:
+        """Whether the annotator answered, skipped or holds a valid lease on a task of the item
+        (of ``project_id``): such items are never served to them again (a consensus item's k
+        tasks go to k people)."""
         a, t2 = m.annotations, m.tasks.alias("seen")
         answered = sa.exists().where(a.c.item_id == item_id, a.c.annotator_id == annotator_id)
         held = sa.exists().where(
             t2.c.item_id == item_id,
+            # PostgreSQL runs this as one hashed lookup per claim: the project and statuses
+            # let it read them from ix_tasks_claim, not scan every task of every project
+            t2.c.project_id == project_id,
+            t2.c.status.in_(("skipped", "leased")),
             t2.c.lease_owner == annotator_id,
             sa.or_(
                 t2.c.status == "skipped",
@@ -1228,7 +1272,8 @@ class SqlStore(BaseStore):
         so that a claim without skills is two statements: lock the annotator, lease the task.
         """
         t = m.tasks
-        where = [t.c.project_id == project_id, ~self._seen_by(t.c.item_id, annotator_id, now)]
+        seen = self._seen_by(t.c.item_id, annotator_id, now, project_id)
+        where = [t.c.project_id == project_id, ~seen]
 
         def first(*conds: Any) -> sa.Select[Any]:
             return self._lock_first(
@@ -1328,13 +1373,17 @@ class SqlStore(BaseStore):
 
     def get_round_progress(self, round_id: int) -> tuple[int, int, int]:
         r, t = m.rounds, m.tasks
-        finished = t.c.status.in_(("done", "skipped"))
-        stmt = (
-            sa.select(r.c.number, sa.func.count(t.c.id), sa.func.count(t.c.id).filter(finished))
-            .select_from(r.outerjoin(t, t.c.round_id == r.c.id))
-            .where(r.c.id == round_id)
-            .group_by(r.c.number)
-        )
+
+        def count(*where: Any) -> Any:  # each an index-only count on ix_tasks_round_status
+            return (
+                sa.select(sa.func.count())
+                .select_from(t)
+                .where(t.c.round_id == round_id, *where)
+                .scalar_subquery()
+            )
+
+        finished = count(t.c.status.in_(("done", "skipped")))
+        stmt = sa.select(r.c.number, count(), finished).where(r.c.id == round_id)
         with self._read() as conn:
             number, total, done = self._one(conn, stmt, "round", round_id)
         return number, total, done
@@ -1461,32 +1510,6 @@ class SqlStore(BaseStore):
                 ).scalar_one()
             conn.execute(stmt, params)
             return queued
-
-    def withdraw_tasks(self, task_ids: Sequence[int]) -> list[int]:
-        t, other = m.tasks, m.tasks.alias("other")
-        # a consensus item's copies stay together: none is withdrawn while another is live
-        sibling = sa.exists().where(
-            other.c.item_id == t.c.item_id, other.c.id != t.c.id, other.c.status != "withdrawn"
-        )
-        out: list[tuple[int, int]] = []
-        with self._write() as conn:
-            for chunk in _chunks(sorted(set(task_ids))):
-                # check and change in one UPDATE: on PostgreSQL a row a claim holds is re-read
-                # after the claim commits (status 'leased': left alone), on SQLite the write
-                # transaction excludes the claim
-                out += conn.execute(
-                    sa.update(t)
-                    .where(t.c.id.in_(chunk), t.c.status == "queued", ~sibling)
-                    .values(status="withdrawn")
-                    .returning(t.c.id, t.c.item_id)
-                ).all()
-            for chunk in _chunks(sorted({iid for _, iid in out})):
-                conn.execute(
-                    sa.update(m.items)
-                    .where(m.items.c.id.in_(chunk), m.items.c.status == "queued")
-                    .values(status="unlabeled")
-                )
-        return sorted(tid for tid, _ in out)
 
     # ---- annotations
     def create_annotation(
@@ -2411,3 +2434,127 @@ class SqlStore(BaseStore):
                 .returning(*d.c)
             ).one()
             return _delivery(row)
+
+    # ---- resumable imports (issue 12)
+    def start_import_run(
+        self,
+        project_id: int,
+        file_sha256: str,
+        options: Mapping[str, Any],
+        n_rows: int,
+        now: datetime | None = None,
+    ) -> tuple[ImportRun, bool]:
+        now = _resolve_now(now)
+        r, p = m.import_runs, m.projects
+        key = import_options_key(options)
+        with self._write() as conn:
+            # one run per file and options: serialised like ensure_job (SQLite: BEGIN
+            # IMMEDIATE; PostgreSQL: a key-share lock on the project row)
+            lock = sa.select(p.c.id).where(p.c.id == project_id)
+            if self.dialect == "postgresql":
+                lock = lock.with_for_update(key_share=True)
+            self._one(conn, lock, "project", project_id)
+            row = conn.execute(
+                sa.select(r)
+                .where(
+                    r.c.project_id == project_id,
+                    r.c.file_sha256 == file_sha256,
+                    r.c.options_key == key,
+                    r.c.status == "running",
+                )
+                .order_by(r.c.id.desc())
+                .limit(1)
+            ).first()
+            if row is not None:
+                return _import_run(row), False
+            row = conn.execute(
+                sa.insert(r)
+                .values(
+                    project_id=project_id, file_sha256=file_sha256, options_key=key,
+                    options=dict(options), n_rows=n_rows, rows_committed=0, status="running",
+                    n_created=0, n_duplicates=0, n_changed=0, n_updated=0, changed_ids=[],
+                    created=now, updated=now,
+                )
+                .returning(*r.c)
+            ).one()  # fmt: skip
+            return _import_run(row), True
+
+    def get_import_run(self, import_run_id: int) -> ImportRun:
+        stmt = sa.select(m.import_runs).where(m.import_runs.c.id == import_run_id)
+        with self._read() as conn:
+            return _import_run(self._one(conn, stmt, "import run", import_run_id))
+
+    def find_import_run(
+        self, project_id: int, file_sha256: str, options: Mapping[str, Any]
+    ) -> ImportRun | None:
+        r = m.import_runs
+        stmt = (
+            sa.select(r)
+            .where(
+                r.c.project_id == project_id,
+                r.c.file_sha256 == file_sha256,
+                r.c.options_key == import_options_key(options),
+            )
+            .order_by(r.c.id.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else _import_run(row)
+
+    def _lock_import_run(self, conn: sa.Connection, import_run_id: int) -> ImportRun:
+        stmt = sa.select(m.import_runs).where(m.import_runs.c.id == import_run_id)
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        return _import_run(self._one(conn, stmt, "import run", import_run_id))
+
+    def write_import_batch(
+        self,
+        import_run_id: int,
+        items: Sequence[NewItem],
+        *,
+        start_row: int,
+        n_rows: int,
+        on_duplicate: str = "skip",
+        now: datetime | None = None,
+    ) -> ImportRun:
+        if check_on_duplicate(on_duplicate) == "fail":
+            raise LabelwiseError(
+                "on_duplicate=fail needs the whole import in one transaction; use write_items."
+            )
+        now = _resolve_now(now)
+        r = m.import_runs
+        with self._write() as conn:
+            # the run's row lock makes a second process that resumed the same import wait,
+            # then see the moved checkpoint and write nothing
+            run = self._lock_import_run(conn, import_run_id)
+            _check_import_batch(run, start_row, n_rows)
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+            project = self._get_project(conn, run.project_id)
+            w, _ = self._write_batch(conn, project, items, on_duplicate, now)
+            row = conn.execute(
+                sa.update(r)
+                .where(r.c.id == import_run_id)
+                .values(rows_committed=start_row + n_rows, updated=now, **_merge_written(run, w))
+                .returning(*r.c)
+            ).one()
+            return _import_run(row)
+
+    def finish_import_run(self, import_run_id: int, now: datetime | None = None) -> ImportRun:
+        now = _resolve_now(now)
+        r = m.import_runs
+        with self._write() as conn:
+            run = self._lock_import_run(conn, import_run_id)
+            if run.status == "running" and run.rows_committed != run.n_rows:
+                raise ImportConflictError(
+                    f"import run {run.id} has {run.rows_committed:,} of {run.n_rows:,} rows "
+                    "committed; write the rest before finishing it."
+                )
+            row = conn.execute(
+                sa.update(r)
+                .where(r.c.id == import_run_id)
+                .values(status="done", updated=now)
+                .returning(*r.c)
+            ).one()
+            return _import_run(row)
