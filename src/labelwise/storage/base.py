@@ -74,6 +74,8 @@ __all__ = [
     "DuplicateItemsError",
     "Flag",
     "Guidelines",
+    "ImportConflictError",
+    "ImportRun",
     "Item",
     "ItemsWritten",
     "Job",
@@ -98,7 +100,8 @@ __all__ = [
 ITEM_STATUSES = ("unlabeled", "queued", "labeled", "skipped", "review", "gold")
 TASK_STATUSES = ("queued", "leased", "done", "skipped", "withdrawn")
 JOB_STATUSES = ("queued", "running", "done", "failed")
-JOB_KINDS = ("retrain", "select", "predict")  # predict: model sources (issue 11)
+# predict: model sources (issue 11); import: a big upload imported by a worker (issue 12)
+JOB_KINDS = ("retrain", "select", "predict", "import")
 ROLES = ("admin", "annotator", "reviewer")
 #: A membership's role, weakest first: each may do what the ones before it may.
 PROJECT_ROLES = ("annotator", "reviewer", "owner")
@@ -157,6 +160,12 @@ class LeaseLimitError(LeaseError):
             f"you hold {len(self.task_ids)} open leases in this project, the most one annotator "
             f"may hold ({limit}); answer or skip one (ids {shown}{more}) before claiming more."
         )
+
+
+class ImportConflictError(LabelwiseError):
+    """A batch of a resumable import does not start where its import run stands: another
+    process is importing the same file (or resumed it first). Nothing of the batch was written;
+    read the run again (:meth:`BaseStore.get_import_run`) and go on from ``rows_committed``."""
 
 
 class ReviewError(LabelwiseError):
@@ -456,6 +465,71 @@ class Job:
     updated: datetime
     #: a queued job is not claimed before this time (a retry's backoff); ``None``: at once
     not_before: datetime | None = None
+
+
+#: An import run's states: batches are being committed, or every row is in.
+IMPORT_RUN_STATUSES = ("running", "done")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRun:
+    """The checkpoint of a resumable import (:meth:`BaseStore.start_import_run`).
+
+    One import of one file (``file_sha256``) with the same ``options`` into a project.
+    ``rows_committed`` rows of its ``n_rows`` are written; the counters add up what the
+    committed batches did (as :class:`ItemsWritten`), so a resumed import reports the whole
+    file.
+    """
+
+    id: int
+    project_id: int
+    file_sha256: str
+    options: dict[str, Any]
+    n_rows: int
+    rows_committed: int
+    status: str
+    n_created: int
+    n_duplicates: int
+    n_changed: int
+    n_updated: int
+    changed_ids: tuple[str, ...]
+    created: datetime
+    updated: datetime
+
+
+def import_options_key(options: Mapping[str, Any]) -> str:
+    """The sha256 of ``options`` as canonical JSON: import runs are looked up by it."""
+    text = json.dumps(dict(options), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _merge_written(run: ImportRun, w: ItemsWritten) -> dict[str, Any]:
+    """The counter columns of ``run`` after one more batch that did ``w``."""
+    room = MAX_REPORTED_IDS - len(run.changed_ids)
+    return {
+        "n_created": run.n_created + w.n_created,
+        "n_duplicates": run.n_duplicates + w.n_duplicates,
+        "n_changed": run.n_changed + w.n_changed,
+        "n_updated": run.n_updated + w.n_updated,
+        "changed_ids": [*run.changed_ids, *w.changed_ids[: max(room, 0)]],
+    }
+
+
+def _check_import_batch(run: ImportRun, start_row: int, n_rows: int) -> None:
+    if run.status != "running":
+        raise ImportConflictError(
+            f"import run {run.id} is {run.status}; start the import again to run it anew."
+        )
+    if run.rows_committed != start_row:
+        raise ImportConflictError(
+            f"import run {run.id} has {run.rows_committed:,} rows committed, not {start_row:,}: "
+            "another process is importing this file; nothing of this batch was written."
+        )
+    if n_rows < 0 or run.rows_committed + n_rows > run.n_rows:
+        raise LabelwiseError(
+            f"a batch of {n_rows:,} rows from row {start_row:,} overruns import run {run.id} "
+            f"of {run.n_rows:,} rows."
+        )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -1940,6 +2014,58 @@ class BaseStore(ABC):
         ups = [u for u in self.list_model_uploads(project_id, kind)
                if origin is None or u.origin == origin]  # fmt: skip
         return max(ups, key=lambda u: u.version) if ups else None
+
+    # ---- resumable imports (issue 12)
+    @abstractmethod
+    def start_import_run(
+        self,
+        project_id: int,
+        file_sha256: str,
+        options: Mapping[str, Any],
+        n_rows: int,
+        now: datetime | None = None,
+    ) -> tuple[ImportRun, bool]:
+        """The ``running`` import of this file and these options into the project, or a new one.
+
+        Returns ``(run, created)``: an interrupted run to resume from its ``rows_committed``
+        and ``False``, or a new run (nothing committed) and ``True``. A ``done`` run of the same
+        file is not resumed: importing it again is a new run (whose rows are all duplicates).
+        Atomic like :meth:`ensure_job`: concurrent callers get the same run.
+        """
+
+    @abstractmethod
+    def get_import_run(self, import_run_id: int) -> ImportRun: ...
+
+    @abstractmethod
+    def find_import_run(
+        self, project_id: int, file_sha256: str, options: Mapping[str, Any]
+    ) -> ImportRun | None:
+        """The newest run (any status) of this file and options in the project, or ``None``."""
+
+    @abstractmethod
+    def write_import_batch(
+        self,
+        import_run_id: int,
+        items: Sequence[NewItem],
+        *,
+        start_row: int,
+        n_rows: int,
+        on_duplicate: str = "skip",
+        now: datetime | None = None,
+    ) -> ImportRun:
+        """Write one batch of a resumable import and move its checkpoint, in ONE transaction.
+
+        ``items`` are the batch's rows ``start_row`` to ``start_row + n_rows`` of the file (as
+        :meth:`write_items`, ``on_duplicate`` ``"skip"`` or ``"update"``); the run's
+        ``rows_committed`` becomes ``start_row + n_rows`` and its counters add what the batch
+        did, so the checkpoint is committed exactly with the rows. :class:`ImportConflictError`
+        (nothing written) if the run is not ``running`` at ``rows_committed == start_row``.
+        Returns the run afterwards.
+        """
+
+    @abstractmethod
+    def finish_import_run(self, import_run_id: int, now: datetime | None = None) -> ImportRun:
+        """Mark the run ``done`` (every row committed; :class:`ImportConflictError` if not)."""
 
     # ---- lifecycle
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -34,9 +35,9 @@ from labelwise.storage.base import (
     DuplicateItemsError,
     Flag,
     Guidelines,
-    Item,
     ImportConflictError,
     ImportRun,
+    Item,
     ItemsWritten,
     Job,
     LabeledArrays,
@@ -54,8 +55,8 @@ from labelwise.storage.base import (
     _attempt_record,
     _check_choice,
     _check_classes_kept,
-    _check_model_source,
     _check_import_batch,
+    _check_model_source,
     _check_model_upload,
     _check_quality,
     _check_reason,
@@ -68,8 +69,8 @@ from labelwise.storage.base import (
     _gold_label,
     _guidelines_fields,
     _lease_until,
-    _project_fields,
     _merge_written,
+    _project_fields,
     _resolve_now,
     _review_outcome,
     _tasks_args,
@@ -127,8 +128,8 @@ class InMemoryStore(BaseStore):
         self._deliveries: dict[int, Delivery] = {}
         self._model_sources: dict[int, ModelSource] = {}  # model sources (issue 11)
         self._model_uploads: dict[int, ModelUpload] = {}
-
         self._import_runs: dict[int, ImportRun] = {}  # resumable imports (issue 12)
+
     def _next_id(self, table: str) -> int:
         return next(self._ids.setdefault(table, count(1)))
 
@@ -774,6 +775,21 @@ class InMemoryStore(BaseStore):
                 )
                 n += 1
         return n
+
+    def withdraw_tasks(self, task_ids: Sequence[int]) -> list[int]:
+        out: list[int] = []
+        with self._lock:
+            live = Counter(t.item_id for t in self._tasks.values() if t.status != "withdrawn")
+            for tid in sorted(set(task_ids)):
+                t = self._tasks.get(tid)
+                if t is None or t.status != "queued" or live[t.item_id] > 1:
+                    continue  # claimed or finished, or one of a consensus item's copies
+                self._tasks[tid] = replace(t, status="withdrawn")
+                item = self._items[t.item_id]
+                if item.status == "queued":
+                    self._items[t.item_id] = replace(item, status="unlabeled")
+                out.append(tid)
+        return out
 
     # ---- annotations
     def create_annotation(

@@ -885,6 +885,56 @@ def test_task_confidence_is_stored_and_rescored(store):
         store.create_tasks(rid, ids, confidences=[0.5])
 
 
+def test_withdraw_tasks_takes_only_queued_tasks(store):
+    pid, _, tids = _queue(store, 4)
+    aid = store.create_annotator("a")
+    leased = store.claim_next_task(pid, aid, now=T0)  # the lowest id of equal priorities
+    done = store.claim_next_task(pid, aid, now=T0)
+    store.create_annotation(done.id, aid, "pos", now=T0)
+    queued = [t for t in tids if t not in (leased.id, done.id)]
+    # leased and done tasks are left alone; an unknown id is ignored
+    assert store.withdraw_tasks([*tids, 10**9]) == sorted(queued)
+    statuses = {t.id: t.status for t in store.list_tasks(pid)}
+    assert statuses == {
+        leased.id: "leased",
+        done.id: "done",
+        **{t: "withdrawn" for t in queued},
+    }
+    # the items of withdrawn tasks are back in the pool; withdrawn tasks are never served
+    items = {t.id: store.get_item(t.item_id).status for t in store.list_tasks(pid)}
+    assert [items[t] for t in queued] == ["unlabeled", "unlabeled"]
+    assert (items[leased.id], items[done.id]) == ("queued", "labeled")
+    assert store.claim_next_task(pid, store.create_annotator("b"), now=T0) is None
+    assert store.count_tasks(pid, statuses=("withdrawn",)) == 2
+    assert store.list_tasks(pid, status="withdrawn")[0].id == min(queued)
+    assert store.withdraw_tasks(queued) == []  # a second withdrawal changes nothing
+    assert store.withdraw_tasks([]) == []
+
+
+def test_withdraw_tasks_keeps_an_expired_lease_and_released_tasks_go(store):
+    pid, _, tids = _queue(store, 2)
+    aid = store.create_annotator("a")
+    held = store.claim_next_task(pid, aid, lease_seconds=60, now=T0)
+    released = store.claim_next_task(pid, aid, lease_seconds=60, now=T0)
+    store.release_task(released.id, aid)  # a closed tab: queued again, so withdrawable
+    # the held lease expired, but the task is still "leased": the annotator may answer it yet
+    assert store.withdraw_tasks(tids) == [released.id]
+    assert store.get_task(held.id).status == "leased"
+
+
+def test_withdraw_tasks_keeps_consensus_copies_together(store):
+    pid = _project(store)
+    ids = _items(store, pid, 2)
+    rid = store.create_round(pid, "entropy", now=T0)
+    tids = store.create_tasks(rid, ids, copies=[2, 1], now=T0)  # item 0: tids[0], tids[1]
+    aid = store.create_annotator("a")
+    store.update_tasks([tids[0]], priorities=[9.0])
+    assert store.claim_next_task(pid, aid, now=T0).id == tids[0]
+    # tids[1] is queued, but its sibling is leased: withdrawing it would starve the consensus
+    assert store.withdraw_tasks(tids) == [tids[2]]
+    assert store.get_item(ids[0]).status == "queued"
+
+
 def test_annotation_completes_task_and_labels_item(store):
     pid, _, _ = _queue(store, 2)
     ann = store.create_annotator("a")

@@ -1511,6 +1511,32 @@ class SqlStore(BaseStore):
             conn.execute(stmt, params)
             return queued
 
+    def withdraw_tasks(self, task_ids: Sequence[int]) -> list[int]:
+        t, other = m.tasks, m.tasks.alias("other")
+        # a consensus item's copies stay together: none is withdrawn while another is live
+        sibling = sa.exists().where(
+            other.c.item_id == t.c.item_id, other.c.id != t.c.id, other.c.status != "withdrawn"
+        )
+        out: list[tuple[int, int]] = []
+        with self._write() as conn:
+            for chunk in _chunks(sorted(set(task_ids))):
+                # check and change in one UPDATE: on PostgreSQL a row a claim holds is re-read
+                # after the claim commits (status 'leased': left alone), on SQLite the write
+                # transaction excludes the claim
+                out += conn.execute(
+                    sa.update(t)
+                    .where(t.c.id.in_(chunk), t.c.status == "queued", ~sibling)
+                    .values(status="withdrawn")
+                    .returning(t.c.id, t.c.item_id)
+                ).all()
+            for chunk in _chunks(sorted({iid for _, iid in out})):
+                conn.execute(
+                    sa.update(m.items)
+                    .where(m.items.c.id.in_(chunk), m.items.c.status == "queued")
+                    .values(status="unlabeled")
+                )
+        return sorted(tid for tid, _ in out)
+
     # ---- annotations
     def create_annotation(
         self,
