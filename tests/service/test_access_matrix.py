@@ -40,9 +40,10 @@ from labelwise.service.deps import create_user
 from labelwise.settings import Settings
 from labelwise.storage.base import utcnow
 from labelwise.storage.sql import SqlStore
-from labelwise.testing.store import sqlite_store
+from labelwise.testing.store import postgres_schema_store, sqlite_store
 
 ADMIN = "admin-secret-token"
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 # --------------------------------------------------------------------------- the rules
 
@@ -203,9 +204,8 @@ def _ok(r, what: str) -> dict:
     return r.json() if r.content else {}
 
 
-def _build_world(path: Path, data_dir: Path) -> dict:
+def _build_world(store, data_dir: Path) -> dict:
     """Two projects and one user per kind of caller; returns ids and tokens."""
-    store = SqlStore(f"sqlite:///{path}")
     world: dict = {"tokens": {}, "projects": {}}
     with TestClient(create_app(_settings(data_dir), store, admin_token=ADMIN)) as c:
         c.headers["Authorization"] = f"Bearer {ADMIN}"
@@ -266,7 +266,6 @@ def _build_world(path: Path, data_dir: Path) -> dict:
         world["job_id"] = store.create_job("retrain", own)
         world["roles"] = {name: (role, roles) for name, (role, roles) in members.items()}
         world["roles"]["admin"] = ("admin", {})
-    store.close()
     return world
 
 
@@ -277,7 +276,11 @@ def world(tmp_path_factory):
     with sqlite_store(template):
         pass
     data_dir = base / "data"
-    w = _build_world(template, data_dir)
+    store = SqlStore(f"sqlite:///{template}")
+    try:
+        w = _build_world(store, data_dir)
+    finally:
+        store.close()
     w["template"], w["data_dir"] = template, data_dir
     return w
 
@@ -442,3 +445,33 @@ def test_denied_requests_change_nothing(world, tmp_path):
     finally:
         client.store.close()
     assert path.read_bytes() == before
+
+
+@pytest.mark.postgres
+def test_access_matrix_on_postgresql(tmp_path):
+    """One pass on PostgreSQL over the cells that change nothing (every denial, and allowed
+    reads): the same world, the same expectations."""
+    with postgres_schema_store(POSTGRES_URL) as store:
+        w = _build_world(store, tmp_path / "data")
+        client = TestClient(create_app(_settings(tmp_path / "data"), store))
+        wrong: list[str] = []
+        for (method, template), rule in sorted(RULES.items()):
+            if method == "MOUNT":
+                continue
+            for side in ("own", "foreign"):
+                ids = w["projects"][side] | {"job_id": w["job_id"]}
+                for caller in CALLERS:
+                    expected = _expected(w, rule, caller, side)
+                    if expected == "ok" and method != "GET":
+                        continue  # a write: the SQLite matrix gives it a fresh world
+                    token = w["tokens"].get(caller)
+                    r = client.request(
+                        method,
+                        _fill(template, ids),
+                        json=_body(method, template, ids),
+                        headers={"Authorization": f"Bearer {token}"} if token else {},
+                    )
+                    problem = _check(r, expected, caller, rule)
+                    if problem:
+                        wrong.append(f"{method} {template} {caller} on {side}: {problem}")
+    assert not wrong, "\n".join(wrong)
