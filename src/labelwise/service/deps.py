@@ -27,6 +27,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from labelwise.service.schemas import MAX_ID
 from labelwise.settings import Settings
@@ -96,11 +97,13 @@ def create_user(
     return aid, token
 
 
-def get_store(request: Request) -> BaseStore:
+# async: FastAPI runs a plain ``def`` dependency in its thread pool, a hop per dependency and
+# request (these two are attribute reads)
+async def get_store(request: Request) -> BaseStore:
     return request.app.state.store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -139,7 +142,7 @@ def authenticate(store: BaseStore, authorization: str) -> Annotator:
     )
 
 
-def require_user(
+async def require_user(
     request: Request,
     store: StoreDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -147,13 +150,14 @@ def require_user(
     """The caller, from the bearer token; 401 when it is missing or unknown.
 
     Requests with a body were authenticated before it was read (``app._GuardBodies``): that
-    annotator is reused rather than looked up twice.
+    annotator is reused rather than looked up twice, without a trip through the thread pool
+    (only the database lookup runs there).
     """
     state = request.scope.setdefault("state", {})
     if state.get("user") is None:
         header = "" if credentials is None else f"Bearer {credentials.credentials}"
         # kept for the 404 handler, which words errors by the caller's role
-        state["user"] = authenticate(store, header)
+        state["user"] = await run_in_threadpool(authenticate, store, header)
     return state["user"]
 
 
