@@ -25,11 +25,20 @@ Run: ``python benchmarks/service_load.py`` (``make bench``). Needs the PostgreSQ
    clock starts at the 201 of the last answer of the batch and stops when an annotator's claim
    returns a task of the next round (the worker has retrained, validated, saved the model, and
    selected and queued the next batch). Two cycles: cold start -> first model, first -> second.
+
+``--compare REV`` measures claim latency only, old code against new in one run: REV is checked
+out with ``git worktree add`` (removed afterwards), each side gets its own schema, migrated and
+seeded by its own code, and its own ``labelwise serve`` (jobs left to an external worker, so
+the idle server takes no CPU); for each think time the two are loaded one after the other
+(before, after; then after, before for the next think time), so both see the same machine.
+It writes the subsection "Claim latency before and after" of the Service load section and
+leaves the rest of the section as it is.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import socket
@@ -58,8 +67,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(url: str, data_dir: Path, workers: int = 1) -> tuple[list[subprocess.Popen], str]:
-    """``serve`` (and, for ``workers > 1``, a separate ``labelwise worker``); waits for /healthz."""
+def _start_server(
+    url: str, data_dir: Path, workers: int = 1, src: Path | None = None, jobs: bool = True
+) -> tuple[list[subprocess.Popen], str]:
+    """``serve`` (and, for ``workers > 1``, a separate ``labelwise worker``); waits for /healthz.
+
+    ``src``: run the labelwise package found there (an older checkout's ``src``); ``jobs``
+    false: the server runs no jobs (``LABELWISE_WORKER=external``, no worker started).
+    """
     port = _free_port()
     env = {
         **os.environ,
@@ -67,6 +82,12 @@ def _start_server(url: str, data_dir: Path, workers: int = 1) -> tuple[list[subp
         "LABELWISE_DATA_DIR": str(data_dir),
         "LABELWISE_WORKER_POLL_SECONDS": "0.05",
     }
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        )
+    if not jobs:
+        env["LABELWISE_WORKER"] = "external"
     cli = [sys.executable, "-m", "labelwise.cli"]
     cmd = [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url", url,
            "--log-level", "warning"]  # fmt: skip
@@ -87,7 +108,7 @@ def _start_server(url: str, data_dir: Path, workers: int = 1) -> tuple[list[subp
     else:
         procs[0].kill()
         raise SystemExit("the server did not start in 120 s")
-    if workers > 1:
+    if workers > 1 and jobs:
         wcmd = [*cli, "worker", "--database-url", url, "--poll", "0.05"]
         procs.append(subprocess.Popen(wcmd, env=env, stdout=subprocess.DEVNULL))
     return procs, base
@@ -232,6 +253,7 @@ def load_phase(
         "claims_per_s": len(claims) / elapsed,
         "requests_per_s": (len(claims) + len(submits)) / elapsed,
         "claim_p50_ms": _pct(claims, 50),
+        "claim_p95_ms": _pct(claims, 95),
         "claim_p99_ms": _pct(claims, 99),
         "submit_p50_ms": _pct(submits, 50),
         "submit_p99_ms": _pct(submits, 99),
@@ -348,7 +370,190 @@ def _load_row(r: dict) -> str:
     )
 
 
+# --------------------------------------------------------------------------- --compare REV
+
+COMPARE_TITLE = "### Claim latency before and after"
+
+
+def _seed_to_file(spec_path: str) -> None:
+    """``--seed-only``: seed one load project with the labelwise on ``sys.path`` (this
+    checkout's or an older one's, by ``PYTHONPATH``) and write its ids and tokens as JSON."""
+    from labelwise.storage import open_store
+
+    spec = json.loads(Path(spec_path).read_text())
+    X, y = _digits_features(spec["tasks"] + 200, seed=spec["seed"])
+    with open_store(spec["url"], upgrade=True) as store:
+        pid, truth = _npy_project(
+            store, spec["name"], X, y, 200, spec["tasks"], Path(spec["folder"])
+        )
+        tokens = _tokens(store, pid, spec["annotators"], spec["name"] + "-")
+    out = {"pid": pid, "truth": {str(k): str(v) for k, v in truth.items()}, "tokens": tokens}
+    Path(spec["out"]).write_text(json.dumps(out))
+
+
+def _seed_with(src: Path | None, spec: dict, folder: Path) -> tuple[int, dict, list[str]]:
+    """Seed in a subprocess that imports labelwise from ``src`` (this checkout when None)."""
+    spec = {**spec, "folder": str(folder), "out": str(folder / f"{spec['name']}.json")}
+    path = folder / f"{spec['name']}.spec.json"
+    path.write_text(json.dumps(spec))
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        )
+    subprocess.run([sys.executable, __file__, "--seed-only", str(path)], env=env, check=True)
+    got = json.loads(Path(spec["out"]).read_text())
+    return got["pid"], {int(k): v for k, v in got["truth"].items()}, got["tokens"]
+
+
+def _write_subsection(path: Path, title: str, text: str) -> None:
+    """Replace the ``###`` subsection starting with ``title`` inside the Service load section
+    (or append it at the section's end); the rest of the file is left as it is."""
+    whole = path.read_text()
+    start = whole.find(HEADING)
+    if start == -1:
+        write_section(path, HEADING, f"{HEADING}\n\n{text}")
+        return
+    end = whole.find("\n## ", start + len(HEADING))
+    end = len(whole) if end == -1 else end + 1
+    section = whole[start:end]
+    at = section.find(title)
+    if at == -1:
+        section = section.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n\n"
+    else:
+        stop = section.find("\n### ", at + len(title))
+        tail = "" if stop == -1 else section[stop + 1 :]
+        section = section[:at] + text.rstrip("\n") + "\n\n" + tail
+    path.write_text(whole[:start] + section + whole[end:])
+
+
+def _git(*args: str) -> str:
+    repo = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def compare_main(args: argparse.Namespace) -> int:
+    """Claim latency of REV's code and this checkout's, alternating, in one run."""
+    import sqlalchemy as sa
+
+    rev = _git("rev-parse", "--short", args.compare)
+    here = _git("rev-parse", "--short", "HEAD")
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no", "--", "src"))
+    after_name = f"{here}{' + working tree' if dirty else ''}"
+    admin = sa.create_engine(args.database_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    schemas = {side: f"lw_bench_{side}_{uuid.uuid4().hex[:8]}" for side in ("before", "after")}
+    with admin.connect() as conn:
+        for schema in schemas.values():
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        pg_version = conn.exec_driver_sql("SHOW server_version").scalar()
+    urls = {k: f"{args.database_url}?options=-csearch_path%3D{v}" for k, v in schemas.items()}
+    tmp = Path(tempfile.mkdtemp(prefix="lw-compare-"))
+    worktree = tmp / "before"
+    _git("worktree", "add", "--detach", str(worktree), rev)
+    srcs: dict[str, Path | None] = {"before": worktree / "src", "after": None}
+    servers: dict[str, list[subprocess.Popen]] = {}
+    rows: list[dict] = []
+    load_start = os.getloadavg()
+    try:
+        projects = {}
+        for n, think in enumerate(args.think_time):
+            for side in ("before", "after"):
+                print(f"seeding: {side}, think {think:g} s ({args.tasks} tasks)", flush=True)
+                spec = {"url": urls[side], "name": f"{side}{n}", "tasks": args.tasks,
+                        "annotators": args.annotators, "seed": 1 + n}  # fmt: skip
+                projects[side, think] = _seed_with(srcs[side], spec, tmp)
+        bases = {}
+        for side in ("before", "after"):
+            servers[side], bases[side] = _start_server(
+                urls[side], tmp / f"data-{side}", 1, src=srcs[side], jobs=False
+            )
+            with httpx.Client(
+                base_url=bases[side], headers={"Authorization": f"Bearer {ADMIN}"}, timeout=300
+            ) as c:
+                for think in args.think_time:
+                    c.post(f"/api/projects/{projects[side, think][0]}/rounds").raise_for_status()
+        for n, think in enumerate(args.think_time):
+            order = ("before", "after") if n % 2 == 0 else ("after", "before")
+            for side in order:
+                pid, truth, tokens = projects[side, think]
+                print(f"load: {side}, think {think:g} s, {args.duration:g} s", flush=True)
+                row = load_phase(bases[side], pid, tokens, truth, args.duration, think)
+                row["side"] = side
+                print(row, flush=True)
+                rows.append(row)
+    finally:
+        for procs in servers.values():
+            _stop(procs)
+        with admin.connect() as conn:
+            for schema in schemas.values():
+                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+        _git("worktree", "remove", "--force", str(worktree))
+    load_end = os.getloadavg()
+
+    def avg(x: tuple) -> str:
+        return ", ".join(f"{v:.2f}" for v in x)
+
+    think = ",".join(f"{t:g}" for t in args.think_time)
+    command = (
+        f"python benchmarks/service_load.py --compare {args.compare} --annotators "
+        f"{args.annotators} --duration {args.duration:g} --tasks {args.tasks} --think-time {think}"
+    )
+    names = {"before": f"before (`{rev}`)", "after": f"after (`{after_name}`)"}
+    by = {(r["side"], r["think_s"]): r for r in rows}
+    lines = [
+        f"{COMPARE_TITLE} (`--compare`, {time.strftime('%Y-%m-%d', time.gmtime())})",
+        "",
+        f"Command: `{command}`. Old and new code each serve their own schema from their own "
+        f"`labelwise serve` process (one uvicorn process, jobs left to an external worker that "
+        f"is not started); the load phases alternate between them. Machine: "
+        f"{platform.machine()}, {os.cpu_count()} CPU cores shared with PostgreSQL "
+        f"{pg_version}, the {args.annotators} client threads and other work; `uptime` load "
+        f"averages (1, 5, 15 min) at the start: {avg(load_start)}; at the end: "
+        f"{avg(load_end)}.",
+        "",
+        "| load | code | offered claims/s | achieved claims/s | claims | claim p50 | claim p95 | "
+        "claim p99 | answer p50 | answer p99 | 1-min load avg (before -> after) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        offered = "closed loop" if r["offered_claims_per_s"] is None else (
+            f"{r['offered_claims_per_s']:.0f}"
+        )  # fmt: skip
+        lines.append(
+            f"| {_row_label(r)} | {names[r['side']]} | {offered} | {r['claims_per_s']:.1f} | "
+            f"{r['claims']:,} | {r['claim_p50_ms']:.1f} ms | {r['claim_p95_ms']:.1f} ms | "
+            f"{r['claim_p99_ms']:.1f} ms | {r['submit_p50_ms']:.1f} ms | "
+            f"{r['submit_p99_ms']:.1f} ms | {r['load_before'][0]:.1f} -> "
+            f"{r['load_after'][0]:.1f} |"
+        )
+    ratios = []
+    for t in args.think_time:
+        b, a = by["before", t], by["after", t]
+        ratios.append(
+            f"{_row_label(a)}: claim p50 {b['claim_p50_ms'] / a['claim_p50_ms']:.2f}x, p99 "
+            f"{b['claim_p99_ms'] / a['claim_p99_ms']:.2f}x faster, claims/s "
+            f"{a['claims_per_s'] / b['claims_per_s']:.2f}x"
+        )
+    aims = "; ".join(
+        f"{_row_label(r)}, {r['side']}: {r['claim_p99_ms']:.1f} ms "
+        f"({'meets' if r['claim_p99_ms'] <= 25 else 'misses'})"
+        for r in rows
+        if r["think_s"] > 0
+    )
+    lines += ["", "Before / after: " + "; ".join(ratios) + ".", "",
+              f"Aim: paced claim p99 <= 25 ms. {aims}.", ""]  # fmt: skip
+    _write_subsection(Path(args.out), COMPARE_TITLE, "\n".join(lines))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--seed-only":
+        _seed_to_file(sys.argv[2])
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--annotators", type=int, default=50)
@@ -371,7 +576,14 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--cycles", type=int, default=2)
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument(
+        "--compare",
+        metavar="REV",
+        help="claim latency only: REV's code against this checkout's, alternating in one run",
+    )
     args = ap.parse_args()
+    if args.compare:
+        return compare_main(args)
 
     import sqlalchemy as sa
 
