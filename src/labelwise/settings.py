@@ -45,6 +45,18 @@ class Settings(BaseSettings):
         default=600, gt=0, description="How long a worker holds a claimed job before retry."
     )
     import_batch_size: int = Field(default=10_000, gt=0, description="Rows per import insert.")
+    import_resumable_bytes: int = Field(
+        default=16 * 2**20,
+        ge=0,
+        description="An import file larger than this is checked whole first, then written in "
+        "committed batches that a rerun after a kill resumes (smaller: one transaction).",
+    )
+    import_async_bytes: int = Field(
+        default=16 * 2**20,
+        ge=0,
+        description="A file upload to POST /api/projects/{id}/items:import larger than this is "
+        "imported by a worker job: 202 with the job, its progress in GET /api/jobs/{id}.",
+    )
     worker: Literal["inline", "external"] = Field(
         default="inline",
         description="'inline' runs jobs in the service process; 'external' leaves them to "
@@ -70,6 +82,18 @@ class Settings(BaseSettings):
         ge=0,
         description="Also retrain after this many new labels, mid-round (0: only when a "
         "round's batch is complete).",
+    )
+    round_overlap: int = Field(
+        default=0,
+        ge=0,
+        description="Start the next round from the current model once the open tasks of the "
+        "current one fall to this many (0: only when its batch is complete), so the queue never "
+        "runs dry while a slow annotator holds the last tasks.",
+    )
+    withdraw_stale: bool = Field(
+        default=True,
+        description="After a retrain, withdraw queued tasks the new model no longer ranks among "
+        "the batch_size most informative items (claimed tasks are never withdrawn).",
     )
     random_fraction: float = Field(
         default=0.1,
