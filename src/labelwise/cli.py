@@ -750,6 +750,67 @@ def project_list(database_url: str = DATABASE_URL_OPTION, as_json: bool = JSON_O
 _IMPORT_KEYS = ("n_read", "n_created", "n_skipped")
 
 
+@contextlib.contextmanager
+def _import_bar(name: str, disable: bool) -> Iterator[Any]:
+    """A rich bar for :func:`labelwise.importers.import_items`'s ``on_progress``: the file's
+    bytes while its rows are checked (or read in one transaction), then the rows written, with
+    rows/s; says so when an import resumes."""
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    err = console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[done]}"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=disable,
+    ) as bar:
+        task = bar.add_task(f"importing into {name}", total=None, done="", rate="")
+        phase = {"name": "", "t0": time.monotonic(), "rows0": 0}
+
+        def update(p: Any) -> None:
+            now = time.monotonic()
+            if p.phase != phase["name"]:
+                phase.update(name=p.phase, t0=now, rows0=p.resumed_at)
+                if p.phase == "write" and p.resumed_at:
+                    bar.console.print(
+                        f"resumed at row {p.resumed_at:,} of {p.n_rows:,} (committed by an "
+                        "earlier run of this import)"
+                    )
+            rate = (p.rows - phase["rows0"]) / max(now - phase["t0"], 1e-9)
+            what = "checking" if p.phase == "check" else "importing into"
+            if p.phase == "write" and p.n_rows is not None:  # rows: the total is known
+                total, completed = p.n_rows, p.rows
+                done = f"{p.rows:,}/{p.n_rows:,} rows"
+            elif p.n_bytes:
+                total, completed = p.n_bytes, p.bytes_read or 0
+                done = f"{p.rows:,} rows, {completed / 2**20:,.1f}/{total / 2**20:,.1f} MB"
+            else:
+                total, completed, done = None, p.rows, f"{p.rows:,} rows"
+            bar.update(
+                task,
+                description=f"{what} {name}",
+                total=total,
+                completed=completed,
+                done=done,
+                rate=f"{rate:,.0f} rows/s",
+            )
+
+        yield update
+
+
 @project_app.command("import")
 def project_import(
     project: str = typer.Argument(..., help="Project name or id."),
@@ -777,9 +838,12 @@ def project_import(
     database_url: str = DATABASE_URL_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Import items (streaming, one transaction: a bad row imports nothing)."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    """Import items (streaming; a bad row imports nothing).
 
+    A file over ``LABELWISE_IMPORT_RESUMABLE_BYTES`` (16 MiB) is checked whole first, then
+    written in committed batches: run the same command again after a kill and it resumes after
+    the last committed batch. The bar shows bytes while checking, rows while writing.
+    """
     from labelwise.importers import import_items
     from labelwise.service.admin import resolve_project
 
@@ -787,15 +851,7 @@ def project_import(
         settings = _settings(database_url)
         with _open(settings) as store:
             p = resolve_project(store, project)
-            with Progress(
-                SpinnerColumn(),
-                TextColumn("importing into {task.fields[name]}: {task.completed:,} rows read"),
-                TimeElapsedColumn(),
-                console=console(stderr=True),
-                transient=True,
-                disable=as_json,
-            ) as bar:
-                task = bar.add_task("import", total=None, name=p.name)
+            with _import_bar(p.name, disable=as_json) as on_progress:
                 result = import_items(
                     store,
                     p.id,
@@ -805,8 +861,9 @@ def project_import(
                     id_field=id_field or None,
                     label_field=label_field or None,
                     batch_size=settings.import_batch_size,
-                    progress=lambda n: bar.update(task, completed=n),
                     on_duplicate=on_duplicate,
+                    resumable_bytes=settings.import_resumable_bytes,
+                    on_progress=on_progress,
                 )
     if as_json:
         # the duplicate report only when there is one: the three counts stay the whole
@@ -814,6 +871,8 @@ def project_import(
         out = _to_jsonable(result)
         _print_json({k: v for k, v in out.items() if k in _IMPORT_KEYS or v})
     else:
+        if result.resumed_at:
+            console().print(f"resumed at row {result.resumed_at:,} (committed by an earlier run)")
         console().print(
             f"imported {result.n_created:,} items into {p.name!r} ({result.n_read:,} rows read, "
             f"{result.n_skipped:,} skipped as existing ids)"

@@ -68,10 +68,16 @@ def _predict(store: BaseStore, job: Job, settings: Any) -> object:
     return run_predict(store, job, settings)
 
 
+def _import(store: BaseStore, job: Job, settings: Any) -> object:
+    from labelwise.service.big_imports import run_import
+
+    return run_import(store, job, settings)
+
+
 def default_handlers() -> dict[str, Handler]:
-    """``{"retrain": run_retrain, "select": start_round, "predict": run_predict}`` as
-    ``handler(store, job, settings)``."""
-    return {"retrain": _retrain, "select": _select, "predict": _predict}
+    """``{"retrain": run_retrain, "select": start_round, "predict": run_predict, "import":
+    run_import}`` as ``handler(store, job, settings)``."""
+    return {"retrain": _retrain, "select": _select, "predict": _predict, "import": _import}
 
 
 class Worker:

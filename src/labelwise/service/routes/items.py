@@ -1,8 +1,11 @@
 """Items: import a file (CSV, JSON Lines, Parquet) or a JSON list, and browse the pool.
 
 An import is one transaction: a bad row is a 422 naming the line and the field, and nothing is
-imported. Re-importing is harmless; existing external ids are skipped and counted, and those
-whose content differs are reported and handled by ``?on_duplicate=skip|update|fail``.
+imported. A file upload larger than ``settings.import_async_bytes`` is imported by a worker
+instead (202 with the job; :mod:`labelwise.service.big_imports`): checked whole first, then
+written in committed batches that a retried job resumes. Re-importing is harmless; existing
+external ids are skipped and counted, and those whose content differs are reported and handled
+by ``?on_duplicate=skip|update|fail``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
@@ -34,7 +38,7 @@ from labelwise.service.deps import (
     StoreDep,
     visible_project,
 )
-from labelwise.service.schemas import ImportResultPublic, ItemPublic, ItemsImport
+from labelwise.service.schemas import ImportResultPublic, ItemPublic, ItemsImport, JobPublic
 from labelwise.storage.base import BaseStore, NewItem, Project, check_label
 
 router = APIRouter(prefix="/api", tags=["items"])
@@ -70,6 +74,13 @@ _IMPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such project."},
     409: {"description": "on_duplicate=fail and ids repeat with other content; nothing imported."},
     422: {"description": "A bad row (line and field named); nothing was imported."},
+}
+_ASYNC_RESPONSE: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": JobPublic,
+        "description": "A file upload over settings.import_async_bytes: queued as an import "
+        "job; GET /api/jobs/{id} shows its progress (rows done / total).",
+    }
 }
 OnDuplicate = Annotated[
     Literal["skip", "update", "fail"],
@@ -138,7 +149,8 @@ def add_items(
     status_code=status.HTTP_201_CREATED,
     summary="Import items from a file upload or a JSON body",
     openapi_extra=_IMPORT_DOC,
-    responses=_IMPORT_RESPONSES,
+    response_model=ImportResultPublic,
+    responses={**_ASYNC_RESPONSE, **_IMPORT_RESPONSES},
     response_model_exclude_defaults=True,
 )
 async def import_project_items(
@@ -164,10 +176,15 @@ async def import_project_items(
         str, Query(max_length=200, description="Optional label column; empty for none.")
     ] = "",
     on_duplicate: OnDuplicate = "skip",
-) -> ImportResultPublic:
+) -> Any:
     """Upload a CSV, JSON Lines or Parquet file as the multipart field ``file``, or send a
     JSON body ``{"items": [...]}``. Streams into one transaction: a bad row is a 422 naming
-    the line and the field, and nothing is imported."""
+    the line and the field, and nothing is imported.
+
+    A CSV, JSON Lines or Parquet upload larger than ``import_async_bytes`` (16 MiB) is
+    answered 202 with an ``import`` job instead: a worker checks every row (a bad row fails
+    the job, nothing stored), then imports in committed batches, resumed after a kill; follow
+    it with GET /api/jobs/{id} (``progress``)."""
     from starlette.concurrency import run_in_threadpool
 
     ctype = request.headers.get("content-type", "")
@@ -202,6 +219,12 @@ async def import_project_items(
             path = FilePath(tmp) / _upload_name(upload.filename, fmt)
             with path.open("wb") as out:
                 await run_in_threadpool(shutil.copyfileobj, upload.file, out, 1 << 20)
+            if fmt != "labelstudio" and path.stat().st_size > settings.import_async_bytes:
+                return await run_in_threadpool(
+                    _queue_import, store, project_id, path, fmt, settings,
+                    text_field=text_field or None, id_field=id_field or None,
+                    label_field=label_field or None, on_duplicate=on_duplicate,
+                )  # fmt: skip
             result = await run_in_threadpool(
                 _import_file,
                 store,
@@ -215,6 +238,19 @@ async def import_project_items(
                 on_duplicate=on_duplicate,
             )
     return ImportResultPublic.model_validate(result)
+
+
+def _queue_import(
+    store: BaseStore, project_id: int, path: FilePath, fmt: str, settings: Any, **kw: Any
+) -> JSONResponse:
+    """A 202 with the queued ``import`` job of a big upload (:mod:`.big_imports`)."""
+    from labelwise.service.big_imports import queue_import
+
+    job_id = queue_import(
+        store, project_id, path, fmt, data_dir=settings.data_dir, filename=path.name, **kw
+    )
+    job = JobPublic.model_validate(store.get_job(job_id))
+    return JSONResponse(job.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
 
 
 def _import_file(store: BaseStore, project_id: int, path: FilePath, fmt: str, **kw: Any) -> Any:

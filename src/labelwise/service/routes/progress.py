@@ -58,4 +58,9 @@ def list_jobs(
 def get_job(
     job_id: Annotated[int, Path(ge=1, le=MAX_ID)], store: StoreDep, admin: Admin
 ) -> JobPublic:
-    return JobPublic.model_validate(store.get_job(job_id))
+    from labelwise.service.big_imports import import_progress
+
+    job = store.get_job(job_id)
+    return JobPublic.model_validate(job).model_copy(
+        update={"progress": import_progress(store, job)}
+    )

@@ -178,6 +178,15 @@ _PG_INSERT_ITEMS = sa.text(
 )
 
 
+_SQLITE_INSERT_ITEMS = (
+    "INSERT INTO items (project_id, external_id, payload, meta, features_path, features_row, "
+    "status, label, gold_label, created) VALUES {values} "
+    "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING external_id"
+)
+#: rows per SQLite insert statement: 10 parameters each, below SQLite's 32,766 per statement
+_SQLITE_INSERT_ROWS = 2000
+
+
 def _pg_item_arrays(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Column arrays for :data:`_PG_INSERT_ITEMS`. JSON values are serialised like the JSON
     column type does (``None`` is the JSON ``null``, as SQLAlchemy's default stores it)."""
@@ -429,12 +438,25 @@ class SqlStore(BaseStore):
             return set()
         if self.dialect == "postgresql":
             return set(conn.execute(_PG_INSERT_ITEMS, _pg_item_arrays(rows)).scalars())
-        stmt = (
-            self._insert(m.items)
-            .on_conflict_do_nothing(index_elements=["project_id", "external_id"])
-            .returning(m.items.c.external_id)
-        )
-        return set(conn.execute(stmt, rows).scalars())
+        # SQLite: multi-row VALUES with the values serialised here; SQLAlchemy's per-row
+        # bind processing (JSON, datetimes) cost more than the inserts themselves
+        created = m.items.c.created.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        now = created(rows[0]["created"])
+        inserted: set[str] = set()
+        for chunk in _chunks(rows, _SQLITE_INSERT_ROWS):
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            params: list[Any] = []
+            for r in chunk:
+                label, gold = r["label"], r["gold_label"]
+                params += (
+                    r["project_id"], r["external_id"], json.dumps(r["payload"]),
+                    json.dumps(r["meta"]), r["features_path"], r["features_row"], r["status"],
+                    "null" if label is None else json.dumps(label),
+                    "null" if gold is None else json.dumps(gold), now,
+                )  # fmt: skip
+            cur = conn.exec_driver_sql(_SQLITE_INSERT_ITEMS.format(values=values), tuple(params))
+            inserted.update(x for (x,) in cur)
+        return inserted
 
     def _items_by_external_id(
         self, conn: sa.Connection, project_id: int, external_ids: Sequence[str]
