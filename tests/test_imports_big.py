@@ -201,3 +201,47 @@ def _ids(store: SqlStore, pid: int) -> dict[str, int]:
             sa.text("SELECT external_id, id FROM items WHERE project_id = :p"), {"p": pid}
         )
         return dict(rows.all())
+
+
+def test_progress_reports_bytes_while_checking_and_rows_while_writing(tmp_path):
+    path = _write_csv(tmp_path / "items.csv", 25)
+    size = path.stat().st_size
+    seen = []
+    with sqlite_store(tmp_path / "p.db") as store:
+        pid = store.create_project("p", "multiclass", ["neg", "pos"])
+        import_items(store, pid, path, batch_size=10, resumable=True, on_progress=seen.append)
+    # (phase, rows, rows in the file, bytes read of the file); the file is one 8 KiB read
+    assert [(p.phase, p.rows, p.n_rows, p.bytes_read, p.n_bytes) for p in seen] == [
+        ("check", 10, None, size, size),
+        ("check", 20, None, size, size),
+        ("check", 25, 25, size, size),
+        ("write", 0, 25, 0, size),
+        ("write", 10, 25, size, size),
+        ("write", 20, 25, size, size),
+        ("write", 25, 25, size, size),
+    ]
+
+
+def test_cli_import_says_where_it_resumed(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from labelwise.cli import app
+    from labelwise.storage.base import NewItem
+
+    db = tmp_path / "cli.db"
+    monkeypatch.setenv("LABELWISE_DATABASE_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("LABELWISE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LABELWISE_IMPORT_BATCH_SIZE", "10")
+    monkeypatch.setenv("LABELWISE_IMPORT_RESUMABLE_BYTES", "100")  # the file is bigger
+    path = _write_csv(tmp_path / "items.csv", 30)
+    with sqlite_store(db) as store:
+        pid = store.create_project("p", "multiclass", ["neg", "pos"])
+        # an earlier run of the same import committed its first batch, then was killed
+        run, _ = store.start_import_run(pid, _sha256(path), OPTIONS, n_rows=30)
+        rows = [NewItem(f"r{i}", {"text": f"t{i}"}, {"source": "items.csv"}) for i in range(10)]
+        store.write_import_batch(run.id, rows, start_row=0, n_rows=10)
+    out = CliRunner().invoke(app, ["project", "import", "p", str(path)], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "resumed at row 10 (committed by an earlier run)" in text
+    assert "imported 30 items into 'p' (30 rows read, 0 skipped as existing ids)" in text
