@@ -326,7 +326,8 @@ def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
-GENERATED = ("### Claim latency", "### Retrain + reselect")
+# a full run rewrites these; hand-written notes and the --compare subsection are kept
+GENERATED = ("### Claim latency and throughput", "### Retrain + reselect")
 
 
 def _kept_subsections(path: Path) -> str:
