@@ -990,11 +990,14 @@ def _format_status(status: Any) -> list[Any]:
         ("labels saved vs random", _fmt(pr.labels_saved, ",.0f")),
         ("money saved vs random", _fmt(pr.money_saved, ",.2f")),
         ("labels / hour of labeling", rate),
+        ("batch size advice", pr.batch_advice.get("note", "-")),
         ("stopping", pr.stopping_status),
         ("jobs", jobs),
     ]
     if status.last_job_error:
         rows.append(("last job error", status.last_job_error))
+    if pr.strategy_warning:
+        rows.append(("strategy warning", pr.strategy_warning))
     for k, v in rows:
         summary.add_row(k, Text(str(v)))
     out: list[Any] = [summary]

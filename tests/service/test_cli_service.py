@@ -274,6 +274,9 @@ def test_status_table_and_json(labelled, tmp_path):
     table = ok("project", "status", "reviews").output
     for word in ("queue depth", "labels saved vs random", "stopping", "1 queued"):
         assert word in table
+    # no retrain has run: no time to cover, so no advice yet (issue 13)
+    assert progress["batch_advice"]["batch_size"] is None
+    assert "batch size advice" in table and "no advice yet" in table
 
 
 def test_status_unknown_project(db):
