@@ -203,7 +203,10 @@ def load_phase(
                 time.sleep(min(rng.exponential(think), max(0.0, stop_at[0] - time.perf_counter())))
 
         try:
-            with httpx.Client(base_url=base, headers=h, timeout=60) as c:
+            # uvicorn closes a connection idle for 5 s; a client that keeps it longer (a long
+            # think time) can send its next claim as the server closes it: connection reset
+            limits = httpx.Limits(keepalive_expiry=4.0)
+            with httpx.Client(base_url=base, headers=h, timeout=60, limits=limits) as c:
                 c.get("/healthz")  # open the connection before the clock starts
                 barrier.wait()
                 pause()
