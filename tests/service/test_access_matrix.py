@@ -87,6 +87,7 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/api/tasks/{task_id}"): MEMBER,
     ("POST", "/api/tasks/{task_id}/annotations"): MEMBER,
     ("POST", "/api/tasks/{task_id}/skip"): MEMBER,
+    ("POST", "/api/tasks/{task_id}/release"): MEMBER,
     ("POST", "/api/annotations/{annotation_id}/undo"): MEMBER,
     ("POST", "/api/annotations/{annotation_id}/edit"): MEMBER,
     ("GET", "/api/projects/{project_id}/history"): MEMBER,
