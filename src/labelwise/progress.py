@@ -47,10 +47,12 @@ __all__ = [
     "BREAK_SECONDS",
     "RANDOM_MIN_LABELS",
     "RANDOM_MIN_POINTS",
+    "BatchAdvice",
     "MajorityBaseline",
     "RandomBaseline",
     "Savings",
     "active_labels_per_hour",
+    "advise_batch_size",
     "fit_power_law",
     "interpolate_curve",
     "labels_for_accuracy",
@@ -292,6 +294,66 @@ def active_labels_per_hour(
         if timed.size and seconds > 0:
             out[aid] = timed.size * 3600.0 / seconds
     return out
+
+
+@dataclass(frozen=True)
+class BatchAdvice:
+    """A batch size that keeps annotators busy through a retrain (:func:`advise_batch_size`).
+
+    Attributes
+    ----------
+    batch_size : int or None
+        ``None`` until throughput and a retrain time have been measured.
+    labels_during_retrain : float or None
+        Labels the team gives while one retrain runs: what the queue must still hold.
+    note : str
+        One sentence for the dashboard and ``labelwise project status``.
+    """
+
+    batch_size: int | None
+    labels_during_retrain: float | None
+    note: str
+
+
+def advise_batch_size(
+    labels_per_hour: float | None,
+    retrain_seconds: float | None,
+    *,
+    minimum: int = 5,
+    step: int = 5,
+) -> BatchAdvice:
+    """The smallest batch whose labeling time covers a retrain, so annotators never wait.
+
+    While a retrain runs the team keeps labeling at ``labels_per_hour``; a batch that takes at
+    least ``retrain_seconds`` to label can be selected while the previous one is labeled
+    (``round_overlap``) without the queue running dry, and a smaller one only adds waits. The
+    count is rounded up to a multiple of ``step`` and is at least ``minimum``.
+
+    Parameters
+    ----------
+    labels_per_hour : float or None
+        The team's measured throughput (the sum over annotators working at once).
+    retrain_seconds : float or None
+        A measured retrain (fit, evaluation, selection of the next batch).
+    minimum, step : int
+
+    Returns
+    -------
+    BatchAdvice
+        1,000 labels/hour and a 100 s retrain: 27.8 labels during a retrain, rounded up to
+        30. 120 labels/hour and 90 s: 3 labels, so the minimum, 5.
+    """
+    if not labels_per_hour or labels_per_hour <= 0 or retrain_seconds is None:
+        return BatchAdvice(
+            None, None, "no advice yet: it needs measured throughput and one retrain's time"
+        )
+    during = float(labels_per_hour) * float(retrain_seconds) / 3600.0
+    size = max(int(minimum), step * math.ceil(round(during, 9) / step))
+    note = (
+        f"batch size {size}: at {labels_per_hour:,.0f} labels/hour the team labels "
+        f"{during:,.1f} items during a {retrain_seconds:,.0f} s retrain"
+    )
+    return BatchAdvice(size, during, note)
 
 
 def wilson_interval(successes: float, n: int, confidence_z: float = _Z95) -> tuple[float, float]:

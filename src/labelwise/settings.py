@@ -83,6 +83,18 @@ class Settings(BaseSettings):
         description="Also retrain after this many new labels, mid-round (0: only when a "
         "round's batch is complete).",
     )
+    round_overlap: int = Field(
+        default=0,
+        ge=0,
+        description="Start the next round from the current model once the open tasks of the "
+        "current one fall to this many (0: only when its batch is complete), so the queue never "
+        "runs dry while a slow annotator holds the last tasks.",
+    )
+    withdraw_stale: bool = Field(
+        default=True,
+        description="After a retrain, withdraw queued tasks the new model no longer ranks among "
+        "the batch_size most informative items (claimed tasks are never withdrawn).",
+    )
     random_fraction: float = Field(
         default=0.1,
         ge=0.0,

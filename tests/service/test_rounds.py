@@ -71,7 +71,8 @@ def test_full_loop(store, settings, digits_project, annotate):
 
 
 def test_rescoring_unclaimed_tasks(store, settings, digits_project, annotate):
-    settings = settings.model_copy(update={"retrain_every": 10})
+    # re-scoring alone: withdrawing what falls out of the top is tested in test_latency.py
+    settings = settings.model_copy(update={"retrain_every": 10, "withdraw_stale": False})
     pid, truth = digits_project(batch_size=30)
     rnd = start_round(store, pid, settings=settings)
     annotate(pid, _annotators(store, pid), truth, limit=10, settings=settings)
@@ -206,7 +207,8 @@ def test_tasks_store_the_models_confidence(store, settings, digits_project, anno
 
 
 def test_rescoring_refreshes_confidence(store, settings, digits_project, annotate):
-    settings = settings.model_copy(update={"retrain_every": 10})
+    # re-scoring alone: withdrawing what falls out of the top is tested in test_latency.py
+    settings = settings.model_copy(update={"retrain_every": 10, "withdraw_stale": False})
     pid, truth = digits_project(batch_size=30)
     start_round(store, pid, settings=settings)
     annotate(pid, _annotators(store, pid), truth, limit=10, settings=settings)

@@ -40,6 +40,7 @@ from typing import Any
 from labelwise.progress import (
     Savings,
     active_labels_per_hour,
+    advise_batch_size,
     fit_power_law,
     labels_for_accuracy,
     majority_baseline,
@@ -135,6 +136,16 @@ class Progress:
         (consensus answers beyond one per item, in ``cost``), ``consensus_items``, ``gold``,
         ``gold_answers`` (in ``cost`` too), ``in_review``, and per review reason
         ``<reason>_flagged`` / ``_confirmed`` / ``_corrected``.
+    strategy_health : list of dict
+        One row per retrain with health signals (:func:`health_rows`): ``model_version_id``,
+        ``round``, ``strategy``, ``arm`` (the adaptive strategy's choice), ``agreement``,
+        ``batch_accuracy``, ``class_balance_tvd``, ``n_batch``, ``n_labels``, ``accuracy``,
+        ``random_accuracy``, ``n_random``.
+    strategy_warning : str or None
+        Set when the strategy is behind random sampling beyond noise (:func:`behind_random_note`).
+    batch_advice : dict
+        :class:`labelwise.progress.BatchAdvice` as a dict, from the team's throughput and the
+        latest retrain's time.
     """
 
     project_id: int
@@ -167,6 +178,59 @@ class Progress:
     money_saved: float | None = None
     stopping_status: str = ""
     quality: dict[str, int] = field(default_factory=dict)
+    strategy_health: list[dict[str, Any]] = field(default_factory=list)
+    strategy_warning: str | None = None
+    batch_advice: dict[str, Any] = field(default_factory=dict)
+
+
+def health_rows(versions: Any) -> list[dict[str, Any]]:
+    """The strategy-health signals each retrain recorded (``metrics["health"]``, see
+    :mod:`labelwise.service.rounds`), beside the accuracies of that model version."""
+    rows = []
+    for v in versions:
+        health = v.metrics.get("health")
+        if not isinstance(health, Mapping):
+            continue
+        rows.append(
+            {
+                "model_version_id": v.id,
+                **{k: health.get(k) for k in _HEALTH_KEYS},
+                **{k: v.metrics.get(k) for k in ("n_labels", "accuracy", "random_accuracy")},
+                "n_random": v.metrics.get("n_random"),
+            }
+        )
+    return rows
+
+
+_HEALTH_KEYS = (
+    "round",
+    "strategy",
+    "arm",
+    "agreement",
+    "batch_accuracy",
+    "class_balance_tvd",
+    "n_batch",
+)
+
+
+def behind_random_note(baseline: Any) -> str | None:
+    """A warning when the active curve is below random sampling's beyond noise, else ``None``.
+
+    Only a *ready* random baseline counts (enough random labels and points, see
+    :func:`labelwise.progress.random_baseline`): the active model's accuracy at the random
+    model's number of labels (interpolated: equal cost) below the lower end of the random
+    accuracy's 95 % interval.
+    """
+    if not baseline.ready or baseline.active_accuracy is None or baseline.ci_low is None:
+        return None
+    if baseline.active_accuracy >= baseline.ci_low:
+        return None
+    return (
+        f"the strategy is behind random sampling beyond noise: at {baseline.n_random} labels "
+        f"the active model scores {baseline.active_accuracy:.3f}, random sampling "
+        f"{baseline.accuracy:.3f} [{baseline.ci_low:.3f}, {baseline.ci_high:.3f}]; try another "
+        "strategy (e.g. adaptive) or check the features"
+    )
 
 
 def _status(store: BaseStore, project_id: int, metrics: Mapping[str, Any] | None) -> str:
@@ -270,6 +334,17 @@ def project_progress(
         headline = "macro_f1" if imbalanced else "accuracy"
     target_curve = _curve(versions, target_metric) if target_metric else []
     n_items = store.count_items(project_id)
+    throughput = active_labels_per_hour(times)
+    retrain_s = next(
+        (
+            v.metrics["retrain_seconds"]
+            for v in reversed(versions)
+            if v.metrics.get("retrain_seconds") is not None
+        ),
+        None,
+    )
+    # annotators label side by side: the team's rate is the sum of theirs
+    advice = advise_batch_size(sum(throughput.values()) or None, retrain_s)
 
     return Progress(
         project_id=project_id,
@@ -291,7 +366,7 @@ def project_progress(
         majority_baseline=None if majority is None else asdict(majority),
         headline_metric=headline,
         reference=_reference(settings, project_id),
-        throughput=active_labels_per_hour(times),
+        throughput=throughput,
         cost=len(annotations) * project.label_cost,
         accuracy=None if latest is None else latest.get("accuracy"),
         ece=None if latest is None else latest.get("ece"),
@@ -302,4 +377,7 @@ def project_progress(
         money_saved=savings.money_saved,
         stopping_status=_status(store, project_id, latest),
         quality=quality_counts(store, project_id, annotations),
+        strategy_health=health_rows(versions),
+        strategy_warning=behind_random_note(baseline),
+        batch_advice=asdict(advice),
     )

@@ -76,6 +76,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -133,6 +134,7 @@ __all__ = [
     "submit_annotation",
     "undo_annotation",
     "why_no_round",
+    "withdraw_stale_tasks",
 ]
 
 log = logging.getLogger(__name__)
@@ -613,7 +615,8 @@ def start_round(
     strategy_name = (session.strategy if session.is_fitted else session.cold_start).name
     if k_main > 0:
         q = session.query(k_main)
-        strategy_name = q.strategy
+        # the adaptive strategy's arm goes with the round: the dashboard shows its choices
+        strategy_name = f"{q.strategy}:{q.arm}" if q.arm else q.strategy
         picked = fm.item_ids[q.idx].tolist()
         scores = np.nan_to_num(q.scores, nan=0.0, posinf=0.0, neginf=0.0).tolist()
     if n_rand > 0:
@@ -743,6 +746,47 @@ def _maybe_enqueue_retrain(
     return job_id
 
 
+def _open_tasks(store: BaseStore, project_id: int) -> int:
+    """Tasks of the project still to answer (queued, or leased even if the lease expired)."""
+    return store.count_tasks(project_id, statuses=("queued", "leased"))
+
+
+def _selecting(store: BaseStore, project_id: int) -> bool:
+    """Whether a ``select`` job of the project is waiting or running (it starts a round)."""
+    return any(
+        j.kind == "select" and j.status in ("queued", "running")
+        for j in store.list_jobs(project_id)
+    )
+
+
+def _maybe_start_early(
+    store: BaseStore, project_id: int, settings: Any, now: datetime | None
+) -> int | None:
+    """Queue a ``select`` job for the next round once the open tasks fall to the overlap.
+
+    With ``settings.round_overlap = m > 0``, the answer that leaves ``1..m`` tasks queued or
+    leased in the project starts the next round from the current model, so the others keep
+    working while a slow annotator holds the last tasks of the batch. At 0 open tasks the batch
+    is complete and the retrain starts the next round (:func:`run_retrain`), as without
+    overlap. The check and the insert of the job are one :meth:`~labelwise.storage.base.
+    BaseStore.ensure_job`: two answers at once queue one job.
+    """
+    overlap = int(getattr(settings, "round_overlap", 0))
+    if overlap <= 0 or why_no_round(store, project_id) is not None:
+        return None
+    n_open = _open_tasks(store, project_id)
+    if not 0 < n_open <= overlap:
+        return None
+    payload = {"reason": f"round overlap: {n_open} open task(s) <= {overlap}"}
+    job_id, created = store.ensure_job(
+        "select", project_id, payload, statuses=("queued", "running"), now=now
+    )
+    if not created:
+        return None
+    log.info("project %d: select job %d queued early (%s)", project_id, job_id, payload["reason"])
+    return job_id
+
+
 def submit_annotation(
     store: BaseStore,
     task_id: int,
@@ -774,6 +818,7 @@ def submit_annotation(
     quality.after_answer(store, task.item_id)  # a consensus item resolves on its last answer
     webhooks.batch_completed(store, task.project_id, task.round_id, now=now)
     _maybe_enqueue_retrain(store, task.project_id, task.round_id, settings, now)
+    _maybe_start_early(store, task.project_id, settings, now)
     # what was stored, without reading it back
     return Annotation(ann_id, task_id, task.item_id, annotator_id, label, now, duration_s)
 
@@ -792,6 +837,7 @@ def skip_task(
     quality.after_answer(store, task.item_id)
     webhooks.batch_completed(store, task.project_id, task.round_id, now=now)
     _maybe_enqueue_retrain(store, task.project_id, task.round_id, settings, now)
+    _maybe_start_early(store, task.project_id, settings, now)
 
 
 def undo_annotation(
@@ -849,6 +895,9 @@ class RetrainResult:
     next_round_id : int or None
     n_rescored : int
         Queued tasks of older rounds whose priority and routing tag were refreshed.
+    n_withdrawn : int
+        Queued tasks the new model no longer ranks among the most informative, withdrawn
+        (:func:`withdraw_stale_tasks`).
     """
 
     project_id: int
@@ -859,6 +908,7 @@ class RetrainResult:
     closed_round_ids: list[int] = field(default_factory=list)
     next_round_id: int | None = None
     n_rescored: int = 0
+    n_withdrawn: int = 0
 
 
 #: validation metrics the service records, and so the ones a stopping rule may read
@@ -951,8 +1001,138 @@ def rescore_queued(
     )
 
 
+def withdraw_stale_tasks(
+    store: BaseStore,
+    project: Project,
+    fm: FeatureMatrix,
+    loaded: LoadedModel,
+    *,
+    random_fraction: float,
+) -> int:
+    """Withdraw queued tasks that the new model no longer ranks among the most informative.
+
+    The new model scores the candidates of a round (unlabeled items outside the audit subset)
+    together with the items of every queued task; a queued task whose score is below the
+    ``project.batch_size``-th best is withdrawn (:meth:`~labelwise.storage.base.BaseStore.
+    withdraw_tasks`: never a leased task, its item goes back to the pool). Audit-sample tasks
+    (the random baseline) and tasks of consensus items are kept. Only score strategies
+    (:class:`~labelwise.strategies.base.ScoreStrategy`) rank items one by one; the batch-aware
+    others (diversity, committees over the batch, the adaptive bandit) withdraw nothing.
+
+    Returns
+    -------
+    int
+        How many tasks were withdrawn.
+    """
+    try:
+        strategy = get_strategy(project.strategy, **_strategy_params(project))
+    except LabelwiseError:
+        return 0
+    if not isinstance(strategy, ScoreStrategy):
+        return 0
+    tasks = store.list_tasks(project.id, status="queued")
+    task_items = np.fromiter((t.item_id for t in tasks), dtype=np.int64, count=len(tasks))
+    keep = ~audit_mask(task_items, random_fraction) & _row_mask(fm, task_items)[1]
+    tasks = [t for t, k in zip(tasks, keep, strict=True) if k]
+    n = int(project.batch_size)
+    if not tasks:
+        return 0
+    pool = _row_mask(fm, store.list_item_ids(project.id, "unlabeled"))[0]
+    pool &= ~audit_mask(fm.item_ids, random_fraction)
+    queued_pos = fm.positions([t.item_id for t in tasks])
+    rows = np.concatenate([queued_pos, np.flatnonzero(pool)])
+    if rows.shape[0] <= n:
+        return 0  # every task is among the best n
+    cands = Candidates(
+        X=fm.X, model=loaded.model, row_idx=rows, metadata=fm.metadata,
+        task_type=project.task_type, proba_transform=loaded.transform,
+    )  # fmt: skip
+    try:
+        scores = np.asarray(strategy.score_candidates(cands), dtype=np.float64)
+    except LabelwiseError:
+        return 0
+    scores = np.nan_to_num(scores, nan=-np.inf)
+    kth = np.partition(scores, rows.shape[0] - n)[rows.shape[0] - n]  # the n-th best score
+    stale = [t.id for t, sc in zip(tasks, scores[: len(tasks)], strict=True) if sc < kth]
+    withdrawn = store.withdraw_tasks(stale) if stale else []
+    if withdrawn:
+        log.info("project %d: %d stale task(s) withdrawn (score below %.4g, the %d-th best)",
+                 project.id, len(withdrawn), kth, n)  # fmt: skip
+    return len(withdrawn)
+
+
 def _model_path(settings: Any, project_id: int, job_id: int) -> Path:
     return Path(settings.data_dir) / "models" / f"project_{project_id}" / f"job_{job_id}.joblib"
+
+
+def _round_health(
+    store: BaseStore,
+    project: Project,
+    snap: Snapshot,
+    job: Job,
+    previous: Sequence[ModelVersion],
+    stop_key: str,
+    stop_pred: np.ndarray,
+    model: Any,
+) -> dict[str, Any]:
+    """Strategy-health signals of the round whose labels this retrain learns from.
+
+    :mod:`labelwise.health` on what the service has: the new model's agreement with the
+    previous one on the fixed stop set; the accuracy, under the previous model (the one that
+    chose the batch), of the round's newly labeled items; the total variation distance between
+    their classes and the classes the previous model predicts on the stop set (a sample of the
+    pool); and the strategy (``"adaptive:<arm>"`` for the adaptive strategy's arm) that
+    selected the round. ``None`` where a signal cannot be measured (no previous model, a
+    multi-label project for the batch signals, a round without labels).
+    """
+    from labelwise.health import batch_accuracy, class_balance_tvd, prediction_agreement
+
+    round_id = job.payload.get("round_id")
+    try:
+        rnd = store.get_round(round_id) if isinstance(round_id, int) else None
+    except KeyError:
+        rnd = None
+    strategy, _, arm = (rnd.strategy if rnd is not None else "").partition(":")
+    out: dict[str, Any] = {
+        "round_id": rnd.id if rnd is not None else None,
+        "round": rnd.number if rnd is not None else None,
+        "strategy": strategy or None,
+        "arm": arm or None,
+        "agreement": None,
+        "batch_accuracy": None,
+        "class_balance_tvd": None,
+        "n_batch": 0,
+    }
+    prev = next((v for v in reversed(previous) if v.artifact_path), None)
+    art = None if prev is None else _load_artifact(store, prev)
+    prev_pred = None if art is None else art.get("stop_set_pred")
+    if prev_pred is not None and art.get("stop_set_key") == stop_key:
+        out["agreement"] = prediction_agreement(np.asarray(prev_pred), stop_pred)
+    if rnd is None or project.task_type == TaskType.MULTILABEL:
+        return out
+    done = np.unique(
+        np.fromiter(
+            (t.item_id for t in store.list_tasks(project.id, round_id=rnd.id, status="done")),
+            dtype=np.int64,
+        )
+    )
+    in_train = np.isin(snap.train_ids, done)
+    batch_ids, y_batch = snap.train_ids[in_train], snap.y_train[in_train]
+    out["n_batch"] = int(batch_ids.shape[0])
+    if not batch_ids.shape[0]:
+        return out
+    fm = snap.features
+    same_features = art is not None and art.get("n_features") == fm.X.shape[1]
+    if same_features and fm.kind in ("text", "embeddings"):
+        same_features = art.get("feature_key") == fm.key  # a refitted vocabulary: other columns
+    if same_features:  # the model that chose the batch
+        predicted = art["model"].predict(_rows(fm.X, fm.positions(batch_ids)))
+        out["batch_accuracy"] = batch_accuracy(np.asarray(predicted), y_batch)
+    pool_pred = stop_pred if prev_pred is None else np.asarray(prev_pred)
+    out["class_balance_tvd"] = class_balance_tvd(
+        y_batch, pool_pred, np.asarray(project.classes, dtype=object)
+    )
+    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in out.items()}
 
 
 def _train(
@@ -964,6 +1144,7 @@ def _train(
     from labelwise.models.training import can_fit, fit_and_score, train_and_evaluate
 
     fm, pid = snap.features, project.id
+    started = time.perf_counter()
     metrics: dict[str, Any] = {
         "job_id": job.id,
         "n_labels": int(snap.train_ids.shape[0]),
@@ -1042,6 +1223,11 @@ def _train(
         history = _stop_set_history(store, previous, stop_key, window=window)
     decision = _stop_decision(project, previous, metrics, [*history, stop_pred])
     metrics.update(stop=decision.stop, stop_reason=decision.reason)
+    metrics["health"] = _round_health(
+        store, project, snap, job, previous, stop_key, stop_pred, trained.model
+    )
+    # what annotators wait for at a batch's end: the batch-size advice divides by it
+    metrics["retrain_seconds"] = round(time.perf_counter() - started, 3)
 
     path = _model_path(settings, pid, job.id)
     artifact = {
@@ -1140,20 +1326,32 @@ def run_retrain(
             store.close_round(r.id, now=now)
             webhooks.batch_completed(store, pid, r.id, now=now)  # if the answer's emit was lost
             closed.append(r.id)
-    next_round_id = None
-    still_open = [
-        r
-        for r in store.list_rounds(pid)
-        if r.closed is None and store.has_tasks(pid, round_id=r.id)
-    ]
-    if not decision.stop and not still_open:
-        rnd = start_round(store, pid, settings=settings, now=now, features=fm)
-        next_round_id = None if rnd is None else rnd.id
-    n_rescored = 0
+    # the new model re-scores what is still queued and withdraws what it no longer wants, before
+    # the next round is selected (which then sees the withdrawn items in the pool)
+    n_rescored = n_withdrawn = 0
     loaded = load_model(store, project, fm) if mv_id is not None and source == "builtin" else None
     if loaded is not None:
-        exclude = [] if next_round_id is None else [next_round_id]
-        n_rescored = rescore_queued(store, project, fm, loaded, exclude_round_ids=exclude)
+        n_rescored = rescore_queued(store, project, fm, loaded)
+        if getattr(settings, "withdraw_stale", True):
+            n_withdrawn = withdraw_stale_tasks(
+                store, project, fm, loaded, random_fraction=random_fraction(project, settings)
+            )
+    if n_withdrawn:  # a round may be complete now
+        for r in store.list_rounds(pid):
+            if r.closed is None and store.has_tasks(pid, round_id=r.id):
+                if _round_complete(store, pid, r.id):
+                    store.close_round(r.id, now=now)
+                    webhooks.batch_completed(store, pid, r.id, now=now)
+                    closed.append(r.id)
+    next_round_id = None
+    overlap = int(getattr(settings, "round_overlap", 0))
+    if (
+        not decision.stop
+        and _open_tasks(store, pid) <= overlap
+        and not (overlap and _selecting(store, pid))  # an early round is being selected
+    ):
+        rnd = start_round(store, pid, settings=settings, now=now, features=fm)
+        next_round_id = None if rnd is None else rnd.id
     return RetrainResult(
         project_id=pid,
         model_version_id=mv_id,
@@ -1163,6 +1361,7 @@ def run_retrain(
         closed_round_ids=closed,
         next_round_id=next_round_id,
         n_rescored=n_rescored,
+        n_withdrawn=n_withdrawn,
     )
 
 

@@ -921,6 +921,23 @@ class ProgressPublic(BaseModel):
         "reason (disagreement, label_issue, annotator, manual) _flagged / _confirmed / "
         "_corrected.",
     )
+    strategy_health: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per retrain: model_version_id, round, strategy, arm (the adaptive "
+        "strategy's choice), agreement (with the previous model on the stop set), "
+        "batch_accuracy (the batch under the model that chose it), class_balance_tvd (batch "
+        "vs predicted pool), n_batch, n_labels, accuracy, random_accuracy, n_random.",
+    )
+    strategy_warning: str | None = Field(
+        default=None,
+        description="Set when the strategy is behind random sampling beyond noise (the "
+        "measured random baseline's 95% interval).",
+    )
+    batch_advice: dict[str, Any] = Field(
+        default_factory=dict,
+        description="batch_size (None until measured), labels_during_retrain and a note: the "
+        "smallest batch whose labeling covers a retrain at the team's throughput.",
+    )
 
     @classmethod
     def from_progress(cls, progress: Any) -> ProgressPublic:

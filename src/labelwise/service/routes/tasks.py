@@ -257,6 +257,20 @@ def skip(task_id: TaskId, store: StoreDep, settings: SettingsDep, user: CurrentU
 
 
 @router.post(
+    "/tasks/{task_id}/release",
+    summary="Release a task",
+    tags=["tasks"],
+    responses={**_NOT_FOUND, **_LEASE},
+)
+def release(task_id: TaskId, store: StoreDep, user: CurrentUser) -> TaskPublic:
+    """Give a task you hold back to the queue unanswered, at once (the labeling page sends
+    this when its tab is closed, instead of leaving the task to its lease expiry)."""
+    _task_for(store, user, task_id)
+    store.release_task(task_id, user.id)
+    return TaskPublic.model_validate(store.get_task(task_id))
+
+
+@router.post(
     "/annotations/{annotation_id}/undo",
     summary="Undo your last label",
     tags=["tasks"],

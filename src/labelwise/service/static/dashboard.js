@@ -143,6 +143,28 @@
     return x === null || x === undefined ? "–" : Number(x).toLocaleString("en", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   }
 
+  // Strategy health per retrain (newest first), the behind-random warning and the batch-size
+  // advice; the numbers come from /progress (strategy_health, strategy_warning, batch_advice).
+  function strategyHealth(progress) {
+    const num = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(3));
+    const warning = $("strategy-warning");
+    warning.hidden = !progress.strategy_warning;
+    warning.textContent = progress.strategy_warning ? `Warning: ${progress.strategy_warning}.` : "";
+    const hb = $("health").querySelector("tbody");
+    hb.replaceChildren();
+    const rows = progress.strategy_health || [];
+    for (const h of [...rows].reverse()) {
+      const strategy = h.arm ? `${h.strategy} (${h.arm})` : (h.strategy || "–");
+      hb.append(LW.el("tr", {}, LW.el("td", {}, h.round ?? "–"), LW.el("td", {}, strategy),
+        LW.el("td", {}, h.n_labels ?? "–"), LW.el("td", {}, num(h.agreement)),
+        LW.el("td", {}, num(h.batch_accuracy)), LW.el("td", {}, num(h.class_balance_tvd)),
+        LW.el("td", {}, LW.pct(h.accuracy)), LW.el("td", {}, h.random_accuracy === null || h.random_accuracy === undefined ? "–" : LW.pct(h.random_accuracy))));
+    }
+    if (!rows.length) hb.append(LW.el("tr", {}, LW.el("td", { colspan: 8, class: "muted" }, "No retrain yet: the signals come with the first model.")));
+    const advice = progress.batch_advice || {};
+    $("batch-advice").textContent = advice.note ? `Batch size advice: ${advice.note}.` : "";
+  }
+
   async function refresh() {
     const [progress, rounds, models, versions, annotators] = await Promise.all([
       LW.api(`/api/projects/${pid}/progress`),
@@ -227,6 +249,8 @@
         LW.el("td", {}, m && m.metrics.n_labels !== undefined ? m.metrics.n_labels : "–")));
     }
     if (!rounds.length) rb.append(LW.el("tr", {}, LW.el("td", { colspan: 6, class: "muted" }, "No round yet: import items, then start a round.")));
+
+    strategyHealth(progress);
 
     const vb = $("versions").querySelector("tbody");
     vb.replaceChildren();

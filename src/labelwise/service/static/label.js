@@ -682,6 +682,36 @@
     $(id).addEventListener("close", () => $("item-body").focus({ preventScroll: true }));
   }
 
+  // ---------------------------------------------------------------- closed tab
+  // A closed tab (or a page left for another) gives its tasks back at once, not after the
+  // lease (lease_seconds, 5 minutes by default): the queue does not run dry for the others
+  // while the task waits for an annotator who has gone. keepalive lets the request outlive
+  // the page; the token goes in the header as on every call. A label still being saved is
+  // not released: its retry finishes it.
+  let released = false;
+  window.addEventListener("pagehide", () => {
+    const t = LW.token();
+    const saving = state.pending ? state.pending.claimed.task.id : null;
+    const held = [state.current, ...state.upcoming].filter((c) => c && c.task.id !== saving);
+    if (!t || !held.length) return;
+    for (const c of held) {
+      fetch(`/api/tasks/${c.task.id}/release`, {
+        method: "POST",
+        keepalive: true,
+        headers: { Authorization: "Bearer " + t },
+      }).catch(() => {});
+    }
+    released = true;
+  });
+  // back from the browser's page cache: the tasks on screen were given back, claim again
+  window.addEventListener("pageshow", (e) => {
+    if (!e.persisted || !released) return;
+    released = false;
+    state.current = null;
+    state.upcoming = [];
+    next();
+  });
+
   // ---------------------------------------------------------------- start
 
   (async () => {
