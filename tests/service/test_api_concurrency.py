@@ -137,7 +137,9 @@ def _run_annotators(base: str, seed_queue) -> None:
     assert [tid for tid, n in counts.items() if n > 1] == []  # nobody got a task twice
     assert len(counts) == N_ITEMS
     assert len({tok for _, tok in claimed}) > 1  # the work was actually shared
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as c:
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=120
+    ) as c:
         items = c.get(f"/api/projects/{pid}/items", params={"limit": 1000}).json()
         assert Counter(it["status"] for it in items) == {"labeled": N_ITEMS}
         jobs = c.get("/api/jobs", params={"project_id": pid}).json()
@@ -196,7 +198,9 @@ def test_consensus_items_get_k_distinct_annotators_under_20_concurrent_postgres(
     (PostgreSQL, FOR UPDATE SKIP LOCKED): every consensus item is answered by exactly 3 different
     people, every other item once, and every consensus item is resolved (all agree here)."""
     with _server(postgres_url, tmp_path / "data") as base:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as c:
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=120
+        ) as c:
             body = {
                 "name": "consensus", "classes": ["neg", "pos"], "batch_size": N_CONSENSUS_ITEMS,
                 "consensus_share": 0.5, "consensus_k": K,
@@ -237,7 +241,9 @@ def test_consensus_items_get_k_distinct_annotators_under_20_concurrent_postgres(
             (K, n_hard),
         ]
         assert len({tok for _, tok in answered}) > K
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as c:
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=120
+        ) as c:
             got = c.get(f"/api/projects/{pid}/items", params={"limit": 1000}).json()
             assert Counter(it["status"] for it in got) == {"labeled": N_CONSENSUS_ITEMS}
             assert all(it["label"] == ("pos" if it["id"] % 2 else "neg") for it in got)
