@@ -1488,13 +1488,15 @@ class BaseStore(ABC):
 
     def get_round_progress(self, round_id: int) -> tuple[int, int, int]:
         """``(round number, its tasks, those done or skipped)``: what a claimed task shows as
-        "12 of 50 in this batch". :class:`NotFound` for an unknown round.
+        "12 of 50 in this batch". Withdrawn tasks (:meth:`withdraw_tasks`) are not counted: they
+        are no longer part of the batch. :class:`NotFound` for an unknown round.
 
         This default reads the round and counts twice; SQL backends answer in one query (it
         runs on every claim).
         """
         rnd = self.get_round(round_id)
-        total = self.count_tasks(rnd.project_id, round_id=round_id)
+        live = tuple(s for s in TASK_STATUSES if s != "withdrawn")
+        total = self.count_tasks(rnd.project_id, round_id=round_id, statuses=live)
         finished = self.count_tasks(rnd.project_id, round_id=round_id, statuses=("done", "skipped"))
         return rnd.number, total, finished
 

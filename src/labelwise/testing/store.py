@@ -804,6 +804,9 @@ def test_round_progress_counts_the_rounds_tasks_and_finished_ones(store):
     store.create_annotation(tids[0], ann, "pos", now=T0)
     store.skip_task(tids[1], ann, now=T0)
     assert store.get_round_progress(rid) == (1, 4, 2)  # the leased and the queued: not finished
+    (queued,) = [t.id for t in store.list_tasks(pid, round_id=rid) if t.status == "queued"]
+    assert store.withdraw_tasks([queued]) == [queued]
+    assert store.get_round_progress(rid) == (1, 3, 2)  # a withdrawn task leaves the batch
     rid2 = store.create_round(pid, "entropy", now=T0)
     assert store.get_round_progress(rid2) == (2, 0, 0)
     with pytest.raises(NotFound, match="round 999"):

@@ -1407,7 +1407,8 @@ class SqlStore(BaseStore):
             )
 
         finished = count(t.c.status.in_(("done", "skipped")))
-        stmt = sa.select(r.c.number, count(), finished).where(r.c.id == round_id)
+        live = count(t.c.status != "withdrawn")
+        stmt = sa.select(r.c.number, live, finished).where(r.c.id == round_id)
         with self._read() as conn:
             number, total, done = self._one(conn, stmt, "round", round_id)
         return number, total, done
