@@ -142,6 +142,26 @@ def test_round_overlap_starts_the_next_round_early(store, settings, digits_proje
     assert [r.closed is not None for r in store.list_rounds(pid)] == [True, False]
 
 
+def test_an_overlap_job_starts_no_round_once_one_was_started_since(store, settings, digits_project):
+    settings = settings.model_copy(
+        update={"round_overlap": 2, "random_fraction": 0.0, "withdraw_stale": False}
+    )
+    pid, truth = digits_project(batch_size=10)
+    start_round(store, pid, settings=settings)
+    (ann,) = _annotators(store, pid, 1)
+    for _ in range(8):  # 2 open tasks left: the early select job is queued
+        t = store.claim_next_task(pid, ann)
+        submit_annotation(store, t.id, ann, truth[t.item_id], settings=settings)
+    (job,) = store.list_jobs(pid)
+    assert job.kind == "select"
+    start_round(store, pid, settings=settings)  # e.g. an admin's POST /rounds got there first
+    assert len(store.list_rounds(pid)) == 2
+    done = Worker(store, settings).run_once()
+    assert (done.id, done.status) == (job.id, "done")
+    assert len(store.list_rounds(pid)) == 2  # 12 open tasks > the overlap: no third round
+    assert store.queue_depth(pid) == 12
+
+
 # --------------------------------------------------------------------------- release
 
 

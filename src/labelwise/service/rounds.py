@@ -122,6 +122,7 @@ __all__ = [
     "audit_mask",
     "build_model",
     "build_session",
+    "early_round_due",
     "import_model",
     "load_model",
     "project_seed",
@@ -746,6 +747,10 @@ def _maybe_enqueue_retrain(
     return job_id
 
 
+#: the ``reason`` of a select job queued by :func:`_maybe_start_early` starts with this
+OVERLAP_REASON = "round overlap"
+
+
 def _open_tasks(store: BaseStore, project_id: int) -> int:
     """Tasks of the project still to answer (queued, or leased even if the lease expired)."""
     return store.count_tasks(project_id, statuses=("queued", "leased"))
@@ -757,6 +762,16 @@ def _selecting(store: BaseStore, project_id: int) -> bool:
         j.kind == "select" and j.status in ("queued", "running")
         for j in store.list_jobs(project_id)
     )
+
+
+def early_round_due(store: BaseStore, project_id: int, settings: Any) -> bool:
+    """Whether a queued overlap ``select`` job should still start a round when it runs.
+
+    The job was queued when the open tasks fell to ``settings.round_overlap``; if a round was
+    started since (a retrain, an API call), the open tasks are more than that again and a
+    second early round would queue a batch nobody asked for.
+    """
+    return _open_tasks(store, project_id) <= int(getattr(settings, "round_overlap", 0))
 
 
 def _maybe_start_early(
@@ -777,7 +792,7 @@ def _maybe_start_early(
     n_open = _open_tasks(store, project_id)
     if not 0 < n_open <= overlap:
         return None
-    payload = {"reason": f"round overlap: {n_open} open task(s) <= {overlap}"}
+    payload = {"reason": f"{OVERLAP_REASON}: {n_open} open task(s) <= {overlap}"}
     job_id, created = store.ensure_job(
         "select", project_id, payload, statuses=("queued", "running"), now=now
     )

@@ -55,10 +55,14 @@ def _retrain(store: BaseStore, job: Job, settings: Any) -> object:
 
 def _select(store: BaseStore, job: Job, settings: Any) -> object:
     from labelwise.errors import LabelwiseError
-    from labelwise.service.rounds import start_round
+    from labelwise.service.rounds import OVERLAP_REASON, early_round_due, start_round
 
     if job.project_id is None:
         raise LabelwiseError(f"select job {job.id} has no project_id; queue it for a project.")
+    reason = str((job.payload or {}).get("reason", ""))
+    if reason.startswith(OVERLAP_REASON) and not early_round_due(store, job.project_id, settings):
+        log.info("select job %d: a round was started since it was queued; none started", job.id)
+        return None
     return start_round(store, job.project_id, settings=settings)
 
 
