@@ -521,6 +521,11 @@ class InformationDensity(Strategy):
         Informativeness score, default ``"entropy"``.
     beta : float
         Weight of representativeness (>= 0); 0 gives the base strategy.
+
+    Notes
+    -----
+    Measured (issue 13, logistic regression): loses to random on three sets, labels to 95%
+    0.69-0.73x random's efficiency with CIs below 1. Not in the current benchmark run.
     """
 
     name = "information_density"

@@ -185,6 +185,11 @@ class TypiClust(Strategy):
     Existing labels cover clusters through ``candidates.X_labeled`` (features) or, when the
     strategy runs on embeddings, ``candidates.embeddings_labeled``; without them every cluster
     counts as uncovered.
+
+    Measured (``benchmarks/label_efficiency.md``, logistic regression, 10 seeds): behind random
+    on credit_default (3 features, 3% positives; learning-curve area -0.011 [-0.022, -0.001]
+    paired), and below the best strategy on digits (0.90x [0.82, 0.99] ``badge``'s
+    efficiency). Use it for the first rounds, not for a whole budget.
     """
 
     name = "typiclust"
