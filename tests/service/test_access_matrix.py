@@ -73,7 +73,7 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/api/annotators"): ADMIN_ONLY,
     ("GET", "/api/annotators"): ADMIN_ONLY,
     ("GET", "/api/jobs"): ADMIN_ONLY,
-    ("GET", "/api/jobs/{job_id}"): ADMIN_ONLY,
+    ("GET", "/api/jobs/{job_id}"): "job",  # the world's job is own's: its owners see it
     ("POST", "/api/annotators/{annotator_id}/token"): TOKEN,
     ("DELETE", "/api/annotators/{annotator_id}/token"): TOKEN,
     # read and label: any member
@@ -311,6 +311,8 @@ def _expected(world: dict, rule: str, caller: str, side: str) -> str:
         return "ok"
     if rule == ADMIN_ONLY:
         return "ok" if caller == "admin" else "403"
+    if rule == "job":  # a job of ``own``: the admin and own's owners, a 404 for the rest
+        return "ok" if _role_on(world, caller, "own") == OWNER else "404"
     if rule == TOKEN:  # the target is a plain member of the side's project
         if caller == "admin":
             return "ok"

@@ -191,6 +191,23 @@ def test_owner_runs_their_project_and_nothing_else(client):
     assert "admin role" in _detail(r, 403)
 
 
+def test_owners_follow_their_projects_jobs_and_no_others(client, store):
+    pid, other = _project(client, "mine"), _project(client, "theirs")
+    olga = _user(client, "olga", [pid, other])
+    client.post(f"/api/projects/{pid}/members", json={"annotator_id": olga["id"], "role": "owner"})
+    mine, theirs = store.create_job("retrain", pid), store.create_job("retrain", other)
+    h = _auth(olga["token"])
+    assert client.get(f"/api/jobs/{mine}", headers=h).json()["id"] == mine
+    assert [j["id"] for j in client.get(f"/api/jobs?project_id={pid}", headers=h).json()] == [mine]
+    # an annotator there: the job answers as an unknown one would, the listing names the role
+    assert _detail(client.get(f"/api/jobs/{theirs}", headers=h), 404) == (
+        _detail(client.get("/api/jobs/99999", headers=h), 404).replace("99999", str(theirs))
+    )
+    assert "owner role" in _detail(client.get(f"/api/jobs?project_id={other}", headers=h), 403)
+    assert "admin role" in _detail(client.get("/api/jobs", headers=h), 403)
+    assert {j["id"] for j in client.get("/api/jobs").json()} == {mine, theirs}  # the admin
+
+
 def test_member_roles_are_set_listed_and_validated(client):
     pid = _project(client, "p")
     ana = _user(client, "ana", [pid])
