@@ -67,6 +67,10 @@ def test_owner_changes_a_role_and_removes_a_member(server, new_page, helpers):
     with server.client() as admin:
         assert admin.get(f"/api/tasks/{held}").json()["status"] == "queued"
 
+    # the owner runs the project from here: import form, rounds, snapshots, quality settings
+    for control in ("#import-form", "#start-round", "#snapshot", "#quality-form"):
+        expect(page.locator(control)).to_be_visible()
+
     # an unknown user id: the API's message, nothing added
     page.locator("#member-id").fill("999")
     page.get_by_role("button", name="Add member").click()
@@ -82,6 +86,8 @@ def test_annotator_does_not_see_the_members_panel(server, new_page, helpers):
     expect(page.locator("h1")).to_be_visible()
     page.wait_for_load_state("networkidle")
     expect(page.locator("#project-admin")).to_be_hidden()
+    for control in ("#import-form", "#start-round", "#snapshot", "#quality"):
+        expect(page.locator(control)).to_be_hidden()
     console.assert_clean()
 
 

@@ -132,10 +132,18 @@ const LW = (() => {
       });
     }
     for (const node of document.querySelectorAll(".admin-only")) node.hidden = user.role !== "admin";
+    // a project page's controls for its owners (import, rounds, snapshots): the API decides the
+    // same way (an owner of this project, or the admin)
+    const owns = isOwner(user, projectId());
+    for (const node of document.querySelectorAll(".owner-only")) node.hidden = !owns;
     return user;
   }
 
-  return { api, ApiError, token, setToken, toLogin, status, el, fmt, pct, when, me, projectId, showUser };
+  function isOwner(user, pid) {
+    return user.role === "admin" || (user.project_roles || {})[String(pid)] === "owner";
+  }
+
+  return { api, ApiError, token, setToken, toLogin, status, el, fmt, pct, when, me, projectId, showUser, isOwner };
 })();
 
 // ---------------------------------------------------------------- the login page

@@ -318,7 +318,10 @@
       button.disabled = true;
       try {
         const r = await LW.api(`/api/projects/${pid}/items:import?${params}`, { method: "POST", body: data });
-        $("import-result").textContent = `Imported ${r.n_created} new items (${r.n_read} read, ${r.n_skipped} already present).`;
+        // a big file is imported by a worker: the answer is the import job (202)
+        $("import-result").textContent = r.kind === "import"
+          ? `The file is being imported by a worker (job ${r.id}); the item counts update as it goes.`
+          : `Imported ${r.n_created} new items (${r.n_read} read, ${r.n_skipped} already present).`;
         form.reset();
         await refresh();
       } catch (e) {
@@ -329,6 +332,7 @@
         button.disabled = false;
       }
     });
+    $("import-card").hidden = false; // shown once it works: an early click never submits natively
   }
 
   (async () => {
@@ -349,7 +353,7 @@
     if (new URLSearchParams(location.search).get("created")) LW.status(`Project ${project.name} created; import items to start.`, "ok");
     $("start-round").addEventListener("click", (e) => action(e.currentTarget, `/api/projects/${pid}/rounds`, "Round started."));
     $("snapshot").addEventListener("click", (e) => action(e.currentTarget, `/api/projects/${pid}/dataset-versions`, "Labels snapshotted."));
-    if (user.role === "admin") setupImport();
+    if (LW.isOwner(user, pid)) setupImport();
     await refresh();
     setInterval(() => {
       if (!document.hidden) refresh().catch(() => { /* next tick */ });

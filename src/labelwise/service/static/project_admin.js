@@ -128,7 +128,7 @@
 
   (async () => {
     const user = await LW.me();
-    const owner = user.role === "admin" || (user.project_roles || {})[String(pid)] === "owner";
+    const owner = LW.isOwner(user, pid);
     if (!owner) return;
     try {
       project = await LW.api(`/api/projects/${pid}`);

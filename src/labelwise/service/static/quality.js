@@ -159,7 +159,9 @@
 
   (async () => {
     const user = await LW.me();
-    if (user.role !== "admin" && user.role !== "reviewer") return;
+    // reviewers and owners of this project (the API's rule for the quality views)
+    const here = user.role === "admin" ? "owner" : (user.project_roles || {})[String(pid)];
+    if (user.role !== "reviewer" && here !== "reviewer" && here !== "owner") return;
     let project;
     try {
       project = await LW.api(`/api/projects/${pid}`);
@@ -167,7 +169,7 @@
       return; // dashboard.js shows "Not found"
     }
     $("quality").hidden = false;
-    if (user.role === "admin") setupSettings(project);
+    if (LW.isOwner(user, pid)) setupSettings(project);
     await refresh();
     setInterval(() => {
       if (!document.hidden) refresh().catch(() => { /* next tick */ });
