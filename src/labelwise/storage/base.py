@@ -515,6 +515,14 @@ def _merge_written(run: ImportRun, w: ItemsWritten) -> dict[str, Any]:
     }
 
 
+def _check_batch_on_duplicate(on_duplicate: str) -> None:
+    """A batch of a resumable import can skip or update duplicates, never fail on them."""
+    if check_on_duplicate(on_duplicate) == "fail":
+        raise LabelwiseError(
+            "on_duplicate=fail needs the whole import in one transaction; use write_items."
+        )
+
+
 def _check_import_batch(run: ImportRun, start_row: int, n_rows: int) -> None:
     if run.status != "running":
         raise ImportConflictError(

@@ -53,6 +53,7 @@ from labelwise.storage.base import (
     Task,
     Webhook,
     _attempt_record,
+    _check_batch_on_duplicate,
     _check_choice,
     _check_classes_kept,
     _check_import_batch,
@@ -1515,10 +1516,7 @@ class InMemoryStore(BaseStore):
         on_duplicate: str = "skip",
         now: datetime | None = None,
     ) -> ImportRun:
-        if check_on_duplicate(on_duplicate) == "fail":
-            raise LabelwiseError(
-                "on_duplicate=fail needs the whole import in one transaction; use write_items."
-            )
+        _check_batch_on_duplicate(on_duplicate)
         now = _resolve_now(now)
         with self._lock:
             run = _get(self._import_runs, "import run", import_run_id)

@@ -68,6 +68,7 @@ from labelwise.storage.base import (
     Task,
     Webhook,
     _attempt_record,
+    _check_batch_on_duplicate,
     _check_choice,
     _check_classes_kept,
     _check_import_batch,
@@ -2569,10 +2570,7 @@ class SqlStore(BaseStore):
         on_duplicate: str = "skip",
         now: datetime | None = None,
     ) -> ImportRun:
-        if check_on_duplicate(on_duplicate) == "fail":
-            raise LabelwiseError(
-                "on_duplicate=fail needs the whole import in one transaction; use write_items."
-            )
+        _check_batch_on_duplicate(on_duplicate)
         now = _resolve_now(now)
         r = m.import_runs
         with self._write() as conn:
