@@ -39,6 +39,7 @@ __all__ = [
     "MAX_FEATURES",
     "THUMBNAIL_SIZE",
     "FeatureMatrix",
+    "TabularMoments",
     "check_keywords",
     "feature_kind",
     "features_key",
@@ -416,8 +417,107 @@ def tabular_scaling(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     mean = np.nanmean(X, axis=0) if X.shape[0] else np.zeros(len(columns))
     mean = np.where(np.isnan(mean), 0.0, mean)
     std = np.where(np.isnan(X), mean, X).std(axis=0)
-    scale = np.where(std > 0, std, 1.0)
-    return {"columns": columns, "mean": mean.tolist(), "scale": scale.tolist()}
+    return {"columns": columns, "mean": mean.tolist(), "scale": _scale(std, mean).tolist()}
+
+
+def _scale(std: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """A column's divisor: its standard deviation, 1 for a constant column.
+
+    A constant column of a value like 0.1 has a computed deviation of a few ulps, not 0; it
+    counts as constant too, or its rows would become rounding noise blown up to +-1.
+    """
+    return np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+
+
+class TabularMoments:
+    """Running column statistics of tabular payloads, page by page.
+
+    What :func:`tabular_scaling` computes over every payload at once, in memory bounded by the
+    number of columns: per column the count of items that have it, their mean and their sum of
+    squared deviations, merged page into page with Chan, Golub and LeVeque's pairwise update.
+    Columns may first appear in any page.
+
+    Examples
+    --------
+    >>> m = TabularMoments()
+    >>> _ = m.update([{"a": 1.0}, {"a": 3.0}])
+    >>> _ = m.update([{"a": 5.0, "b": 2}, {}])
+    >>> m.scaling()["mean"], m.n_items
+    ([3.0, 2.0], 4)
+    """
+
+    def __init__(self) -> None:
+        self.n_items = 0
+        self._moments: dict[str, tuple[int, float, float]] = {}  # count, mean, M2
+
+    def update(self, payloads: Sequence[Mapping[str, Any]]) -> tuple[list[str], np.ndarray]:
+        """Add a page of payloads.
+
+        Returns
+        -------
+        columns : list of str
+            The page's numeric fields, sorted.
+        values : ndarray of shape (n_page, n_columns), float64
+            Their raw values, NaN where an item lacks one: what :meth:`transform` scales once
+            every page has been seen.
+        """
+        columns = tabular_columns(payloads)
+        values = _tabular_values(payloads, columns)
+        self.n_items += len(payloads)
+        present = ~np.isnan(values)
+        counts = present.sum(axis=0)
+        for j, c in enumerate(columns):
+            col = values[present[:, j], j]
+            n_b, mean_b = int(counts[j]), float(col.mean())
+            m2_b = float(((col - mean_b) ** 2).sum())
+            n_a, mean_a, m2_a = self._moments.get(c, (0, 0.0, 0.0))
+            n = n_a + n_b
+            delta = mean_b - mean_a
+            self._moments[c] = (
+                n,
+                mean_a + delta * n_b / n,
+                m2_a + m2_b + delta * delta * n_a * n_b / n,
+            )
+        return columns, values
+
+    def scaling(self) -> dict[str, Any]:
+        """The columns, means and scales of every page so far (as :func:`tabular_scaling`).
+
+        Raises
+        ------
+        LabelwiseError
+            If no payload had a numeric field.
+        """
+        columns = sorted(self._moments)
+        if not columns:
+            raise LabelwiseError(
+                "tabular items need numeric payload fields (e.g. {'x1': 0.3, 'x2': 7}); none "
+                "were found. Import text with text_field=, or give items features_path."
+            )
+        mean = np.array([self._moments[c][1] for c in columns])
+        # a missing value is imputed with the mean: it adds to the count, not to M2
+        std = np.sqrt(np.array([self._moments[c][2] for c in columns]) / self.n_items)
+        return {"columns": columns, "mean": mean.tolist(), "scale": _scale(std, mean).tolist()}
+
+    @staticmethod
+    def transform(
+        columns: Sequence[str], values: np.ndarray, scaling: Mapping[str, Any]
+    ) -> np.ndarray:
+        """A page's raw ``values`` (from :meth:`update`) standardised with ``scaling``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_page, len(scaling["columns"])), float32
+            The rows :func:`tabular` gives for the page's payloads with the same ``scaling``.
+        """
+        where = {c: j for j, c in enumerate(columns)}
+        mean = np.asarray(scaling["mean"], dtype=np.float64)
+        X = np.tile(mean, (values.shape[0], 1))
+        for k, c in enumerate(scaling["columns"]):
+            j = where.get(c)
+            if j is not None:
+                X[:, k] = np.where(np.isnan(values[:, j]), mean[k], values[:, j])
+        return ((X - mean) / np.asarray(scaling["scale"], dtype=np.float64)).astype(np.float32)
 
 
 def _tabular_values(payloads: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> np.ndarray:

@@ -17,6 +17,12 @@ scaling), and lists every version the project had. A round reads the manifest, s
 covers every item (``count_items`` equals its row count: items are never deleted) and
 memory-maps the files: no item is listed and no per-item Python object is built.
 
+A new version of ``.npy``, image or tabular items is built page by page (keyset pages of
+:data:`_PAGE` items; tabular columns scaled once every page's running statistics are in, see
+:class:`labelwise.features.TabularMoments`), so its memory follows the page, not the project:
+a 1M-item project never lists its items at once. Text versions fit TF-IDF or embed every text,
+so they hold the texts (not the items) in memory.
+
 When items were added, only the new ones are listed (keyset paging after the version's last
 id) and featurised, and their rows are appended to the version's files in place, for the kinds
 whose rows do not depend on the other items: ``.npy`` rows, image descriptors, and tabular
@@ -87,12 +93,26 @@ def first_tag(item: Item) -> str | None:
 
 def _iter_items(store: BaseStore, project_id: int, after_id: int | None = None) -> Iterator[Item]:
     """Every item of the project (above ``after_id``), ascending, paged by keyset."""
-    while True:
-        page = store.list_items(project_id, limit=_PAGE, after_id=after_id)
+    for page in _pages(store, project_id, after_id=after_id):
         yield from page
-        if len(page) < _PAGE:
+
+
+def _pages(
+    store: BaseStore, project_id: int, limit: int | None = None, after_id: int | None = None
+) -> Iterator[list[Item]]:
+    """Pages of at most :data:`_PAGE` items of the project (above ``after_id``), ascending ids,
+    paged by keyset; the first ``limit`` items only, when given (items imported while a version
+    is built belong to the next extension)."""
+    left = limit
+    while left is None or left > 0:
+        size = _PAGE if left is None else min(_PAGE, left)
+        page = store.list_items(project_id, limit=size, after_id=after_id)
+        if page:
+            yield page
+        if len(page) < size:
             return
         after_id = page[-1].id
+        left = None if left is None else left - len(page)
 
 
 def _atomic_save(path: Path, write: Any) -> None:
@@ -291,6 +311,191 @@ def _write_version(
     return entry
 
 
+class _NpyWriter:
+    """An ``.npy`` file of ``n_rows`` rows written page by page, never held in memory.
+
+    The header is written with the first page (which fixes the row width); :meth:`close`
+    checks that every row came and moves the file into place (a temporary file until then).
+    """
+
+    def __init__(self, path: Path, n_rows: int, dtype: Any) -> None:
+        self.path, self.n_rows, self.dtype = path, n_rows, np.dtype(dtype)
+        self.written = 0
+        self._f: Any = None
+        self._width: tuple[int, ...] | None = None
+        fd, self._tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
+        os.close(fd)
+
+    def append(self, rows: Any) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if self._f is None:
+            self._width = rows.shape[1:]
+            self._f = open(self._tmp, "wb")
+            fmt = np.lib.format
+            fmt.write_array_header_1_0(self._f, {"descr": fmt.dtype_to_descr(self.dtype),
+                                                 "fortran_order": False,
+                                                 "shape": (self.n_rows, *self._width)})  # fmt: skip
+        elif rows.shape[1:] != self._width:
+            raise LabelwiseError(
+                f"feature rows of widths {list(self._width or ())} and {list(rows.shape[1:])}: "
+                "every item of a project needs rows of one width; align the feature files."
+            )
+        if self.written + rows.shape[0] > self.n_rows:
+            raise ValueError(f"{self.path.name}: more than {self.n_rows} rows")
+        self._f.write(rows.tobytes())
+        self.written += rows.shape[0]
+
+    def close(self) -> None:
+        if self.written != self.n_rows:
+            raise ValueError(f"{self.path.name}: {self.written} of {self.n_rows} rows written")
+        if self._f is None:  # zero rows: nothing fixed the width
+            np.save(self._tmp, np.empty((0,), dtype=self.dtype))
+        else:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        if self._f is not None:
+            self._f.close()
+        Path(self._tmp).unlink(missing_ok=True)
+
+
+def _stream_version(
+    store: BaseStore,
+    project_id: int,
+    folder: Path,
+    manifest: dict[str, Any],
+    spec: dict[str, Any],
+    n_items: int,
+) -> dict[str, Any]:
+    """Featurise the first ``n_items`` items page by page into a new version and make it current.
+
+    For ``.npy``, image and tabular items, whose rows depend on their item alone (tabular
+    through the column means and scales): memory is bounded by a page (:data:`_PAGE` items),
+    not by the project. Tabular items are read once: each page's raw values go to a temporary
+    file while :class:`~labelwise.features.TabularMoments` accumulates the scaling, then the
+    pages are scaled into the version.
+
+    Raises
+    ------
+    LabelwiseError
+        If the project mixes kinds, a ``.npy`` row is missing or files differ in width, or
+        tabular items have no numeric field.
+    """
+    kind, method = spec["kind"], spec["method"]
+    history = list(manifest.get("versions", []))
+    k = 1 + max((v["version"] for v in history), default=0)
+    entry: dict[str, Any] = {**spec, "version": k, "n": n_items, "ids": f"v{k}.ids.npy",
+                             "metadata": []}  # fmt: skip
+    names = ("source", "tag")
+    writers = {"ids": _NpyWriter(folder / entry["ids"], n_items, np.int64)}
+    for j, name in enumerate(names):
+        writers[name] = _NpyWriter(folder / f"v{k}.meta-{j}.npy", n_items, np.int32)
+    if kind != "npy":
+        entry["x"] = f"v{k}.npy"
+        writers["x"] = _NpyWriter(folder / entry["x"], n_items, np.float32)
+    values: dict[str, list[str]] = {}
+    moments = F.TabularMoments()
+    npy_paths: set[str] = set()
+    identity: str | None = None  # the one float32 .npy file read row i for item i, so far
+    pos = 0
+    try:
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-pages-") as tmp:
+            raw: list[tuple[list[str], Path]] = []
+            for page in _pages(store, project_id, n_items):
+                kinds = {feature_kind(it) for it in page}
+                if kinds != {kind}:
+                    raise _mixed_kinds(project_id, kinds | {kind})
+                writers["ids"].append(np.fromiter((it.id for it in page), np.int64, len(page)))
+                meta = F.item_metadata([it.metadata.get("source", "") for it in page],
+                                       [first_tag(it) for it in page])  # fmt: skip
+                coded, values = _encode_metadata(meta, values)
+                for name in names:
+                    writers[name].append(coded[name])
+                if kind == "tabular":
+                    columns, page_values = moments.update([it.payload for it in page])
+                    raw.append((columns, Path(tmp) / f"{len(raw)}.npy"))
+                    np.save(raw[-1][1], page_values)
+                elif kind == "image":
+                    writers["x"].append(_image_features([it.payload["image"] for it in page],
+                                                        method))  # fmt: skip
+                else:
+                    identity = _stream_npy(page, pos, identity, writers, entry, folder, k)
+                    npy_paths.update(str(it.features_path) for it in page)
+                pos += len(page)
+            if pos != n_items:
+                raise ValueError(f"project {project_id}: {pos} of {n_items} items listed")
+            if kind == "tabular":
+                entry["scaling"] = moments.scaling()
+                for columns, path in raw:
+                    page_x = F.TabularMoments.transform(columns, np.load(path), entry["scaling"])
+                    writers["x"].append(page_x)
+        if kind == "npy":
+            if identity is not None and np.load(identity, mmap_mode="r").shape[0] == n_items:
+                entry.update(x_rows="identity", x=identity)
+                writers.pop("x", None)
+            elif "x" not in writers:  # one file in order, but it holds more rows than items
+                identity = _stream_npy([], n_items, identity, writers, entry, folder, k)
+            entry["npy_paths"] = sorted(npy_paths)
+        for w in writers.values():
+            w.close()
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    item_ids = np.load(folder / entry["ids"], mmap_mode="r")
+    entry["last_id"] = int(item_ids[-1])
+    entry["key"] = F.features_key(kind, item_ids, _key_extra(entry))
+    for j, name in enumerate(names):
+        entry["metadata"].append({"name": name, "file": f"v{k}.meta-{j}.npy",
+                                  "values": values.get(name, [])})  # fmt: skip
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    entry["created"] = now
+    history.append({"version": k, "kind": kind, "method": method, "created": now})
+    _write_manifest(folder, {"format": 1, "current": entry, "versions": history})
+    _remove_stale(folder, entry)
+    return entry
+
+
+def _stream_npy(
+    page: list[Item],
+    pos: int,
+    identity: str | None,
+    writers: dict[str, _NpyWriter],
+    entry: dict[str, Any],
+    folder: Path,
+    k: int,
+) -> str | None:
+    """Rows of a page of ``.npy`` items (the first starts at position ``pos``).
+
+    While every item so far reads row ``i`` of one float32 file for position ``i``, nothing is
+    copied (the version will map the user's file); the first page that breaks that copies the
+    rows skipped so far, then its own. Returns the identity file, or ``None`` once broken.
+    """
+    names = [it.external_id for it in page]
+    paths = [str(it.features_path) for it in page]
+    rows = [it.features_row for it in page]
+    if "x" not in writers:
+        if pos == 0 and page:
+            first = np.load(paths[0], mmap_mode="r")
+            identity = paths[0] if first.ndim == 2 and first.dtype == np.float32 else None
+        if identity is not None and page and set(paths) == {identity}:
+            fits = np.load(identity, mmap_mode="r").shape[0] >= pos + len(page)
+            if fits and rows == list(range(pos, pos + len(page))):
+                return identity
+        entry["x"] = f"v{k}.npy"
+        writers["x"] = _NpyWriter(folder / entry["x"], writers["ids"].n_rows, np.float32)
+        if identity is not None:
+            done = np.load(identity, mmap_mode="r")
+            for start in range(0, pos, _PAGE):
+                writers["x"].append(done[start : min(pos, start + _PAGE)])
+    if page:
+        writers["x"].append(F.npy_rows(paths, rows, names))
+    return None
+
+
 def _extend_version(
     folder: Path, manifest: dict[str, Any], new: list[Item], keywords: list[str]
 ) -> dict[str, Any]:
@@ -408,7 +613,7 @@ def project_features(store: BaseStore, project_id: int, settings: Any) -> Featur
         raise LabelwiseError(f"project {project_id} has no items; import some first.")
     keywords = project_keywords(store, project_id)
     if store.find_latest_model_upload(project_id, "embeddings") is not None:
-        return _compute(store, project_id, settings, keywords)[0]
+        return _compute(store, project_id, settings, keywords, n_items)[0]
     kind = feature_kind(store.list_items(project_id, limit=1)[0])
     method = feature_method(store.get_project(project_id).strategy_params, kind)
     spec = _spec(kind, method, keywords)
@@ -427,70 +632,67 @@ def project_features(store: BaseStore, project_id: int, settings: Any) -> Featur
             if new and current["n"] + len(new) == n_items:
                 with contextlib.suppress(_CannotExtend):
                     return _open_version(folder, _extend_version(folder, manifest, new, keywords))
-        fm, extra = _compute(store, project_id, settings, keywords)
-        return _open_version(folder, _write_version(folder, manifest, spec, fm, extra))
+        if kind == "text":  # TF-IDF and embeddings see every text at once
+            fm, extra = _compute(store, project_id, settings, keywords, n_items)
+            return _open_version(folder, _write_version(folder, manifest, spec, fm, extra))
+        return _open_version(folder, _stream_version(store, project_id, folder, manifest, spec,
+                                                     n_items))  # fmt: skip
 
 
 def _matches(entry: dict[str, Any] | None, spec: dict[str, Any]) -> bool:
     return entry is not None and all(entry.get(k) == v for k, v in spec.items())
 
 
+def _mixed_kinds(project_id: int, kinds: set[str]) -> LabelwiseError:
+    return LabelwiseError(
+        f"project {project_id} mixes items of kinds {sorted(kinds)}; one project holds one "
+        "kind (give every item features_path, or none)."
+    )
+
+
 def _compute(
-    store: BaseStore, project_id: int, settings: Any, keywords: list[str]
+    store: BaseStore, project_id: int, settings: Any, keywords: list[str], n_items: int
 ) -> tuple[FeatureMatrix, dict[str, Any]]:
-    """Featurise every item (listed by keyset pages); what a new version stores besides."""
-    items = list(_iter_items(store, project_id))
-    if not items:
+    """Featurise every item at once: text (TF-IDF and embeddings fit on every text) and
+    uploaded embeddings (any kind); what a new version stores besides. Other kinds stream
+    (:func:`_stream_version`). Only ids, texts and metadata strings are kept, not the items."""
+    ids: list[int] = []
+    texts: list[str] = []
+    sources: list[Any] = []
+    tags: list[str | None] = []
+    kinds: set[str] = set()
+    for page in _pages(store, project_id, n_items):
+        kinds.update(feature_kind(it) for it in page)
+        ids.extend(it.id for it in page)
+        texts.extend(it.payload["text"] for it in page if isinstance(it.payload.get("text"), str))
+        sources.extend(it.metadata.get("source", "") for it in page)
+        tags.extend(first_tag(it) for it in page)
+    if not ids:
         raise LabelwiseError(f"project {project_id} has no items; import some first.")
-    kinds = {feature_kind(it) for it in items}
     if len(kinds) > 1:
-        raise LabelwiseError(
-            f"project {project_id} mixes items of kinds {sorted(kinds)}; one project holds one "
-            "kind (give every item features_path, or none)."
-        )
+        raise _mixed_kinds(project_id, kinds)
     kind = kinds.pop()
-    item_ids = np.fromiter((it.id for it in items), dtype=np.int64, count=len(items))
-    texts = [it.payload["text"] for it in items] if kind == "text" else None
+    item_ids = np.asarray(ids, dtype=np.int64)
+    del ids
     metadata = F.item_metadata(
-        [it.metadata.get("source", "") for it in items],
-        [first_tag(it) for it in items],
-        texts,
-        keywords,
+        sources, tags, texts if kind == "text" else None, keywords if kind == "text" else ()
     )
     # model sources (issue 11): the newest uploaded (or endpoint) embeddings are the features
     uploaded = model_sources.embedding_features(store, project_id, item_ids)
     if uploaded is not None:
         key = F.features_key("embeddings", item_ids, uploaded[1])
         return FeatureMatrix(item_ids, uploaded[0], "embeddings", metadata, key), {}
-    if kind == "npy":
-        paths = sorted({str(it.features_path) for it in items})
-        key = F.features_key(kind, item_ids, "|".join(paths))
-        X = F.npy_rows(
-            [str(it.features_path) for it in items],
-            [it.features_row for it in items],
-            [it.external_id for it in items],
+    if kind != "text":
+        raise LabelwiseError(
+            f"project {project_id}'s {kind} items are featurised page by page, not at once; "
+            "its embeddings upload could not be read."
         )
-        extra: dict[str, Any] = {"npy_paths": paths}
-        if isinstance(X, np.memmap) and len(paths) == 1:  # the user's file itself, in order
-            extra.update(x_rows="identity", x=paths[0])
-        return FeatureMatrix(item_ids, X, kind, metadata, key), extra
-
     method = feature_method(store.get_project(project_id).strategy_params, kind)
-    # Keywords only add text metadata columns; other kinds keep their key. The methods there
-    # were before methods existed (tfidf, thumbnails) keep their keys; any other method,
-    # default or not, has its own.
+    # Keywords only add text metadata columns. The method there was before methods existed
+    # (tfidf) keeps its key; any other method, default or not, has its own.
     extra_key = "" if method in (None, *_LEGACY_METHODS) else method
-    key = F.features_key(kind, item_ids, extra_key, keywords=keywords if kind == "text" else ())
-    extra = {}
-    if texts is not None:
-        X = _text_features(texts, method, settings)
-    elif kind == "image":
-        X = _image_features([it.payload["image"] for it in items], method)
-    else:
-        payloads = [it.payload for it in items]
-        extra["scaling"] = F.tabular_scaling(payloads)
-        X = F.tabular(payloads, extra["scaling"])
-    return FeatureMatrix(item_ids, X, kind, metadata, key), extra
+    key = F.features_key(kind, item_ids, extra_key, keywords=keywords)
+    return FeatureMatrix(item_ids, _text_features(texts, method, settings), kind, metadata, key), {}
 
 
 def feature_method(params: Any, kind: str) -> str | None:
