@@ -244,3 +244,32 @@ def test_a_first_build_holds_a_page_not_the_project(settings, monkeypatch, tmp_p
     big = _traced_peak(12_000, settings.model_copy(update={"data_dir": tmp_path / "b"}))
     print(f"traced peak: 2,000 items {small:,} B, 12,000 items {big:,} B")
     assert big < 2 * small, (small, big)
+
+
+def test_items_replaced_by_an_import_get_new_rows(store, settings):
+    pid = store.create_project("tab", "binary", ["n", "p"])
+    store.create_items(pid, [NewItem(str(i), {"a": float(i)}) for i in range(4)])
+    assert np.asarray(project_features(store, pid, settings).X)[3, 0] > 0
+    store.write_items(pid, [NewItem("3", {"a": -30.0})], on_duplicate="update")
+    fm = project_features(store, pid, settings)
+    np.testing.assert_allclose(np.asarray(fm.X), F.tabular([{"a": v} for v in (0, 1, 2, -30)]),
+                               rtol=1e-6)  # fmt: skip
+    current = read_manifest(_folder(settings, pid))["current"]
+    assert (current["version"], current["items_revision"]) == (2, 1)
+    store.create_items(pid, [NewItem("4", {"a": 4.0})])
+    grown = project_features(store, pid, settings)  # the new version grows in place again
+    assert read_manifest(_folder(settings, pid))["current"]["version"] == 2 and grown.n == 5
+
+
+def test_a_version_written_before_revisions_counts_as_revision_0(store, settings):
+    import json
+
+    pid = store.create_project("tab", "binary", ["n", "p"])
+    store.create_items(pid, [NewItem(str(i), {"a": float(i)}) for i in range(4)])
+    project_features(store, pid, settings)
+    path = _folder(settings, pid) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["current"]["items_revision"]
+    path.write_text(json.dumps(manifest))
+    project_features(store, pid, settings)
+    assert read_manifest(_folder(settings, pid))["current"]["version"] == 1  # not rebuilt

@@ -36,8 +36,10 @@ The manifest is a file, not a table: the files it describes live in ``data_dir``
 Ray nodes, see :mod:`labelwise.scale`), and a manifest written after the files, beside them,
 can never name files another data directory lacks; a database row could.
 
-An item replaced by an import with ``on_duplicate=update`` keeps its stored row until the
-next new version (e.g. a change of method).
+An import with ``on_duplicate=update`` that replaces what some item's features come from
+(payload, tags, ``.npy`` row) bumps the project's ``items_revision``; a version built at another
+revision is not used or grown, a new one is built (page by page, as above), so a replaced item
+never keeps its old row.
 
 Alongside ``X`` come per-item metadata columns for stratified cold start: ``source`` (the
 importer's file name), ``tag`` (an item's first ``metadata["tags"]`` entry) and, for text,
@@ -215,14 +217,22 @@ class _CannotExtend(Exception):
     """The current version cannot take the new items; a new version is computed instead."""
 
 
-def _spec(kind: str, method: str | None, keywords: list[str]) -> dict[str, Any]:
-    """What a version was computed with: another spec, another version."""
+def _spec(
+    kind: str, method: str | None, keywords: list[str], items_revision: int = 0
+) -> dict[str, Any]:
+    """What a version was computed with: another spec, another version (``items_revision``:
+    the project's count of imports that replaced items' content, see
+    :attr:`labelwise.storage.Project.items_revision`)."""
     return {
         "kind": kind,
         "method": method,
         "keywords": keywords if kind == "text" else [],
         "cache_version": F.CACHE_VERSION,
+        "items_revision": items_revision,
     }
+
+
+_SPEC_DEFAULTS = {"items_revision": 0}  # versions written before the key existed
 
 
 def _encode_metadata(
@@ -615,8 +625,9 @@ def project_features(store: BaseStore, project_id: int, settings: Any) -> Featur
     if store.find_latest_model_upload(project_id, "embeddings") is not None:
         return _compute(store, project_id, settings, keywords, n_items)[0]
     kind = feature_kind(store.list_items(project_id, limit=1)[0])
-    method = feature_method(store.get_project(project_id).strategy_params, kind)
-    spec = _spec(kind, method, keywords)
+    project = store.get_project(project_id)
+    method = feature_method(project.strategy_params, kind)
+    spec = _spec(kind, method, keywords, project.items_revision)
     folder = _cache_dir(settings, project_id)
     current = read_manifest(folder).get("current")
     if _matches(current, spec) and current["n"] == n_items:
@@ -640,7 +651,9 @@ def project_features(store: BaseStore, project_id: int, settings: Any) -> Featur
 
 
 def _matches(entry: dict[str, Any] | None, spec: dict[str, Any]) -> bool:
-    return entry is not None and all(entry.get(k) == v for k, v in spec.items())
+    return entry is not None and all(
+        entry.get(k, _SPEC_DEFAULTS.get(k)) == v for k, v in spec.items()
+    )
 
 
 def _mixed_kinds(project_id: int, kinds: set[str]) -> LabelwiseError:

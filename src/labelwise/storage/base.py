@@ -202,6 +202,9 @@ class Project:
     consensus_min_agreement: float = 0.6  # below it (vote share / posterior): review
     gold_rate: float = 0.0  # share of an annotator's tasks that are gold items
     gold_min_accuracy: float = 0.7  # below it an annotator is flagged
+    # migration 0012: bumped when an import replaces what items' features are computed from
+    # (on_duplicate=update); a feature version built at another revision is rebuilt
+    items_revision: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,16 +292,7 @@ def item_differs(stored: Item, new: NewItem, label: Any) -> bool:
     must not read as a conflict with their labels. The metadata's ``source`` (the file name)
     is left out, so the same rows in a renamed file are the same items.
     """
-
-    def meta(d: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in d.items() if k != "source"}
-
-    if (
-        dict(new.payload) != stored.payload
-        or meta(new.metadata) != meta(stored.metadata)
-        or new.features_path != stored.features_path
-        or new.features_row != stored.features_row
-    ):
+    if features_differ(stored, new):
         return True
     if label is None:
         return False
@@ -310,6 +304,21 @@ def item_differs(stored: Item, new: NewItem, label: Any) -> bool:
 #: Item statuses an update may relabel: an item queued, leased or in review belongs to a task
 #: or a reviewer now; relabelling it under them would desynchronise task and item.
 UPDATABLE_STATUSES = frozenset({"unlabeled", "labeled", "skipped", "gold"})
+
+
+def features_differ(stored: Item, new: NewItem) -> bool:
+    """Whether ``new`` changes what ``stored``'s features are computed from: its payload, its
+    metadata but ``source`` (tags), its ``.npy`` file or row. A label alone does not."""
+
+    def meta(d: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in d.items() if k != "source"}
+
+    return (
+        dict(new.payload) != stored.payload
+        or meta(new.metadata) != meta(stored.metadata)
+        or new.features_path != stored.features_path
+        or new.features_row != stored.features_row
+    )
 
 
 def updated_fields(stored: Item, new: NewItem, label: Any) -> dict[str, Any]:

@@ -80,6 +80,7 @@ from labelwise.storage.base import (
     check_on_duplicate,
     dataset_hash,
     duplicates_message,
+    features_differ,
     item_differs,
     updated_fields,
     utcnow,
@@ -329,6 +330,7 @@ class InMemoryStore(BaseStore):
             updates: dict[int, dict[str, Any]] = {}
             n_dup = n_changed = 0
             changed: list[str] = []
+            stale_features = False
             now = utcnow()
             for it in items:
                 key = str(it.external_id)
@@ -349,6 +351,9 @@ class InMemoryStore(BaseStore):
                     if on_duplicate != "update":
                         continue
                     fields = updated_fields(stored, it, label)
+                    stale_features = stale_features or (
+                        iid is not None and features_differ(stored, it)
+                    )
                     if iid is None:
                         staged[key] = replace(stored, **_from_columns(fields))
                     else:
@@ -383,6 +388,10 @@ class InMemoryStore(BaseStore):
                 self._item_keys[(project_id, key)] = iid
             for iid, fields in updates.items():
                 self._items[iid] = replace(self._items[iid], **copy.deepcopy(_from_columns(fields)))
+            if stale_features:
+                self._projects[project_id] = replace(
+                    project, items_revision=project.items_revision + 1
+                )
             return written
 
     def get_item(self, item_id: int) -> Item:

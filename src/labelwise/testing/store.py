@@ -431,6 +431,26 @@ def test_write_items_update_relabels_and_fail_writes_nothing(store):
         store.write_items(pid, edited, on_duplicate="merge")
 
 
+def test_an_update_of_item_content_bumps_the_items_revision(store):
+    pid = _project(store)
+    assert store.get_project(pid).items_revision == 0
+    store.write_items(
+        pid, [NewItem("a", {"text": "x"}, {"tags": ["t"]}), NewItem("b", {"text": "y"})]
+    )
+    assert store.get_project(pid).items_revision == 0  # new items: a version grows instead
+    # a new label, a renamed source file, skip and fail: the features' inputs are unchanged
+    store.write_items(pid, [NewItem("a", {"text": "x"}, {"tags": ["t"], "source": "b.csv"},
+                                    label="pos")], on_duplicate="update")  # fmt: skip
+    store.write_items(pid, [NewItem("b", {"text": "other"})], on_duplicate="skip")
+    assert store.get_project(pid).items_revision == 0
+    store.write_items(pid, [NewItem("b", {"text": "new"})], on_duplicate="update")
+    assert store.get_project(pid).items_revision == 1
+    store.write_items(pid, [NewItem("a", {"text": "x"}, {"tags": ["u"]})], on_duplicate="update")
+    assert store.get_project(pid).items_revision == 2  # a new first tag: a metadata column
+    store.update_project(pid, batch_size=7)
+    assert store.get_project(pid).items_revision == 2  # project edits keep it
+
+
 def test_import_run_commits_batches_with_their_checkpoint_and_resumes(store):
     pid = _project(store)
     opts = {"format": "csv", "id_field": "id"}

@@ -77,6 +77,8 @@ projects = sa.Table(
     sa.Column("consensus_min_agreement", sa.Float, nullable=False, server_default="0.6"),
     sa.Column("gold_rate", sa.Float, nullable=False, server_default="0"),
     sa.Column("gold_min_accuracy", sa.Float, nullable=False, server_default="0.7"),
+    # migration 0012: bumped by imports that replace items' content (feature versions)
+    sa.Column("items_revision", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 annotators = sa.Table(

@@ -95,6 +95,7 @@ from labelwise.storage.base import (
     check_on_duplicate,
     dataset_hash,
     duplicates_message,
+    features_differ,
     import_options_key,
     item_differs,
     updated_fields,
@@ -221,6 +222,7 @@ def _project(r: sa.Row[Any]) -> Project:
         label_cost=r.label_cost,
         show_predictions=bool(r.show_predictions),
         created=r.created,
+        items_revision=r.items_revision,
         **{k: getattr(r, k) for k in QUALITY_FIELDS},
     )
 
@@ -834,6 +836,7 @@ class SqlStore(BaseStore):
             return ItemsWritten(n_created=n_created), set()
         stored = self._items_by_external_id(conn, project_id, {k for k, _, _ in dups})
         updates: dict[int, dict[str, Any]] = {}
+        stale_features = False
         for key, it, label in dups:
             n_dup += 1
             cur = stored[key]
@@ -847,7 +850,14 @@ class SqlStore(BaseStore):
             if on_duplicate == "update":
                 fields = updated_fields(cur, it, label)
                 updates[cur.id] = {**updates.get(cur.id, {}), **fields}
+                stale_features = stale_features or features_differ(cur, it)
         self._update_items(conn, updates)
+        if stale_features:  # the project's feature version no longer matches its items
+            conn.execute(
+                sa.update(m.projects)
+                .where(m.projects.c.id == project_id)
+                .values(items_revision=m.projects.c.items_revision + 1)
+            )
         return (
             ItemsWritten(
                 n_created=n_created,
