@@ -5,9 +5,10 @@ fresh project goes through what a team does on day one, each step timed and meas
 outside:
 
 1. **Import** a CSV with ``labelwise project import`` (its own process: wall seconds, rows/s
-   and the peak RSS of that process from ``wait4``). Rows: 16 numeric columns (every fourth
-   pixel of the scikit-learn digits, tiled and jittered with N(0, 0.05) noise, seeded) and a
-   label on 2,000 rows, so the first round already has a model; every other row unlabeled.
+   and the peak RSS of that process, its own ``VmHWM``; see :func:`_peak_rss_mb`). Rows: 16
+   numeric columns (every fourth pixel of the scikit-learn digits, tiled and jittered with
+   N(0, 0.05) noise, seeded) and a label on 2,000 rows, so the first round already has a
+   model; every other row unlabeled.
 2. **First round** with ``labelwise project round`` (own process): the service computes the
    project's features (standardised tabular columns) for the first time, fits the model on the
    2,000 labels, selects 100 with ``margin`` over the whole pool and queues them.
@@ -52,6 +53,7 @@ N_LABELED = 2000
 BATCH = 100
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CLI = [sys.executable, "-m", "labelwise.cli"]
+HWM = Path(__file__).resolve().parent / "_hwm.py"
 
 
 def write_csv(path: Path, n: int, seed: int = 0) -> dict[str, str]:
@@ -86,17 +88,29 @@ def write_csv(path: Path, n: int, seed: int = 0) -> dict[str, str]:
 
 
 def _peak_rss_mb(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run ``cmd``: (wall seconds, peak RSS MB of that one process from ``os.wait4``, stdout)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[3:])} failed ({proc.returncode}):\n{err[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, out
+    """Run ``cmd`` (a :data:`CLI` command): (wall seconds, peak RSS MB of that one process,
+    stdout).
+
+    The peak is the child's own ``VmHWM`` (``benchmarks/_hwm.py`` writes it at exit), not
+    ``wait4``'s ``ru_maxrss``: Linux carries that over fork + exec, so a child of this process
+    reported this process's size once it had written a 1M-row CSV (~480 MB for every step).
+    """
+    assert cmd[: len(CLI)] == CLI, cmd
+    with tempfile.NamedTemporaryFile(suffix=".hwm") as hwm:
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, str(HWM), "labelwise.cli", *cmd[len(CLI) :]],
+            env={**env, "LABELWISE_HWM_FILE": hwm.name},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"{' '.join(cmd[3:])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+            )
+        return seconds, int(Path(hwm.name).read_text()) / 1024, proc.stdout
 
 
 def _serve(url: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
