@@ -17,7 +17,10 @@ recorded) until ``settings.job_max_attempts`` attempts were made; then the job i
 the last error. An error carrying ``retry_after`` seconds (a model endpoint's
 :class:`~labelwise.service.model_sources.ModelEndpointError`: exponential backoff) queues the
 retry with ``not_before`` = now + that delay, so no worker claims it earlier. A job whose lease
-expired that many times (its workers kept dying) is failed when next claimed.
+expired that many times (its workers kept dying) is failed when next claimed. An error of the
+job's input itself (:data:`NOT_RETRIED`: a bad row of an imported file, ids that repeat with
+other content under ``on_duplicate=fail``) fails the job at once: every attempt would read
+the same file and stop at the same line.
 
 Run it in the API process (:meth:`Worker.start_in_thread`, the default) or as its own process
 (``labelwise worker`` calls :meth:`Worker.run_forever`); several workers may share a store.
@@ -38,11 +41,15 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from labelwise.storage.base import BaseStore, Job, LeaseError, utcnow
+from labelwise.importers import ImportValidationError
+from labelwise.storage.base import BaseStore, DuplicateItemsError, Job, LeaseError, utcnow
 
-__all__ = ["Handler", "Worker", "default_handlers"]
+__all__ = ["NOT_RETRIED", "Handler", "Worker", "default_handlers"]
 
 log = logging.getLogger(__name__)
+
+# the job's input is wrong: another attempt reads the same input and fails the same way
+NOT_RETRIED = (ImportValidationError, DuplicateItemsError)
 
 Handler = Callable[[BaseStore, Job, Any], object]
 
@@ -173,7 +180,9 @@ class Worker:
         except Exception as e:  # any failure is recorded on the job, the worker goes on
             error = f"{type(e).__name__}: {e}"
             log.exception("worker %s: job %d failed", self.worker_id, job.id)
-            if job.attempts < s.job_max_attempts:
+            if isinstance(e, NOT_RETRIED):
+                self._finish(job, f"{error} (not retried: the input itself is wrong)", now)
+            elif job.attempts < s.job_max_attempts:
                 # an error with ``retry_after`` (a model endpoint's) backs the job off
                 delay = getattr(e, "retry_after", None)
                 not_before = None if delay is None else (now or utcnow()) + timedelta(seconds=delay)
