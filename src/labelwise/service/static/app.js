@@ -4,6 +4,7 @@
 
 const LW = (() => {
   const TOKEN_KEY = "labelwise.token";
+  const LOGOUT_REASON_KEY = "labelwise.logout-reason";
 
   function token() {
     return sessionStorage.getItem(TOKEN_KEY);
@@ -41,9 +42,16 @@ const LW = (() => {
     }
     const r = await fetch(path, { method: options.method || "GET", headers, body });
     if (r.status === 401 && !options.noRedirect) {
+      let detail = "not logged in";
+      try {
+        const data = await r.json();
+        if (data && typeof data.detail === "string") detail = data.detail;
+      } catch (e) { /* not JSON */ }
+      // a token that stopped working (revoked, expired): the login page says why
+      if (t) sessionStorage.setItem(LOGOUT_REASON_KEY, detail);
       setToken(null);
       toLogin();
-      throw new ApiError(401, "not logged in");
+      throw new ApiError(401, detail);
     }
     if (!r.ok) {
       let detail = r.statusText || "request failed";
@@ -143,7 +151,10 @@ const LW = (() => {
     return user.role === "admin" || (user.project_roles || {})[String(pid)] === "owner";
   }
 
-  return { api, ApiError, token, setToken, toLogin, status, el, fmt, pct, when, me, projectId, showUser, isOwner };
+  return {
+    api, ApiError, token, setToken, toLogin, status, el, fmt, pct, when, me, projectId, showUser,
+    isOwner, LOGOUT_REASON_KEY,
+  };
 })();
 
 // ---------------------------------------------------------------- the login page
@@ -153,6 +164,11 @@ if (document.body.dataset.page === "login") {
   const form = document.getElementById("login-form");
   const input = document.getElementById("token");
   const error = document.getElementById("token-error");
+  const reason = sessionStorage.getItem(LW.LOGOUT_REASON_KEY);
+  if (reason) {
+    sessionStorage.removeItem(LW.LOGOUT_REASON_KEY);
+    error.textContent = "You were logged out: " + reason;
+  }
   const fragment = new URLSearchParams(location.hash.slice(1));
   if (fragment.get("token")) {
     input.value = fragment.get("token");
