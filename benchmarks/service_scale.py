@@ -18,6 +18,8 @@ outside:
 4. **Retrain + reselect**: from the 201 of the batch's last answer to the first claim that
    returns a task of the next round (the worker retrained on 2,100 labels, validated, saved the
    model and selected the next 100 over the whole pool, now from cached features).
+5. **Progress**: ten ``GET /api/projects/{id}/progress`` (what the dashboard polls) as the
+   admin; the median.
 
 The table gives each figure at both sizes and the ratio 1M / 10k. Results go to the
 ``## Service at 1M items`` section of ``benchmarks/RESULTS.md``.
@@ -193,6 +195,15 @@ def one_project(url: str, n: int, folder: Path, truth_cache: dict) -> dict:
                 time.sleep(0.02)
             else:
                 raise SystemExit("no next round within 30 min")
+        # what the dashboard polls: the owner's progress view (counts, curves, data quality)
+        progress = []
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=600
+        ) as owner:
+            for _ in range(10):
+                t0 = time.perf_counter()
+                owner.get(f"/api/projects/{pid}/progress").raise_for_status()
+                progress.append(time.perf_counter() - t0)
     finally:
         _stop([proc])
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -208,6 +219,7 @@ def one_project(url: str, n: int, folder: Path, truth_cache: dict) -> dict:
         "answer_p50": _pct(answers, 50),
         "n_claims": len(claims),
         "reselect_s": reselect,
+        "progress_p50": _pct(progress, 50),
     }
 
 
@@ -221,6 +233,7 @@ ROWS = [
     ("claim p99, ms", "claim_p99", "{:,.1f}"),
     ("answer p50, ms", "answer_p50", "{:,.1f}"),
     ("last answer -> next round claimable (retrain + select), s", "reselect_s", "{:,.1f}"),
+    ("GET progress p50, ms (the dashboard's poll; 10 calls)", "progress_p50", "{:,.1f}"),
 ]
 
 

@@ -84,6 +84,8 @@ def hot_queries(store: SqlStore) -> dict[str, tuple[str, list[str]]]:
     pid, ids, rid, task_id = _project(store)
     token = "hash150"
     annotations_by_task = f"SELECT id, label FROM annotations WHERE task_id = {task_id}"
+    store.send_to_review(ids[1:4], "label_issue")
+    review, consensus = _plans(store, "items", lambda: store.count_review_items(pid))
     return {
         "unlabelled ids (a round's pool)": (
             "ix_items_project_status_id",
@@ -116,6 +118,12 @@ def hot_queries(store: SqlStore) -> dict[str, tuple[str, list[str]]]:
             _plans(store, "tasks", lambda: store.list_tasks(pid, round_id=rid)),
         ),
         "annotations of a task": ("ix_annotations_task_id", [_explain(store, annotations_by_task)]),
+        # progress's data-quality counts (partial indexes: only reviewed / consensus rows)
+        "items that went to review (sorted: grouped by reason)": (
+            "ix_items_project_review",
+            [review],
+        ),
+        "items that need consensus": ("ix_items_project_consensus", [consensus]),
         "token lookup (sorted: one annotator's memberships)": (
             "uq_annotators_token_hash"
             if store.dialect == "postgresql"
@@ -163,6 +171,24 @@ def test_migration_0010_adds_the_indexes_and_downgrades(tmp_path):
     assert "ix_annotations_task_id" in _indexes(store, "annotations")
     command.downgrade(alembic_config(store.url), "0009")
     assert {t: _indexes(store, t) for t in before} == before
+    store.close()
+
+
+def test_migration_0013_adds_the_partial_indexes_and_downgrades(tmp_path):
+    from alembic import command
+
+    from labelwise.storage.sql.store import alembic_config
+
+    store = SqlStore(f"sqlite:///{tmp_path}/lw.db")
+    store.upgrade("0012")
+    before = _indexes(store, "items")
+    store.upgrade("0013")
+    assert _indexes(store, "items") - before == {
+        "ix_items_project_review",
+        "ix_items_project_consensus",
+    }
+    command.downgrade(alembic_config(store.url), "0012")
+    assert _indexes(store, "items") == before
     store.close()
 
 

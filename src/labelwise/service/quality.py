@@ -342,15 +342,16 @@ def quality_counts(
     for reason in REVIEW_REASONS:
         for what in ("flagged", "confirmed", "corrected"):
             out[f"{reason}_{what}"] = 0
-    for it in store.list_items(project_id):
-        out["consensus_items"] += it.consensus > 1
-        if it.review_reason is None:
+    # counted by the store: listing the items would read every one of a million-item project
+    for (reason, outcome, in_review), n in store.count_review_items(project_id).items():
+        if reason == "consensus":
+            out["consensus_items"] = n
             continue
-        out[f"{it.review_reason}_flagged"] += 1
-        if it.status == "review":
-            out["in_review"] += 1
-        elif it.review_outcome in ("confirmed", "corrected"):
-            out[f"{it.review_reason}_{it.review_outcome}"] += 1
+        out[f"{reason}_flagged"] += n
+        if in_review:
+            out["in_review"] += n
+        elif outcome in ("confirmed", "corrected"):
+            out[f"{reason}_{outcome}"] += n
     return out
 
 

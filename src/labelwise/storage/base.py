@@ -1353,6 +1353,13 @@ class BaseStore(ABC):
     def count_items(self, project_id: int, status: str | None = None) -> int: ...
 
     @abstractmethod
+    def count_review_items(self, project_id: int) -> dict[tuple[str, str | None, bool], int]:
+        """Items that went to review, counted by ``(review_reason, review_outcome, in_review)``
+        (``in_review``: the status is ``review`` now), plus ``("consensus", None, False)``:
+        items that need more than one answer. For progress, without listing the items (a
+        partial index on SQL stores: O(items that went to review))."""
+
+    @abstractmethod
     def list_unlabeled_item_ids(self, project_id: int) -> list[int]:
         """Ids (ascending) of items with status ``unlabeled``: the pool a strategy selects from."""
 

@@ -430,6 +430,18 @@ class InMemoryStore(BaseStore):
     def count_items(self, project_id: int, status: str | None = None) -> int:
         return len(self._project_items(project_id, status))
 
+    def count_review_items(self, project_id: int) -> dict[tuple[str, str | None, bool], int]:
+        items = self._project_items(project_id, None)
+        out = Counter(
+            (it.review_reason, it.review_outcome, it.status == "review")
+            for it in items
+            if it.review_reason is not None
+        )
+        n_consensus = sum(it.consensus > 1 for it in items)
+        if n_consensus:
+            out["consensus", None, False] = n_consensus
+        return dict(out)
+
     def list_unlabeled_item_ids(self, project_id: int) -> list[int]:
         return [it.id for it in self._project_items(project_id, "unlabeled")]
 

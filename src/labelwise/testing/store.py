@@ -1710,6 +1710,26 @@ def test_review_queue_resolution_records_the_reviewer(store):
     assert store.get_item(ia).label == "pos"
 
 
+def test_count_review_items_by_reason_outcome_and_status(store):
+    pid, other = _project(store, "p"), _project(store, "q")
+    ids = _items(store, pid, 5)
+    _items(store, other, 1)
+    assert store.count_review_items(pid) == {}
+    rid = store.create_round(pid, "margin", now=T0)
+    store.create_tasks(rid, ids[:2], priorities=[2.0, 1.0], copies=[3, 3], now=T0)
+    store.send_to_review(ids[2:5], "label_issue")
+    store.send_to_review(ids[:1], "disagreement")
+    rev = store.create_annotator("r", role="reviewer")
+    store.resolve_review(ids[2], "pos", rev, now=T0)  # no label before: "corrected"
+    assert store.count_review_items(pid) == {
+        ("consensus", None, False): 2,
+        ("disagreement", None, True): 1,
+        ("label_issue", None, True): 2,
+        ("label_issue", "corrected", False): 1,
+    }
+    assert store.count_review_items(other) == {}
+
+
 def test_send_to_review_within_a_project_refuses_foreign_items_and_moves_nothing(store):
     pid, other = _project(store, "p"), _project(store, "q")
     mine, theirs = _items(store, pid, 2), _items(store, other, 1)

@@ -140,6 +140,21 @@ items = sa.Table(
     sa.Index("ix_items_project_status_id", "project_id", "status", "id"),
     sa.Index("ix_items_project_id_id", "project_id", "id"),
 )
+# migration 0013: progress counts the few items that went to review or need consensus without
+# reading a million that did not (partial indexes: only those rows are in them)
+sa.Index(
+    "ix_items_project_review",
+    items.c.project_id,
+    items.c.review_reason,
+    sqlite_where=items.c.review_reason.is_not(None),
+    postgresql_where=items.c.review_reason.is_not(None),
+)
+sa.Index(
+    "ix_items_project_consensus",
+    items.c.project_id,
+    sqlite_where=items.c.consensus > 1,
+    postgresql_where=items.c.consensus > 1,
+)
 
 rounds = sa.Table(
     "rounds",

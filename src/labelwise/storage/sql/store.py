@@ -954,6 +954,27 @@ class SqlStore(BaseStore):
         with self._read() as conn:
             return conn.execute(stmt.select_from(m.items)).scalar_one()
 
+    def count_review_items(self, project_id: int) -> dict[tuple[str, str | None, bool], int]:
+        it = m.items
+        in_review = it.c.status == "review"
+        # the WHERE clauses repeat the partial indexes' predicates, so the planners use them
+        reviewed = (
+            sa.select(it.c.review_reason, it.c.review_outcome, in_review, sa.func.count())
+            .where(it.c.project_id == project_id, it.c.review_reason.is_not(None))
+            .group_by(it.c.review_reason, it.c.review_outcome, in_review)
+        )
+        # a literal 1, not a bound parameter: SQLite uses a partial index only for a WHERE
+        # term that repeats its predicate exactly
+        consensus = sa.select(sa.func.count()).where(
+            it.c.project_id == project_id, it.c.consensus > sa.literal_column("1")
+        )
+        with self._read() as conn:
+            out = {(r[0], r[1], bool(r[2])): int(r[3]) for r in conn.execute(reviewed)}
+            n_consensus = conn.execute(consensus.select_from(it)).scalar_one()
+        if n_consensus:
+            out["consensus", None, False] = int(n_consensus)
+        return out
+
     def list_unlabeled_item_ids(self, project_id: int) -> list[int]:
         stmt = (
             sa.select(m.items.c.id)
