@@ -160,6 +160,19 @@ def test_hog_is_the_default_for_image_projects(tmp_path):
     np.testing.assert_array_equal(np.asarray(fm.X), image_descriptors(paths))
 
 
+@pytest.mark.parametrize("method", ["hog", "thumbnails"])
+def test_image_pages_give_the_rows_of_one_pass(tmp_path, monkeypatch, method):
+    from labelwise.service import features as SF
+
+    monkeypatch.setattr(SF, "_IMAGE_PAGE", 2)  # three items: pages of 2 and 1
+    store = InMemoryStore()
+    pid = _image_project(store, tmp_path, strategy_params={"features": method})
+    fm = project_features(store, pid, Settings(data_dir=tmp_path / "data"))
+    paths = [it.payload["image"] for it in store.list_items(pid)]
+    want = image_descriptors(paths) if method == "hog" else thumbnails(paths)
+    np.testing.assert_array_equal(np.asarray(fm.X), want)
+
+
 def test_thumbnails_stay_available_under_their_old_cache_key(tmp_path):
     store = InMemoryStore()
     settings = Settings(data_dir=tmp_path / "data")
