@@ -1353,6 +1353,12 @@ class BaseStore(ABC):
     def count_items(self, project_id: int, status: str | None = None) -> int: ...
 
     @abstractmethod
+    def count_items_by_status(self, project_id: int) -> dict[str, int]:
+        """The project's items counted per status (statuses without items left out): one read
+        of the ``(project_id, status, id)`` index on SQL stores where ``count_items`` per status
+        would read it once each."""
+
+    @abstractmethod
     def count_review_items(self, project_id: int) -> dict[tuple[str, str | None, bool], int]:
         """Items that went to review, counted by ``(review_reason, review_outcome, in_review)``
         (``in_review``: the status is ``review`` now), plus ``("consensus", None, False)``:

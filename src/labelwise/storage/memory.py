@@ -430,6 +430,9 @@ class InMemoryStore(BaseStore):
     def count_items(self, project_id: int, status: str | None = None) -> int:
         return len(self._project_items(project_id, status))
 
+    def count_items_by_status(self, project_id: int) -> dict[str, int]:
+        return dict(Counter(it.status for it in self._project_items(project_id, None)))
+
     def count_review_items(self, project_id: int) -> dict[tuple[str, str | None, bool], int]:
         items = self._project_items(project_id, None)
         out = Counter(

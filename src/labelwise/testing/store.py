@@ -1710,6 +1710,22 @@ def test_review_queue_resolution_records_the_reviewer(store):
     assert store.get_item(ia).label == "pos"
 
 
+def test_count_items_by_status_agrees_with_count_items(store):
+    pid, other = _project(store, "p"), _project(store, "q")
+    ids = _items(store, pid, 6)
+    _items(store, other, 2)
+    assert store.count_items_by_status(pid) == {"unlabeled": 6}
+    store.set_item_label(ids[0], "pos")
+    store.send_to_review(ids[1:3], "manual")
+    rid = store.create_round(pid, "margin", now=T0)
+    store.create_tasks(rid, ids[3:4], now=T0)
+    got = store.count_items_by_status(pid)
+    assert got == {"labeled": 1, "review": 2, "queued": 1, "unlabeled": 2}
+    assert all(store.count_items(pid, s) == n for s, n in got.items())
+    assert store.count_items_by_status(other) == {"unlabeled": 2}
+    assert store.count_items_by_status(10**6) == {}
+
+
 def test_count_review_items_by_reason_outcome_and_status(store):
     pid, other = _project(store, "p"), _project(store, "q")
     ids = _items(store, pid, 5)

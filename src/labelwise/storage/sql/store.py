@@ -954,6 +954,16 @@ class SqlStore(BaseStore):
         with self._read() as conn:
             return conn.execute(stmt.select_from(m.items)).scalar_one()
 
+    def count_items_by_status(self, project_id: int) -> dict[str, int]:
+        it = m.items
+        stmt = (
+            sa.select(it.c.status, sa.func.count())
+            .where(it.c.project_id == project_id)
+            .group_by(it.c.status)
+        )
+        with self._read() as conn:
+            return {status: int(n) for status, n in conn.execute(stmt)}
+
     def count_review_items(self, project_id: int) -> dict[tuple[str, str | None, bool], int]:
         it = m.items
         in_review = it.c.status == "review"
