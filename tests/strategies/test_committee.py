@@ -22,6 +22,7 @@ from labelwise.errors import (
     MissingInputError,
     NotFittedError,
 )
+from labelwise.models.committee import stratified_bootstrap
 from labelwise.select import top_k
 from labelwise.strategies import Candidates, get_strategy
 from labelwise.strategies.committee import (
@@ -88,6 +89,37 @@ def test_kl_to_consensus_two_members_by_hand():
 def test_kl_to_consensus_zero_when_members_agree():
     cp = np.tile(np.array([[0.2, 0.3, 0.5]]), (4, 1, 1))
     assert kl_divergence_to_consensus(cp)[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_agreeing_members_score_exactly_zero_not_rounding_residue():
+    # three identical members: the mean of equal rows is not always bitwise equal to them, and
+    # the residue (up to 4e-16 here, on 123 of 1,000 rows) used to rank the pool by noise
+    p = np.random.default_rng(0).dirichlet(np.ones(10), size=1000)
+    assert (kl_divergence_to_consensus(np.stack([p, p, p])) == 0).all()
+    # a real disagreement, even a small one, still counts
+    q = p.copy()
+    q[0] = np.roll(q[0], 1)
+    assert kl_divergence_to_consensus(np.stack([p, p, q]))[0] > 0.01
+
+
+def test_stratified_bootstrap_keeps_every_class_and_its_count():
+    rng = np.random.RandomState(0)
+    y = np.array([3, 1, 3, 2, 1, 3, 9])
+    idx = stratified_bootstrap(y, rng)
+    np.testing.assert_array_equal(y[idx], y)  # each position draws from its own class
+    assert idx[-1] == 6  # a class with one row draws that row
+    draws = {tuple(stratified_bootstrap(y, rng)) for _ in range(20)}
+    assert len(draws) > 1  # and the resamples differ
+
+
+def test_bootstrap_committee_on_few_labels_per_class_disagrees(digits):
+    # 2 labels per class over 10 classes: a plain resample holding all 10 is rare, so every
+    # member used to fall back to the full set and the committee agreed on everything
+    X, y = digits
+    rows = np.concatenate([np.flatnonzero(y == c)[:2] for c in range(10)])
+    com = Committee(_lr(), n_members=3, random_state=0).fit(X[rows], y[rows])
+    assert not np.allclose(com.members_[0].coef_, com.members_[1].coef_)
+    assert (kl_divergence_to_consensus(com.predict_proba_members(X[:200])) > 0).mean() > 0.9
 
 
 def test_consensus_entropy_by_hand():

@@ -40,9 +40,13 @@ class Committee(ClassifierMixin, BaseEstimator):
         Number of members (ignored by ``"estimators"``, which uses one per estimator).
     mode : {"bootstrap", "seeds", "estimators"}, default="bootstrap"
         - ``"bootstrap"``: every member fits a bootstrap resample of the labelled set (query by
-          bagging, Abe & Mamitsuka 1998). A resample is redrawn (up to 10 times) until every
-          class is present; otherwise that member fits the full set. Members whose estimator
-          takes a ``random_state`` also get distinct seeds.
+          bagging, Abe & Mamitsuka 1998), stratified: each class is resampled within itself, so
+          every member sees every class, as often as the labelled set has it. (A plain resample
+          of 20 labels over 10 classes almost never holds every class; members that fell back
+          to the full set were identical, and the committee disagreed about nothing.)
+          Multi-label targets are resampled whole, redrawn (up to 10 times) until every label
+          column shows what the full set shows, else that member fits the full set. Members
+          whose estimator takes a ``random_state`` also get distinct seeds.
         - ``"seeds"``: every member fits the full set with a distinct ``random_state`` (every
           ``*random_state`` parameter of the estimator, including those of pipeline steps).
         - ``"estimators"``: one member per entry of ``estimators``, each fitted on the full set.
@@ -144,7 +148,9 @@ class Committee(ClassifierMixin, BaseEstimator):
         members = []
         for _ in range(self.n_members):
             idx = None
-            for _attempt in range(10):
+            if y.ndim == 1:
+                idx = stratified_bootstrap(y, rng)
+            for _attempt in range(0 if idx is not None else 10):
                 draw = rng.randint(n, size=n)
                 if _class_signature(y[draw]) == full:
                     idx = draw
@@ -207,6 +213,30 @@ def _seed_params(estimator: Any) -> list[str]:
     if not callable(get_params):
         return []
     return sorted(p for p in get_params(deep=True) if p.split("__")[-1] == "random_state")
+
+
+def stratified_bootstrap(y: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
+    """Row positions of a bootstrap resample drawn within each class.
+
+    Position ``i`` of the result holds a row of ``y[i]``'s class, drawn with replacement from
+    that class's rows, so the resample has every class exactly as often as ``y``.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+    rng : RandomState
+
+    Returns
+    -------
+    idx : ndarray of shape (n_samples,), int64
+        ``y[idx]`` equals ``y``; a class with one row always draws that row.
+    """
+    idx = np.empty(y.shape[0], dtype=np.int64)
+    _, inverse = np.unique(y, return_inverse=True)
+    for c in range(int(inverse.max()) + 1 if inverse.size else 0):
+        rows = np.flatnonzero(inverse == c)
+        idx[rows] = rows[rng.randint(rows.size, size=rows.size)]
+    return idx
 
 
 def _class_signature(y: np.ndarray) -> tuple:
