@@ -282,7 +282,13 @@ class VoteEntropyQBC(_QueryByCommittee):
 
 @register
 class KLDivergenceQBC(_QueryByCommittee):
-    """Query-by-committee by mean KL divergence to the consensus (McCallum & Nigam, 1998)."""
+    """Query-by-committee by mean KL divergence to the consensus (McCallum & Nigam, 1998).
+
+    Measured (``benchmarks/label_efficiency.md``, logistic regression bagged 5 ways, 10
+    seeds): loses to random on digits, labels to 95% 0.48x [0.42, 0.53] random's efficiency.
+    The members' divergence there tracks no informativeness (the picks are as accurate as the
+    pool); ``qbc_vote_entropy`` with the same committee is 1.20x [1.06, 1.34].
+    """
 
     name = "qbc_kl"
     description = (

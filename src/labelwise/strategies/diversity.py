@@ -515,6 +515,12 @@ class TfidfDiverse(_Diversity):
         Number ``m`` of top candidates by ``base`` to walk; ``None`` means ``10 * k``.
     base : str
         Registered score strategy: "entropy", "margin" or "least_confidence".
+
+    Notes
+    -----
+    Measured (``benchmarks/label_efficiency.md``, logistic regression, 10 seeds): behind random
+    on digits (dense pixels, learning-curve area -0.012 [-0.020, -0.004] paired; labels to 95%
+    0.87x [0.78, 0.95]), as ``entropy``, its default base, is there. Meant for text.
     """
 
     name = "tfidf_diverse"
