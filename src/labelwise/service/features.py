@@ -54,7 +54,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -515,38 +515,94 @@ def _stream_npy(
 
 
 def _extend_version(
-    folder: Path, manifest: dict[str, Any], new: list[Item], keywords: list[str]
+    folder: Path, manifest: dict[str, Any], pages: Iterable[list[Item]], n_new: int
 ) -> dict[str, Any]:
-    """Append the rows of ``new`` items (ids above the version's last) to the current version.
+    """Append the rows of ``n_new`` new items (ids above the version's last, in ``pages``) to
+    the current version, page by page: memory follows a page, not the import.
+
+    Each page's rows go after the rows already there (:func:`_append_npy`); the manifest,
+    written once after the last page, is the commit point, so rows of pages appended before a
+    :class:`_CannotExtend` are counted by no manifest and overwritten by the next append or
+    version.
 
     Raises
     ------
     _CannotExtend
         When the new items need a new version (another kind, new tabular columns, ``.npy``
-        rows of another width), or the files cannot grow.
+        rows of another width, other metadata columns), the files cannot grow, or the pages
+        did not hold ``n_new`` items (items were added meanwhile).
     """
     entry = dict(manifest["current"])
+    entry["metadata"] = [dict(c) for c in entry["metadata"]]
     kind, n = entry["kind"], int(entry["n"])
-    if kind not in _EXTENDABLE or any(feature_kind(it) != kind for it in new):
+    if kind not in _EXTENDABLE:
         raise _CannotExtend(kind)
+    values = {c["name"]: list(c["values"]) for c in entry["metadata"] if c["values"] is not None}
+    done, last_id = 0, None
+    for page in pages:
+        if any(feature_kind(it) != kind for it in page):
+            raise _CannotExtend("another kind of item")
+        rows = _extension_rows(folder, entry, page, n + done)
+        metadata = F.item_metadata(
+            [it.metadata.get("source", "") for it in page], [first_tag(it) for it in page], None, ()
+        )
+        coded, values = _encode_metadata(metadata, values)
+        if [c["name"] for c in entry["metadata"]] != list(coded):
+            raise _CannotExtend("other metadata columns")
+        page_ids = np.fromiter((it.id for it in page), dtype=np.int64, count=len(page))
+        # rows first, the manifest last: a crash in between leaves rows no manifest counts
+        if rows is not None:
+            _append_npy(folder / entry["x"], n + done, rows)
+        _append_npy(folder / entry["ids"], n + done, page_ids)
+        for col in entry["metadata"]:
+            _append_npy(folder / col["file"], n + done, coded[col["name"]])
+        done += len(page)
+        last_id = int(page_ids[-1])
+    if done == 0 or done != n_new:
+        raise _CannotExtend(f"{done} new items listed, {n_new} expected")
+    for col in entry["metadata"]:
+        if col["values"] is not None:
+            col["values"] = values[col["name"]]
+    all_ids = np.load(folder / entry["ids"], mmap_mode="r")[: n + done]
+    entry.update(n=n + done, last_id=last_id,
+                 key=F.features_key(kind, all_ids, _key_extra(entry)))  # fmt: skip
+    entry["extended"] = datetime.now(UTC).isoformat(timespec="seconds")
+    _write_manifest(folder, {**manifest, "current": entry})
+    return entry
+
+
+def _extension_rows(
+    folder: Path, entry: dict[str, Any], page: list[Item], pos: int
+) -> np.ndarray | None:
+    """The feature rows of a page of new items whose first row goes at position ``pos``
+    (``None``: the items read the version's own ``.npy`` file in order, nothing to write).
+    Updates ``entry["npy_paths"]``.
+
+    Raises
+    ------
+    _CannotExtend
+        New tabular columns, rows of another width, ``.npy`` items that stop reading one file
+        in order, or a file with fewer rows than items.
+    """
+    kind = entry["kind"]
     rows: np.ndarray | None
     if kind == "npy":
-        paths = [str(it.features_path) for it in new]
-        start = [it.features_row for it in new]
+        paths = [str(it.features_path) for it in page]
+        start = [it.features_row for it in page]
         identity = entry.get("x_rows") == "identity"
-        if identity and set(paths) == {entry["x"]} and start == list(range(n, n + len(new))):
-            if np.load(entry["x"], mmap_mode="r").shape[0] < n + len(new):
+        if identity and set(paths) == {entry["x"]} and start == list(range(pos, pos + len(page))):
+            if np.load(entry["x"], mmap_mode="r").shape[0] < pos + len(page):
                 raise _CannotExtend("the .npy file has fewer rows than items")
             rows = None  # the user's file already holds them, in order
         elif identity:
             raise _CannotExtend("the items no longer read one file in order")
         else:
-            rows = np.asarray(F.npy_rows(paths, start, [it.external_id for it in new]))
+            rows = np.asarray(F.npy_rows(paths, start, [it.external_id for it in page]))
         entry["npy_paths"] = sorted({*entry["npy_paths"], *paths})
     elif kind == "image":
-        rows = _image_features([it.payload["image"] for it in new], entry["method"])
+        rows = _image_features([it.payload["image"] for it in page], entry["method"])
     else:
-        payloads = [it.payload for it in new]
+        payloads = [it.payload for it in page]
         if not set(F.tabular_columns(payloads)) <= set(entry["scaling"]["columns"]):
             raise _CannotExtend("new tabular columns")
         rows = F.tabular(payloads, entry["scaling"])
@@ -554,28 +610,7 @@ def _extend_version(
         width = np.load(folder / entry["x"], mmap_mode="r").shape[1]
         if rows.ndim != 2 or rows.shape[1] != width:
             raise _CannotExtend("rows of another width")
-    metadata = F.item_metadata(
-        [it.metadata.get("source", "") for it in new], [first_tag(it) for it in new], None, ()
-    )
-    values = {c["name"]: list(c["values"]) for c in entry["metadata"] if c["values"] is not None}
-    coded, values = _encode_metadata(metadata, values)
-    if [c["name"] for c in entry["metadata"]] != list(coded):
-        raise _CannotExtend("other metadata columns")
-    new_ids = np.fromiter((it.id for it in new), dtype=np.int64, count=len(new))
-    # rows first, the manifest last: a crash in between leaves rows no manifest counts
-    if rows is not None:
-        _append_npy(folder / entry["x"], n, rows)
-    _append_npy(folder / entry["ids"], n, new_ids)
-    for col in entry["metadata"]:
-        _append_npy(folder / col["file"], n, coded[col["name"]])
-        if col["values"] is not None:
-            col["values"] = values[col["name"]]
-    all_ids = np.concatenate([np.load(folder / entry["ids"], mmap_mode="r")[:n], new_ids])
-    entry.update(n=n + len(new), last_id=int(new_ids[-1]),
-                 key=F.features_key(kind, all_ids, _key_extra(entry)))  # fmt: skip
-    entry["extended"] = datetime.now(UTC).isoformat(timespec="seconds")
-    _write_manifest(folder, {**manifest, "current": entry})
-    return entry
+    return rows
 
 
 def _key_extra(entry: dict[str, Any]) -> str:
@@ -647,10 +682,12 @@ def project_features(store: BaseStore, project_id: int, settings: Any) -> Featur
         if _matches(current, spec):
             if current["n"] == n_items:
                 return _open_version(folder, current)
-            new = list(_iter_items(store, project_id, after_id=current["last_id"]))
-            if new and current["n"] + len(new) == n_items:
+            n_new = n_items - int(current["n"])
+            page = _IMAGE_PAGE if current["kind"] == "image" else _PAGE
+            pages = _pages(store, project_id, n_new, after_id=current["last_id"], page=page)
+            if n_new > 0:
                 with contextlib.suppress(_CannotExtend):
-                    return _open_version(folder, _extend_version(folder, manifest, new, keywords))
+                    return _open_version(folder, _extend_version(folder, manifest, pages, n_new))
         if kind == "text":  # TF-IDF and embeddings see every text at once
             fm, extra = _compute(store, project_id, settings, keywords, n_items)
             return _open_version(folder, _write_version(folder, manifest, spec, fm, extra))
