@@ -125,13 +125,19 @@ def test_tabular_pages_give_the_rows_of_one_pass(store, settings, small_pages):
     assert leftovers == []
 
 
+def _npy_project(store, reads: list[tuple[object, int]]) -> int:
+    """A project whose item ``i`` reads row ``reads[i][1]`` of the file ``reads[i][0]``."""
+    pid = store.create_project("npy", "binary", ["n", "p"])
+    store.create_items(pid, [NewItem(str(i), {}, features_path=str(path), features_row=row)
+                             for i, (path, row) in enumerate(reads)])  # fmt: skip
+    return pid
+
+
 def test_npy_items_reading_one_file_in_order_across_pages_map_it(store, settings, tmp_path,
                                                                 small_pages):  # fmt: skip
     X = np.arange(30, dtype=np.float32).reshape(10, 3)
     np.save(tmp_path / "x.npy", X)
-    pid = store.create_project("npy", "binary", ["n", "p"])
-    store.create_items(pid, [NewItem(str(i), {}, features_path=str(tmp_path / "x.npy"),
-                                     features_row=i) for i in range(10)])  # fmt: skip
+    pid = _npy_project(store, [(tmp_path / "x.npy", i) for i in range(10)])
     fm = project_features(store, pid, settings)
     assert read_manifest(_folder(settings, pid))["current"]["x_rows"] == "identity"
     np.testing.assert_array_equal(np.asarray(fm.X), X)
@@ -143,11 +149,9 @@ def test_npy_order_broken_on_a_later_page_copies_the_rows_before_it(store, setti
     Y = -np.arange(6, dtype=np.float32).reshape(2, 3)
     np.save(tmp_path / "x.npy", X)
     np.save(tmp_path / "y.npy", Y)
-    pid = store.create_project("npy", "binary", ["n", "p"])
     # items 0-5 read x.npy in order (pages 1 and half of 2), item 6 reads y.npy row 1
     rows = [("x", i) for i in range(6)] + [("y", 1), ("x", 7), ("x", 9)]
-    store.create_items(pid, [NewItem(str(i), {}, features_path=str(tmp_path / f"{f}.npy"),
-                                     features_row=r) for i, (f, r) in enumerate(rows)])  # fmt: skip
+    pid = _npy_project(store, [(tmp_path / f"{f}.npy", r) for f, r in rows])
     fm = project_features(store, pid, settings)
     want = np.vstack([X[:6], Y[1:2], X[[7, 9]]])
     np.testing.assert_array_equal(np.asarray(fm.X), want)
@@ -160,9 +164,7 @@ def test_one_file_in_order_with_more_rows_than_items_is_copied(store, settings, 
                                                                small_pages):  # fmt: skip
     X = np.arange(30, dtype=np.float32).reshape(10, 3)
     np.save(tmp_path / "x.npy", X)
-    pid = store.create_project("npy", "binary", ["n", "p"])
-    store.create_items(pid, [NewItem(str(i), {}, features_path=str(tmp_path / "x.npy"),
-                                     features_row=i) for i in range(6)])  # fmt: skip
+    pid = _npy_project(store, [(tmp_path / "x.npy", i) for i in range(6)])
     fm = project_features(store, pid, settings)
     np.testing.assert_array_equal(np.asarray(fm.X), X[:6])
     assert read_manifest(_folder(settings, pid))["current"]["x"] == "v1.npy"
@@ -173,11 +175,9 @@ def test_npy_files_of_two_widths_are_refused_and_nothing_is_written(store, setti
                                                                      small_pages, n_x):  # fmt: skip
     np.save(tmp_path / "x.npy", np.zeros((6, 3), dtype=np.float32))
     np.save(tmp_path / "w.npy", np.zeros((6, 5), dtype=np.float32))
-    pid = store.create_project("npy", "binary", ["n", "p"])
-    store.create_items(pid, [NewItem(str(i), {}, features_path=str(tmp_path / "x.npy"),
-                                     features_row=i) for i in range(n_x)])  # fmt: skip
-    store.create_items(pid, [NewItem("w", {}, features_path=str(tmp_path / "w.npy"),
-                                     features_row=0)])  # fmt: skip
+    pid = _npy_project(
+        store, [(tmp_path / "x.npy", i) for i in range(n_x)] + [(tmp_path / "w.npy", 0)]
+    )
     with pytest.raises(LabelwiseError, match="widths"):
         project_features(store, pid, settings)
     folder = _folder(settings, pid)
