@@ -188,9 +188,9 @@ class TypiClust(Strategy):
 
     Measured (``benchmarks/label_efficiency.md``, logistic regression, 10 seeds): behind random
     on credit_default (3 features, 3% positives; learning-curve area -0.011 [-0.022, -0.001]
-    paired), loses to random on fine_food (TF-IDF text: labels to 95% 0.84x [0.77, 0.91]) and is
-    below the best strategy on digits (0.90x [0.82, 0.99] ``badge``'s efficiency). Use it for
-    the first rounds, not for a whole budget.
+    paired) and tweets (-0.008 [-0.017, -0.000]), loses to random on fine_food (TF-IDF text:
+    labels to 95% 0.84x [0.77, 0.91]) and is below the best strategy on digits (0.90x [0.82,
+    0.99] ``badge``'s efficiency). Use it for the first rounds, not for a whole budget.
     """
 
     name = "typiclust"
