@@ -108,6 +108,36 @@ def test_without_a_fit_hook_the_first_arm_selects():
     assert sorted(q.idx.tolist()) == sorted(margin.idx.tolist())
 
 
+def _digits_candidates(n_labeled: int) -> Candidates:
+    X, y = load_digits(return_X_y=True)
+    X = X[:400] / 16
+    fit = lambda X, y: LogisticRegression(max_iter=300).fit(X, y)  # noqa: E731
+    return Candidates(X=X, model=fit(X[:n_labeled], y[:n_labeled]),
+                      row_idx=np.arange(n_labeled, 400), X_labeled=X[:n_labeled],
+                      y_labeled=y[:n_labeled], fit=fit)  # fmt: skip
+
+
+def test_the_warm_start_arm_hands_over_after_five_labels_per_class():
+    # 10 classes: typiclust may draw below 50 labels and never from 50 on; the floor of the
+    # other arms stays, and their probabilities still sum to 1
+    ada = get_strategy("adaptive")
+    before = ada.arm_probabilities(_digits_candidates(40), 10, np.random.RandomState(0))
+    after = ada.arm_probabilities(_digits_candidates(50), 10, np.random.RandomState(0))
+    typiclust = list(ada.portfolio).index("typiclust")
+    assert before[typiclust] >= 0.05 and after[typiclust] == 0.0
+    assert after.sum() == pytest.approx(1.0) and (np.delete(after, typiclust) >= 0.05).all()
+    # handover_per_class=None keeps every arm; a portfolio of warm-start arms only keeps them
+    keep = get_strategy("adaptive", handover_per_class=None)
+    assert (
+        keep.arm_probabilities(_digits_candidates(50), 10, np.random.RandomState(0))[typiclust]
+        >= 0.05
+    )
+    only = get_strategy("adaptive", portfolio=["typiclust"])
+    assert only.arm_probabilities(
+        _digits_candidates(50), 10, np.random.RandomState(0)
+    ).tolist() == [1.0]
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -120,6 +150,8 @@ def test_without_a_fit_hook_the_first_arm_selects():
         {"n_replays": 0},
         {"holdout": 0.9},
         {"min_prob": 0.5},
+        {"handover_per_class": 0},
+        {"handover_per_class": True},
     ],
 )
 def test_bad_parameters_are_refused(bad):

@@ -55,6 +55,8 @@ __all__ = [
 #: Default arms: uncertainty, typical points for low budgets, diverse gradients, and random as
 #: the arm that is never far from the pool's distribution.
 DEFAULT_PORTFOLIO = ("margin", "typiclust", "badge", "random")
+# warm-start arms: typical points teach while the model knows little, and stop teaching after
+WARM_START_ARMS = ("typiclust",)
 _SEED_MAX = 2**31 - 1
 
 
@@ -262,6 +264,10 @@ class Adaptive(Strategy):
         Probability floor per arm (EXP4.P's ``p_min``); ``n_arms * min_prob <= 1``.
     max_labeled : int
         Labelled rows a replay samples at most (bounds its cost on large labelled sets).
+    handover_per_class : int or None
+        Once the labelled set holds this many labels per class, the warm-start arms
+        (:data:`WARM_START_ARMS`: ``typiclust``) leave the draw and uncertainty takes over (the
+        hand-over of Hacohen et al. 2022's low/high-budget finding). ``None``: every arm stays.
 
     Notes
     -----
@@ -269,7 +275,11 @@ class Adaptive(Strategy):
     of full-data quality, paired against ``margin``): ties it on digits (0.99 [0.81, 1.23]),
     credit_default (1.11 [0.83, 1.46]) and lending_club (1.11 [0.98, 1.40]), and needs more
     labels than it on fine_food (TF-IDF text: 0.61 [0.52, 0.73], where its ``typiclust`` arm
-    loses to random). Never behind random. Not the default for that reason.
+    loses to random) and tweets (0.91 [0.87, 0.95], censored). Never behind random. Not the
+    default for that reason. Those runs kept every arm all along; with the hand-over after 5
+    labels per class, fine_food needs 335 labels instead of 469 on seeds 0-4 (5 of 5 seeds
+    fewer; margin 233), digits 116 instead of 106 (0.92 [0.83, 1.01] paired, 10 seeds: a tie
+    leaning worse).
     """
 
     name = "adaptive"
@@ -289,8 +299,18 @@ class Adaptive(Strategy):
         eta: float = 2.0,
         min_prob: float = 0.05,
         max_labeled: int = 2000,
+        handover_per_class: int | None = 5,
     ) -> None:
         self.portfolio = _check_portfolio(portfolio)
+        if handover_per_class is not None and (
+            isinstance(handover_per_class, bool)
+            or not isinstance(handover_per_class, numbers.Integral)
+            or handover_per_class < 1
+        ):
+            raise LabelwiseError(
+                f"handover_per_class must be an integer >= 1 or None; got {handover_per_class!r}."
+            )
+        self.handover_per_class = handover_per_class
         if isinstance(n_replays, bool) or not isinstance(n_replays, numbers.Integral):
             raise LabelwiseError(f"n_replays must be an integer >= 1; got {n_replays!r}.")
         if n_replays < 1:
@@ -327,7 +347,24 @@ class Adaptive(Strategy):
             p = np.zeros(len(arms))
             p[0] = 1.0
             return p
-        return hedge_probabilities(rewards, n_eval, eta=self.eta, min_prob=self.min_prob)
+        live = self._live_arms(candidates, n_lab)
+        p = np.zeros(len(arms))
+        min_prob = min(self.min_prob, 1.0 / int(live.sum()))
+        p[live] = hedge_probabilities(rewards[live], n_eval, eta=self.eta, min_prob=min_prob)
+        return p
+
+    def _live_arms(self, candidates: Candidates, n_lab: int) -> np.ndarray:
+        """Arms that may select this round: the warm-start arms (:data:`WARM_START_ARMS`) hand
+        over once ``handover_per_class`` labels per class are in (they lost to random on
+        fine_food over a whole budget, and the bandit kept drawing them), unless no other arm
+        is left."""
+        live = np.ones(len(self.portfolio), dtype=bool)
+        if self.handover_per_class is None or candidates.y_labeled is None:
+            return live
+        n_classes = max(len(np.unique(np.asarray(candidates.y_labeled))), 2)
+        if n_lab >= self.handover_per_class * n_classes:
+            live = np.array([name not in WARM_START_ARMS for name in self.portfolio])
+        return live if live.any() else np.ones(len(self.portfolio), dtype=bool)
 
     def _select(self, candidates, k, rng):
         p = self.arm_probabilities(candidates, k, rng)
