@@ -75,7 +75,8 @@ class EntropySampling(_Uncertainty):
     Notes
     -----
     Measured (``benchmarks/label_efficiency.md``, logistic regression, 10 seeds): behind random
-    on digits, learning-curve area -0.013 [-0.021, -0.004] paired; with many classes it chases
+    on digits and mnist5k, learning-curve area -0.013 [-0.021, -0.004] and -0.019 [-0.026,
+    -0.012] paired; with many classes it chases
     items confused among several unlikely classes. Prefer ``margin``.
     """
 
