@@ -381,7 +381,7 @@ def claim_task(
     ``max_leases``: :class:`~labelwise.storage.base.LeaseLimitError` when the annotator
     already holds that many leases in the project (checked in the claim's transaction)."""
     if project.gold_rate > 0 and store.queue_depth(project.id, now=now) > 0:
-        n = len(store.list_annotations(project.id, annotator_id=annotator_id))
+        n = store.count_annotations(project.id, annotator_id=annotator_id)
         if gold_due(project, annotator_id, n):
             task = store.lease_gold_task(
                 project.id, annotator_id, lease_seconds=lease_seconds, now=now,

@@ -1687,12 +1687,13 @@ class BaseStore(ABC):
         self, project_id: int, *, item_id: int | None = None, annotator_id: int | None = None
     ) -> list[Annotation]: ...
 
-    def count_annotations(self, project_id: int) -> int:
-        """How many annotations the project's items have (a COUNT in SQL).
+    def count_annotations(self, project_id: int, annotator_id: int | None = None) -> int:
+        """How many annotations the project's items have, or one annotator's of them (a COUNT
+        in SQL: a gold-enabled project asks on every claim).
 
         This default lists them; backends override it.
         """
-        return len(self.list_annotations(project_id))
+        return len(self.list_annotations(project_id, annotator_id=annotator_id))
 
     @abstractmethod
     def annotator_throughput(

@@ -938,11 +938,14 @@ class InMemoryStore(BaseStore):
                 and (annotator_id is None or a.annotator_id == annotator_id)
             ]
 
-    def count_annotations(self, project_id: int) -> int:
+    def count_annotations(self, project_id: int, annotator_id: int | None = None) -> int:
         with self._lock:
             items = self._items
             return sum(
-                1 for a in self._annotations.values() if items[a.item_id].project_id == project_id
+                1
+                for a in self._annotations.values()
+                if items[a.item_id].project_id == project_id
+                and (annotator_id is None or a.annotator_id == annotator_id)
             )
 
     def annotator_throughput(

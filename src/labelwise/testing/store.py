@@ -813,6 +813,9 @@ def test_count_tasks_and_has_tasks(store):
     assert not store.has_tasks(other)
     assert store.count_annotations(pid) == 1
     assert store.count_annotations(other) == 0
+    assert store.count_annotations(pid, annotator_id=a) == 1
+    assert store.count_annotations(pid, annotator_id=a + 1000) == 0
+    assert store.count_annotations(other, annotator_id=a) == 0
 
 
 def test_round_progress_counts_the_rounds_tasks_and_finished_ones(store):

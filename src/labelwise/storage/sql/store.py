@@ -1790,7 +1790,7 @@ class SqlStore(BaseStore):
         with self._read() as conn:
             return [_annotation(r) for r in conn.execute(stmt)]
 
-    def count_annotations(self, project_id: int) -> int:
+    def count_annotations(self, project_id: int, annotator_id: int | None = None) -> int:
         a = m.annotations
         stmt = (
             sa.select(sa.func.count())
@@ -1798,6 +1798,8 @@ class SqlStore(BaseStore):
             .join(m.items, m.items.c.id == a.c.item_id)
             .where(m.items.c.project_id == project_id)
         )
+        if annotator_id is not None:
+            stmt = stmt.where(a.c.annotator_id == annotator_id)
         with self._read() as conn:
             return conn.execute(stmt).scalar_one()
 
