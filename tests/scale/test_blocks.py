@@ -33,6 +33,7 @@ DISTRIBUTED = [
     "least_confidence",
     "qbc_vote_entropy",
     "qbc_kl",
+    "diverse_margin",
     "kmeans_uncertainty",
     "kcenter",
     "tfidf_diverse",

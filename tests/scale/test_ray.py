@@ -55,7 +55,8 @@ def _candidates(pool, model=None) -> Candidates:
 
 
 @pytest.mark.parametrize(
-    "name", ["margin", "entropy", "qbc_vote_entropy", "kmeans_uncertainty", "kcenter"]
+    "name",
+    ["margin", "entropy", "qbc_vote_entropy", "kmeans_uncertainty", "kcenter", "diverse_margin"],
 )
 def test_ray_selects_what_local_selects(ray_cluster, pool, name):
     from labelwise.scale import select_distributed

@@ -20,6 +20,7 @@ from labelwise.strategies.diversity import (
     kcenter_greedy,
     row_sq_norms,
     sq_distances,
+    weighted_kmeans_select,
 )
 from labelwise.testing import ProbaModel
 
@@ -139,6 +140,112 @@ def test_cluster_select_fills_when_too_few_distinct_rows():
     np.testing.assert_array_equal(cluster_select(X, scores, 3, random_state=0), [1, 4, 2])
 
 
+# --------------------------------------------------------------------------------------------
+# weighted_kmeans_select
+# --------------------------------------------------------------------------------------------
+
+# three groups on a line; the middle row of each is nearest its unweighted centre
+GROUPS = np.array([[0.0], [1.0], [2.0], [20.0], [21.0], [22.0], [40.0], [41.0], [42.0]])
+
+
+def test_weighted_kmeans_nearest_to_each_centre():
+    idx = weighted_kmeans_select(GROUPS, np.ones(9), 3, random_state=0)
+    assert sorted(idx.tolist()) == [1, 4, 7]
+
+
+def test_weights_pull_the_centre_towards_informative_rows():
+    # group 1 weighted 0, 0, 1: its centre is 2.0, so row 2 (not the middle row 1) is picked;
+    # group 3 weighted 1, 0, 0: centre 40.0, row 6
+    w = np.array([0, 0, 1, 1, 1, 1, 1, 0, 0], dtype=float)
+    idx = weighted_kmeans_select(GROUPS, w, 3, random_state=0)
+    assert sorted(idx.tolist()) == [2, 4, 6]
+
+
+def test_weighted_kmeans_fills_when_too_few_distinct_rows():
+    X = np.array([[0.0], [0.0], [0.0], [5.0]])
+    w = np.array([0.1, 0.9, 0.5, 0.2])
+    idx = weighted_kmeans_select(X, w, 3, random_state=0)
+    # two distinct points give two clusters; the gap is filled by the heaviest row left
+    assert np.unique(idx).shape[0] == 3 and 3 in idx.tolist()
+
+
+def test_weighted_kmeans_k_at_least_n_is_weight_order():
+    idx = weighted_kmeans_select(GROUPS[:3], np.array([0.2, 0.9, 0.5]), 5, random_state=0)
+    np.testing.assert_array_equal(idx, [1, 2, 0])
+
+
+@pytest.mark.parametrize(
+    "w", [np.array([1.0, -1.0, 1.0]), np.array([1.0, np.nan, 1.0]), np.ones(2)]
+)
+def test_weighted_kmeans_bad_weights(w):
+    with pytest.raises(LabelwiseError, match="weights"):
+        weighted_kmeans_select(GROUPS[:3], w, 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    X=arrays(
+        np.float64, st.tuples(st.integers(2, 30), st.integers(1, 4)), elements=st.floats(-5, 5)
+    ),
+    k=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+)
+def test_weighted_kmeans_returns_distinct_valid_rows(X, k, seed):
+    w = np.random.RandomState(seed).random_sample(X.shape[0])
+    idx = weighted_kmeans_select(X, w, k, random_state=seed)
+    assert idx.shape == (min(k, X.shape[0]),)
+    assert np.unique(idx).shape[0] == idx.shape[0]
+    assert ((idx >= 0) & (idx < X.shape[0])).all()
+
+
+def test_diverse_margin_is_margin_on_a_binary_model(tfidf_candidates):
+    # the topics model has two classes: one boundary, so the batch is the margin ranking
+    q = get_strategy("diverse_margin").select(tfidf_candidates, 4, random_state=0)
+    m = get_strategy("margin").select(tfidf_candidates, 4, random_state=0)
+    np.testing.assert_array_equal(q.idx, m.idx)
+    np.testing.assert_allclose(q.scores, m.scores, rtol=1e-6)  # float64 here, float32 there
+
+
+def test_diverse_margin_clusters_sparse_tfidf_in_a_projection():
+    X = TfidfVectorizer().fit_transform(SENTENCES * 3).tocsr()
+    y = np.tile(np.array([0, 0, 1, 1, 2, 2, 2, 0, 1, 2, 0, 1]), 3)
+    labeled = np.arange(12)
+    model = LogisticRegression().fit(X[labeled], y[labeled])
+    cands = Candidates(X=X, model=model, row_idx=np.arange(12, 36), X_labeled=X[labeled])
+    q = get_strategy("diverse_margin", n_components=3).select(cands, 4, random_state=0)
+    assert q.idx.shape == (4,) and np.unique(q.idx).shape[0] == 4
+    again = get_strategy("diverse_margin", n_components=3).select(cands, 4, random_state=0)
+    np.testing.assert_array_equal(q.idx, again.idx)
+    # the duplicated sentences sit on one point of the projection: at most one copy is taken
+    texts = [(SENTENCES * 3)[i] for i in cands.pool_positions(q.idx)]
+    assert len(set(texts)) == 4
+
+
+def test_diverse_margin_spreads_a_batch_that_margin_spends_on_one_confusion():
+    # 3 classes. 30 near-copies of the most uncertain item sit at the origin (margin 0.01);
+    # three other uncertain items (margin 0.05) sit far apart; two confident items sit next
+    # to the copies. Margin takes 4 copies; diverse_margin one item of each of the 4 places.
+    rng = np.random.RandomState(0)
+    copies = rng.normal(0, 0.01, size=(30, 2))
+    places = np.array([[0.0, 20.0], [0.0, -20.0], [20.0, 20.0], [1.0, 0.0], [-1.0, 0.0]])
+    emb = np.vstack([copies, places])
+    proba = np.array([[0.34, 0.33, 0.33]] * 30 + [[0.40, 0.35, 0.25]] * 3 + [[0.9, 0.05, 0.05]] * 2)
+    cands = Candidates(X=proba, model=ProbaModel(3), embeddings=emb)
+    m = get_strategy("margin").select(cands, 4, random_state=0)
+    assert set(m.idx.tolist()) <= set(range(30))
+    q = get_strategy("diverse_margin").select(cands, 4, random_state=0)
+    assert {30, 31, 32} <= set(q.idx.tolist())
+    assert len(set(q.idx.tolist()) & set(range(30))) == 1
+
+
+@pytest.mark.parametrize(
+    ("param", "value"), [("min_classes", 1), ("min_classes", True), ("n_components", 1.5)]
+)
+def test_diverse_margin_bad_params(param, value):
+    with pytest.raises(LabelwiseError, match=param):
+        get_strategy("diverse_margin", **{param: value})
+
+
 def test_cluster_select_k_equals_n_is_score_order():
     X, scores = _three_blobs()
     idx = cluster_select(X, scores, X.shape[0], random_state=0)
@@ -230,7 +337,9 @@ def _proba_candidates():
     return Candidates(X=proba, model=ProbaModel(2))
 
 
-@pytest.mark.parametrize("name", ["kcenter", "kmeans_uncertainty", "tfidf_diverse"])
+@pytest.mark.parametrize(
+    "name", ["kcenter", "kmeans_uncertainty", "tfidf_diverse", "diverse_margin"]
+)
 def test_prefilter_keeps_only_the_most_informative(name):
     q = get_strategy(name, prefilter=3).select(_proba_candidates(), 2, random_state=0)
     assert set(q.idx) <= {0, 3, 5}
@@ -292,7 +401,9 @@ def tfidf_candidates():
     return Candidates(X=X, model=model, row_idx=row_idx, X_labeled=X[labeled])
 
 
-@pytest.mark.parametrize("name", ["kcenter", "kmeans_uncertainty", "tfidf_diverse"])
+@pytest.mark.parametrize(
+    "name", ["kcenter", "kmeans_uncertainty", "tfidf_diverse", "diverse_margin"]
+)
 def test_strategies_work_on_sparse_tfidf(name, tfidf_candidates):
     q = get_strategy(name).select(tfidf_candidates, 4, random_state=0)
     assert q.idx.shape == (4,) and np.unique(q.idx).shape[0] == 4
@@ -314,13 +425,17 @@ def test_tfidf_diverse_never_picks_both_duplicate_sentences(tfidf_candidates):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["kcenter", "kmeans_uncertainty", "tfidf_diverse"])
+@pytest.mark.parametrize(
+    "name", ["kcenter", "kmeans_uncertainty", "tfidf_diverse", "diverse_margin"]
+)
 def test_bad_prefilter(name):
     with pytest.raises(LabelwiseError, match="prefilter"):
         get_strategy(name, prefilter=0)
 
 
-@pytest.mark.parametrize("name", ["kcenter", "kmeans_uncertainty", "tfidf_diverse"])
+@pytest.mark.parametrize(
+    "name", ["kcenter", "kmeans_uncertainty", "tfidf_diverse", "diverse_margin"]
+)
 def test_bad_base(name):
     with pytest.raises(LabelwiseError, match="base"):
         get_strategy(name, base="nope")
@@ -337,13 +452,15 @@ def test_bad_max_similarity(cap):
         get_strategy("tfidf_diverse", max_similarity=cap)
 
 
-@pytest.mark.parametrize("name", ["kcenter", "kmeans_uncertainty", "tfidf_diverse"])
+@pytest.mark.parametrize(
+    "name", ["kcenter", "kmeans_uncertainty", "tfidf_diverse", "diverse_margin"]
+)
 def test_k_larger_than_pool(name):
     with pytest.raises(BatchSizeError):
         get_strategy(name).select(_proba_candidates(), 7)
 
 
-@pytest.mark.parametrize("name", ["kmeans_uncertainty", "tfidf_diverse"])
+@pytest.mark.parametrize("name", ["kmeans_uncertainty", "tfidf_diverse", "diverse_margin"])
 def test_model_based_diversity_needs_a_model(name):
     with pytest.raises(NotFittedError):
         get_strategy(name).select(Candidates(X=np.eye(4)), 2)

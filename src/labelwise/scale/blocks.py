@@ -53,6 +53,7 @@ from labelwise.strategies.base import Candidates, Query, ScoreStrategy, Strategy
 from labelwise.strategies.committee import _QueryByCommittee, _resolve_committee
 from labelwise.strategies.diversity import (
     ClusterUncertainty,
+    DiverseMargin,
     KCenterGreedy,
     TfidfDiverse,
     _prefilter_size,
@@ -118,14 +119,16 @@ def make_plan(strategy: Strategy, candidates: Candidates, k: int) -> Plan:
         return Plan("score", k)
     if isinstance(strategy, _QueryByCommittee):
         return Plan("committee", k)
+    if isinstance(strategy, DiverseMargin) and candidates.model is not None:
+        return Plan("prefilter", strategy.prefilter_size(candidates, k))
     diversity = (ClusterUncertainty, KCenterGreedy, TfidfDiverse)
     if isinstance(strategy, diversity) and candidates.model is not None:
         return Plan("prefilter", _prefilter_size(strategy.prefilter, k, candidates.n))
     raise UnsupportedBackendError(
         f"strategy {strategy.name!r} has no distributed plan: it is not one independent step "
         "per chunk. Distributed backends run score strategies (entropy, margin, "
-        "least_confidence), qbc_vote_entropy, qbc_kl, and kmeans_uncertainty, kcenter and "
-        "tfidf_diverse with a model; use backend='local' for the others."
+        "least_confidence), qbc_vote_entropy, qbc_kl, and diverse_margin, kmeans_uncertainty, "
+        "kcenter and tfidf_diverse with a model; use backend='local' for the others."
     )
 
 
@@ -157,6 +160,8 @@ def finish(
     """
     if plan.kind != "prefilter":
         return idx, scores
+    if isinstance(strategy, DiverseMargin):
+        return strategy.finish(candidates, idx, scores, k, rng)
     Z = candidates.embedding_rows(idx)
     if isinstance(strategy, ClusterUncertainty):
         sel = cluster_select(Z, scores, k, rng)
