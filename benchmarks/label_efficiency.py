@@ -46,10 +46,19 @@ CONFIGS: dict[str, tuple[int, int, int]] = {
     "hpc": (20, 20, 40),
     "diamonds": (20, 50, 30),
 }
-STRATEGIES = ("adaptive", "typiclust", "margin", "entropy", "kcenter", "badge", "random")
-#: strategies compared against the best other one and the best peer, paired per seed (margin:
-#: the default)
-CHALLENGERS = ("margin", "adaptive", "typiclust")
+STRATEGIES = (
+    "diverse_margin",
+    "adaptive",
+    "typiclust",
+    "margin",
+    "entropy",
+    "kcenter",
+    "badge",
+    "random",
+)
+#: strategies compared against the best other one and the best peer, paired per seed
+#: (diverse_margin: the default; margin: the default before it and the peers' own choice)
+CHALLENGERS = ("diverse_margin", "margin", "adaptive", "typiclust")
 PEER_PREFIXES = ("modal_", "skactiveml_", "smalltext_")
 THRESHOLDS = (0.8, 0.9, 0.95)
 # peers too slow for 2 cores beyond digits (dense pairwise distances or a bagged committee of

@@ -84,7 +84,7 @@ def test_history_and_state(digits):
     assert q0.strategy == "random" and not s.is_fitted
     s.teach(q0, y_pool[q0.idx])
     q1 = s.query(10)
-    assert q1.strategy == "margin"  # the default
+    assert q1.strategy == "diverse_margin"  # the default
     # pool positions, all unlabelled, best first
     assert not np.isin(q1.idx, q0.idx).any()
     assert np.all(np.diff(q1.scores) <= 0)
@@ -95,7 +95,7 @@ def test_history_and_state(digits):
     np.testing.assert_array_equal(s.y_labeled, y_pool[s.labeled_idx])
     assert [(r.round, r.n_labeled, r.strategy) for r in s.history] == [
         (0, 30, "random"),
-        (1, 40, "margin"),
+        (1, 40, "diverse_margin"),
     ]
     assert isinstance(s.history[0], RoundRecord)
     np.testing.assert_array_equal(s.history[1].query_idx, q1.idx)
@@ -123,7 +123,7 @@ def test_one_class_keeps_cold_starting():
     assert s.query(3).strategy == "random"
     ones = np.flatnonzero(y == 1)[:5]
     s.add_labels(ones, y[ones])
-    assert s.is_fitted and s.query(3).strategy == "margin"
+    assert s.is_fitted and s.query(3).strategy == "diverse_margin"
 
 
 def test_classes_learned_as_they_come():
@@ -377,7 +377,7 @@ def test_multilabel_session(digits):
     s.teach(q, Y[q.idx])
     assert s.is_fitted
     q = s.query(5)
-    assert q.strategy == "margin" and not np.isin(q.idx, s.labeled_idx).any()
+    assert q.strategy == "diverse_margin" and not np.isin(q.idx, s.labeled_idx).any()
     with pytest.raises(LabelMismatchError, match="0/1"):
         s.teach(q, Y[q.idx] * 2)
     with pytest.raises(LabelMismatchError, match="shape"):

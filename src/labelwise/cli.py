@@ -35,7 +35,7 @@ from rich.text import Text
 
 from labelwise import __version__
 from labelwise.errors import LabelwiseError
-from labelwise.strategies import StrategyInfo, list_strategies
+from labelwise.strategies import DEFAULT_STRATEGY, StrategyInfo, list_strategies
 
 __all__ = ["app"]
 
@@ -274,7 +274,9 @@ def _format_demo(result) -> Table:
 
 @app.command()
 def demo(
-    strategy: str = typer.Option("margin", help="Strategy to compare with random sampling."),
+    strategy: str = typer.Option(
+        DEFAULT_STRATEGY, help="Strategy to compare with random sampling."
+    ),
     dataset: str = typer.Option("digits", help="A bundled real data set."),
     seeds: int = typer.Option(5, min=1, help="Repetitions to average (5+ for a usable CI)."),
     rounds: int = typer.Option(15, min=1, help="Rounds after the initial random labels."),
@@ -316,7 +318,7 @@ def select(
     model: Path = typer.Option(
         ..., "--model", help="joblib file of a fitted classifier (trusted only)."
     ),
-    strategy: str = typer.Option("margin", "--strategy", help="Strategy name."),
+    strategy: str = typer.Option(DEFAULT_STRATEGY, "--strategy", help="Strategy name."),
     k: int = typer.Option(500, "--k", min=1, help="Rows to select."),
     out: Path = typer.Option(..., "--out", help="Output .npy of pool rows, best first."),
     backend: str = typer.Option("local", "--backend", help="local or ray."),
@@ -673,7 +675,9 @@ def project_create(
     task_type: str = typer.Option(
         "multiclass", "--task-type", help="multiclass, binary or multilabel."
     ),
-    strategy: str = typer.Option("margin", "--strategy", help="See `labelwise strategies`."),
+    strategy: str = typer.Option(
+        DEFAULT_STRATEGY, "--strategy", help="See `labelwise strategies`."
+    ),
     strategy_param: list[str] = typer.Option(
         [], "--strategy-param", help="key=value (value parsed as JSON); repeatable."
     ),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labelwise.simulate import iter_simulate
+from labelwise.strategies.registry import DEFAULT_STRATEGY
 
 __all__ = ["CurveRow", "DemoResult", "learning_curve_demo"]
 
@@ -70,7 +71,7 @@ class DemoResult:
 
 
 def learning_curve_demo(
-    strategy: str = "margin",
+    strategy: str = DEFAULT_STRATEGY,
     *,
     baseline: str = "random",
     dataset: str = "digits",

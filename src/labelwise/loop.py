@@ -35,7 +35,7 @@ from labelwise.errors import (
     QueryMismatchError,
 )
 from labelwise.models import check_fitted, check_model, predict_proba
-from labelwise.strategies import Candidates, Query, Strategy, get_strategy
+from labelwise.strategies import DEFAULT_STRATEGY, Candidates, Query, Strategy, get_strategy
 from labelwise.strategies.base import DEFAULT_CHUNK_SIZE
 from labelwise.tasks import TaskType, parse_task_type
 
@@ -244,7 +244,7 @@ class Session:
         model: Any,
         X_pool: Any,
         *,
-        strategy: str | Strategy = "margin",
+        strategy: str | Strategy = DEFAULT_STRATEGY,
         strategy_params: Mapping[str, Any] | None = None,
         cold_start: str | Strategy = "random",
         cold_start_params: Mapping[str, Any] | None = None,
@@ -944,7 +944,7 @@ class ActiveLearner:
     def __init__(
         self,
         estimator: Any,
-        strategy: str | Strategy = "margin",
+        strategy: str | Strategy = DEFAULT_STRATEGY,
         X_training: Any = None,
         y_training: Any = None,
         *,

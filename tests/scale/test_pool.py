@@ -151,12 +151,18 @@ def test_cli_select_local(files):
     payload = json.loads(result.stdout)
     assert payload["n"] == 25 and payload["backend"] == "local"
     picks = np.load(out)
-    q = select_from_files(d / "pool.npy", d / "model.joblib", "margin", 25,
-                          labeled=d / "labeled.npy", random_state=1)  # fmt: skip
+    q = select_from_files(
+        d / "pool.npy",
+        d / "model.joblib",
+        "diverse_margin",
+        25,
+        labeled=d / "labeled.npy",
+        random_state=1,
+    )  # fmt: skip (the default)
     np.testing.assert_array_equal(picks, q.pool_idx)
     assert payload["pool_idx"] == picks.tolist()
     table = runner.invoke(app, args, env={"COLUMNS": "200"})
-    assert table.exit_code == 0 and "selected 25 rows with margin" in table.stdout
+    assert table.exit_code == 0 and "selected 25 rows with diverse_margin" in table.stdout
 
 
 def test_cli_select_reports_a_bad_backend_in_one_line(files):

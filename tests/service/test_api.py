@@ -248,7 +248,7 @@ def test_unknown_strategy_lists_valid_names(client):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"strategy_params": {"bogus": 1}}, "bad strategy_params for 'margin'"),
+        ({"strategy_params": {"bogus": 1}}, "bad strategy_params for 'diverse_margin'"),
         ({"cold_start_strategy": "entropy"}, "cannot start cold"),
         ({"task_type": "multilabel", "strategy": "egl"}, "does not support 'multilabel'"),
         ({"task_type": "ternary"}, "task_type"),

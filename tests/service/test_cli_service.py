@@ -441,7 +441,9 @@ def test_project_import_model_then_the_first_round_uses_it(reviews, tmp_path):
         "next round uses it"
         in ok("project", "import-model", "reviews", str(tmp_path / "model.joblib")).output
     )
-    assert "started with margin" in ok("project", "round", "reviews").output  # not the cold start
+    assert (
+        "started with diverse_margin" in ok("project", "round", "reviews").output
+    )  # not the cold start
 
 
 # --------------------------------------------------------------------------- serve --workers

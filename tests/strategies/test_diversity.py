@@ -486,3 +486,22 @@ def test_kcenter_uses_labelled_embeddings_as_existing_centres():
     )
     q = get_strategy("kcenter").select(cands, 2, random_state=0)
     assert q.idx.tolist() == [0, 2]
+
+
+def test_diverse_margin_batch_is_best_first_and_the_default():
+    from sklearn.datasets import load_digits
+
+    from labelwise.strategies import DEFAULT_STRATEGY
+
+    assert DEFAULT_STRATEGY == "diverse_margin"
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    model = LogisticRegression(max_iter=300).fit(X[:60], y[:60])
+    cands = Candidates(X=X[60:], model=model)
+    q = get_strategy("diverse_margin").select(cands, 20, random_state=0)
+    assert np.unique(q.idx).shape[0] == 20
+    assert np.all(np.diff(q.scores) <= 0)
+    # every pick is among the 200 most uncertain (the prefilter), not all of them the top 20
+    top = get_strategy("margin").select(cands, 200, random_state=0).idx
+    assert set(q.idx.tolist()) <= set(top.tolist())
+    assert set(q.idx.tolist()) != set(top[:20].tolist())

@@ -19,7 +19,7 @@ import numpy as np
 from labelwise.errors import LabelwiseError
 from labelwise.scale.blocks import gather_rows, release_pages
 from labelwise.strategies.base import DEFAULT_CHUNK_SIZE, Candidates, Query, Strategy
-from labelwise.strategies.registry import get_strategy
+from labelwise.strategies.registry import DEFAULT_STRATEGY, get_strategy
 
 __all__ = ["BACKENDS", "PoolCandidates", "open_pool", "select_from_files"]
 
@@ -148,7 +148,7 @@ def _load_model(path: str | Path) -> Any:
 def select_from_files(
     pool: str | Path,
     model: str | Path | Any,
-    strategy: str | Strategy = "margin",
+    strategy: str | Strategy = DEFAULT_STRATEGY,
     k: int = 500,
     *,
     backend: str = "local",

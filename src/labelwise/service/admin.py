@@ -35,6 +35,7 @@ from labelwise.storage.base import (
     Project,
     utcnow,
 )
+from labelwise.strategies.registry import DEFAULT_STRATEGY
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -119,7 +120,7 @@ def create_project_from_options(
     *,
     classes: Sequence[str],
     task_type: str = "multiclass",
-    strategy: str = "margin",
+    strategy: str = DEFAULT_STRATEGY,
     strategy_params: Mapping[str, Any] | None = None,
     cold_start_strategy: str = "random",
     batch_size: int = 10,

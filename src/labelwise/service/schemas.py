@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from labelwise.errors import LabelwiseError
+from labelwise.strategies.registry import DEFAULT_STRATEGY
 from labelwise.tasks import TaskType
 
 __all__ = [
@@ -264,7 +265,7 @@ _PROJECT_EXAMPLE = {
     "name": "digits",
     "task_type": "multiclass",
     "classes": ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
-    "strategy": "margin",
+    "strategy": DEFAULT_STRATEGY,
     "strategy_params": {},
     "cold_start_strategy": "random",
     "batch_size": 20,
@@ -282,7 +283,9 @@ class ProjectCreate(_In):
     name: Name
     task_type: TaskTypeName = "multiclass"
     classes: list[Tag] = Field(default_factory=list, max_length=10_000)
-    strategy: str = Field("margin", description="A registered strategy (GET /api/strategies).")
+    strategy: str = Field(
+        DEFAULT_STRATEGY, description="A registered strategy (GET /api/strategies)."
+    )
     strategy_params: JsonObject = Field(default_factory=dict)
     cold_start_strategy: str = Field("random", description="Used until a model exists.")
     batch_size: int = Field(10, ge=1, le=100_000, description="Items per round.")

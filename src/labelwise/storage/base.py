@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from labelwise.errors import LabelMismatchError, LabelwiseError
+from labelwise.strategies.registry import DEFAULT_STRATEGY
 from labelwise.tasks import TaskType, parse_task_type
 
 __all__ = [
@@ -1162,7 +1163,7 @@ class BaseStore(ABC):
         task_type: str = "multiclass",
         classes: Sequence[str] = (),
         *,
-        strategy: str = "margin",
+        strategy: str = DEFAULT_STRATEGY,
         strategy_params: Mapping[str, Any] | None = None,
         cold_start_strategy: str = "random",
         batch_size: int = 10,

@@ -85,6 +85,7 @@ from labelwise.storage.base import (
     updated_fields,
     utcnow,
 )
+from labelwise.strategies.registry import DEFAULT_STRATEGY
 
 __all__ = ["InMemoryStore"]
 
@@ -142,7 +143,7 @@ class InMemoryStore(BaseStore):
         task_type: str = "multiclass",
         classes: Sequence[str] = (),
         *,
-        strategy: str = "margin",
+        strategy: str = DEFAULT_STRATEGY,
         strategy_params: Mapping[str, Any] | None = None,
         cold_start_strategy: str = "random",
         batch_size: int = 10,

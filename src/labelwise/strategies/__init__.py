@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     )
     from labelwise.strategies.committee import Committee
     from labelwise.strategies.registry import (
+        DEFAULT_STRATEGY,
         StrategyInfo,
         get_strategy,
         get_strategy_class,
@@ -43,6 +44,7 @@ _LAZY: dict[str, str] = {
     "ScoreStrategy": "labelwise.strategies.base",
     "Strategy": "labelwise.strategies.base",
     "Committee": "labelwise.strategies.committee",
+    "DEFAULT_STRATEGY": "labelwise.strategies.registry",
     "StrategyInfo": "labelwise.strategies.registry",
     "get_strategy": "labelwise.strategies.registry",
     "get_strategy_class": "labelwise.strategies.registry",
@@ -57,6 +59,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_STRATEGY",
     "Candidates",
     "Committee",
     "EntropySampling",

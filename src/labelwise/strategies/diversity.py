@@ -323,7 +323,7 @@ def weighted_kmeans_select(
     Returns
     -------
     idx : ndarray of shape (min(k, n_samples),), int64
-        Positions, distinct: the per-centre picks in cluster order, then any fill.
+        Positions, distinct: the per-centre picks, heaviest first, then any fill.
 
     Examples
     --------
@@ -359,6 +359,7 @@ def weighted_kmeans_select(
     head = np.ones(n, dtype=bool)
     head[1:] = labels[order][1:] != labels[order][:-1]
     picked = order[head]
+    picked = picked[np.lexsort((keys[picked], -w[picked]))]  # heaviest first
     if picked.shape[0] < k:
         rest = np.setdiff1d(np.arange(n), picked)
         picked = np.concatenate([picked, rest[top_k(w[rest], k - picked.shape[0], rng)]])

@@ -20,7 +20,14 @@ if TYPE_CHECKING:
     # import of this module then skip numpy/scipy.
     from labelwise.strategies.base import Strategy
 
-__all__ = ["StrategyInfo", "get_strategy", "list_strategies", "register", "strategy_names"]
+__all__ = [
+    "DEFAULT_STRATEGY",
+    "StrategyInfo",
+    "get_strategy",
+    "list_strategies",
+    "register",
+    "strategy_names",
+]
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 
@@ -36,6 +43,12 @@ BUILTIN_MODULES = (
     "labelwise.strategies.typiclust",
     "labelwise.strategies.adaptive",
 )
+
+#: The strategy used when none is named (library ``Session``, CLI, service projects). Chosen
+#: from ``benchmarks/label_efficiency.md`` ("The default"): it beats margin, which modAL and
+#: scikit-activeml select identically, beyond noise on the multi-class sets and is margin itself
+#: on binary ones. Stored projects keep the strategy they were created with.
+DEFAULT_STRATEGY = "diverse_margin"
 
 #: Where a built-in strategy measurably loses to random sampling (CI of the label ratio, or of
 #: the paired learning-curve area, entirely below random's; benchmarks/label_efficiency.md and the

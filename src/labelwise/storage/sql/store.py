@@ -102,6 +102,7 @@ from labelwise.storage.base import (
     utcnow,
 )
 from labelwise.storage.sql import models as m
+from labelwise.strategies.registry import DEFAULT_STRATEGY
 
 __all__ = ["MIGRATIONS_DIR", "SqlStore", "alembic_config", "normalize_database_url"]
 
@@ -567,7 +568,7 @@ class SqlStore(BaseStore):
         task_type: str = "multiclass",
         classes: Sequence[str] = (),
         *,
-        strategy: str = "margin",
+        strategy: str = DEFAULT_STRATEGY,
         strategy_params: Mapping[str, Any] | None = None,
         cold_start_strategy: str = "random",
         batch_size: int = 10,
