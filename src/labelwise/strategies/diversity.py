@@ -271,6 +271,14 @@ def cluster_select(
     n = X.shape[0]
     if k >= n:
         return top_k(scores, n, rng)
+    labels = _kmeans(_for_kmeans(X), k, rng, max_iter)[1]
+    return _one_per_cluster(labels, -scores, scores, k, rng)
+
+
+def _kmeans(
+    X: np.ndarray, k: int, rng, max_iter: int, sample_weight=None
+) -> tuple[Any, np.ndarray]:
+    """scikit-learn's ``KMeans`` (k-means++, ``n_init=1``) fitted on ``X``: (model, labels)."""
     # scikit-learn is imported where it is used: `import labelwise` must stay light.
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
@@ -278,16 +286,25 @@ def cluster_select(
     km = KMeans(n_clusters=k, n_init=1, max_iter=max_iter, random_state=rng)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        labels = km.fit_predict(_for_kmeans(X))
+        labels = km.fit_predict(X, sample_weight=sample_weight)
+    return km, labels
+
+
+def _one_per_cluster(
+    labels: np.ndarray, within: np.ndarray, priority: np.ndarray, k: int, rng
+) -> np.ndarray:
+    """The row with the smallest ``within`` of each cluster, highest ``priority`` first; gaps
+    (empty clusters) filled with the highest-priority rows left. Ties break on seeded keys."""
+    n = labels.shape[0]
     keys = rng.random_sample(n)
-    order = np.lexsort((keys, -scores, labels))
+    order = np.lexsort((keys, within, labels))
     head = np.ones(n, dtype=bool)
     head[1:] = labels[order][1:] != labels[order][:-1]
     picked = order[head]
-    picked = picked[np.lexsort((keys[picked], -scores[picked]))]
+    picked = picked[np.lexsort((keys[picked], -priority[picked]))]
     if picked.shape[0] < k:
         rest = np.setdiff1d(np.arange(n), picked)
-        fill = rest[top_k(scores[rest], k - picked.shape[0], rng)]
+        fill = rest[top_k(priority[rest], k - picked.shape[0], rng)]
         picked = np.concatenate([picked, fill])
     return picked.astype(np.int64)
 
@@ -345,25 +362,10 @@ def weighted_kmeans_select(
     n = X.shape[0]
     if k >= n:
         return top_k(w, n, rng)
-    from sklearn.cluster import KMeans
-    from sklearn.exceptions import ConvergenceWarning
-
-    km = KMeans(n_clusters=k, n_init=1, max_iter=max_iter, random_state=rng)
     Xk = _for_kmeans(X)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        labels = km.fit_predict(Xk, sample_weight=w if w.sum() > 0 else None)
+    km, labels = _kmeans(Xk, k, rng, max_iter, sample_weight=w if w.sum() > 0 else None)
     dist = km.transform(Xk)[np.arange(n), labels]
-    keys = rng.random_sample(n)
-    order = np.lexsort((keys, dist, labels))
-    head = np.ones(n, dtype=bool)
-    head[1:] = labels[order][1:] != labels[order][:-1]
-    picked = order[head]
-    picked = picked[np.lexsort((keys[picked], -w[picked]))]  # heaviest first
-    if picked.shape[0] < k:
-        rest = np.setdiff1d(np.arange(n), picked)
-        picked = np.concatenate([picked, rest[top_k(w[rest], k - picked.shape[0], rng)]])
-    return picked.astype(np.int64)
+    return _one_per_cluster(labels, dist, w, k, rng)
 
 
 def cosine_capped_select(
