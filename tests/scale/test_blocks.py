@@ -60,6 +60,15 @@ def _assert_same(a, b) -> None:
     assert a.strategy == b.strategy
 
 
+def test_every_two_stage_strategy_is_in_the_equality_cases():
+    # a diversity strategy gets a block plan from its base class; this keeps it tested too
+    from labelwise.strategies.diversity import _Diversity
+    from labelwise.strategies.registry import strategy_names
+
+    two_stage = {n for n in strategy_names() if issubclass(get_strategy_class(n), _Diversity)}
+    assert {"diverse_margin", "kcenter"} <= two_stage <= set(DISTRIBUTED)
+
+
 CASES = [
     (name, task)
     for name in DISTRIBUTED

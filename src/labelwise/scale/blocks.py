@@ -29,9 +29,9 @@ Why the result equals the local one, bit for bit:
    a total order, so the best ``n_keep`` of the union of the per-block winners are the global
    best ``n_keep`` (:func:`merge_blocks`), in any order of arrival.
 
-Diversity strategies keep ``m = 10 k`` per block (their prefilter), and their second stage
-(:func:`~labelwise.strategies.diversity.cluster_select`, ``kcenter_greedy``,
-``cosine_capped_select``) runs on the driver on the merged ``m`` candidates, as locally.
+Diversity strategies keep their prefilter (``m = 10 k`` by default) per block, and their
+second stage (``finish``: k-means, k-center, the cosine cap) runs on the driver on the merged
+``m`` candidates, as locally.
 """
 
 from __future__ import annotations
@@ -51,16 +51,7 @@ from labelwise.errors import LabelwiseError
 from labelwise.select import _top_k_keyed
 from labelwise.strategies.base import Candidates, Query, ScoreStrategy, Strategy
 from labelwise.strategies.committee import _QueryByCommittee, _resolve_committee
-from labelwise.strategies.diversity import (
-    ClusterUncertainty,
-    DiverseMargin,
-    KCenterGreedy,
-    TfidfDiverse,
-    _prefilter_size,
-    cluster_select,
-    cosine_capped_select,
-    kcenter_greedy,
-)
+from labelwise.strategies.diversity import _Diversity
 from labelwise.strategies.registry import get_strategy
 from labelwise.tasks import TaskType
 from labelwise.validation import check_batch_size
@@ -119,11 +110,8 @@ def make_plan(strategy: Strategy, candidates: Candidates, k: int) -> Plan:
         return Plan("score", k)
     if isinstance(strategy, _QueryByCommittee):
         return Plan("committee", k)
-    if isinstance(strategy, DiverseMargin) and candidates.model is not None:
+    if isinstance(strategy, _Diversity) and candidates.model is not None:
         return Plan("prefilter", strategy.prefilter_size(candidates, k))
-    diversity = (ClusterUncertainty, KCenterGreedy, TfidfDiverse)
-    if isinstance(strategy, diversity) and candidates.model is not None:
-        return Plan("prefilter", _prefilter_size(strategy.prefilter, k, candidates.n))
     raise UnsupportedBackendError(
         f"strategy {strategy.name!r} has no distributed plan: it is not one independent step "
         "per chunk. Distributed backends run score strategies (entropy, margin, "
@@ -141,9 +129,8 @@ def finish(
     scores: np.ndarray,
     rng: np.random.RandomState,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The driver's step after the merge: nothing, or a diversity strategy's second stage.
-
-    Mirrors the second half of each diversity strategy's ``_select`` on the merged prefilter.
+    """The driver's step after the merge: nothing, or a diversity strategy's second stage
+    (:meth:`_Diversity.finish`, the same call its local ``select`` makes).
 
     Parameters
     ----------
@@ -160,19 +147,7 @@ def finish(
     """
     if plan.kind != "prefilter":
         return idx, scores
-    if isinstance(strategy, DiverseMargin):
-        return strategy.finish(candidates, idx, scores, k, rng)
-    Z = candidates.embedding_rows(idx)
-    if isinstance(strategy, ClusterUncertainty):
-        sel = cluster_select(Z, scores, k, rng)
-        return idx[sel], scores[sel]
-    if isinstance(strategy, TfidfDiverse):
-        sel = cosine_capped_select(Z, scores, k, strategy.max_similarity, random_state=rng)
-        return idx[sel], scores[sel]
-    sel, dist = kcenter_greedy(
-        Z, k, strategy._centers(candidates), start=0, random_state=rng, return_distances=True
-    )
-    return idx[sel], dist
+    return strategy.finish(candidates, idx, scores, k, rng)
 
 
 # --------------------------------------------------------------------------- block specs

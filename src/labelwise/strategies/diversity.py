@@ -493,7 +493,13 @@ def _prefilter_by_score(
 
 
 class _Diversity(Strategy):
-    """Shared parameters: prefilter size and the informativeness score used for it."""
+    """Two stages with a model: keep the ``m`` most informative candidates by ``base``, then
+    pick ``k`` of them for diversity (:meth:`finish`).
+
+    The split is what lets the block and Ray backends run these strategies: the first stage
+    is one independent scoring pass per chunk, merged on the driver, and the driver runs
+    :meth:`finish` on the merged candidates exactly as the local path does.
+    """
 
     needs = frozenset({"model"})
 
@@ -502,6 +508,46 @@ class _Diversity(Strategy):
         _check_base(base)
         self.prefilter = prefilter
         self.base = base
+
+    def prefilter_size(self, candidates: Candidates, k: int) -> int:
+        """Candidates the scoring pass keeps: the prefilter ``m`` (``10 * k`` by default)."""
+        return _prefilter_size(self.prefilter, k, candidates.n)
+
+    def finish(
+        self,
+        candidates: Candidates,
+        pidx: np.ndarray,
+        pscores: np.ndarray,
+        k: int,
+        rng: np.random.RandomState,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The second stage on the prefiltered candidates.
+
+        Parameters
+        ----------
+        candidates : Candidates
+            The whole pool (rows are read by position).
+        pidx : ndarray of shape (m,)
+            Prefiltered candidate positions, best first.
+        pscores : ndarray of shape (m,)
+            Their ``base`` scores (float64).
+        k : int
+            Batch size.
+        rng : RandomState
+            At the state the scoring pass left it.
+
+        Returns
+        -------
+        idx, scores : ndarray of shape (k,)
+            The batch positions and the scores reported for them.
+        """
+        raise NotImplementedError
+
+    def _select(self, candidates, k, rng):
+        pidx, pscores = _prefilter_by_score(
+            candidates, self.prefilter_size(candidates, k), self.base, rng
+        )
+        return self.finish(candidates, pidx, pscores, k, rng)
 
 
 @register
@@ -541,21 +587,29 @@ class KCenterGreedy(_Diversity):
             return candidates.X_labeled
         return candidates.embeddings_labeled
 
-    def _select(self, candidates, k, rng):
-        m = _prefilter_size(self.prefilter, k, candidates.n)
-        if candidates.model is not None:
-            pidx, _ = _prefilter_by_score(candidates, m, self.base, rng)
-            start = 0
-        else:
-            from sklearn.utils.random import sample_without_replacement  # keeps imports light
-
-            pidx = np.sort(sample_without_replacement(candidates.n, m, random_state=rng))
-            start = None
-        Z = candidates.embedding_rows(pidx)
+    def _kcenter(self, candidates, pidx, k, start, rng):
         sel, dist = kcenter_greedy(
-            Z, k, self._centers(candidates), start=start, random_state=rng, return_distances=True
+            candidates.embedding_rows(pidx),
+            k,
+            self._centers(candidates),
+            start=start,
+            random_state=rng,
+            return_distances=True,
         )
         return pidx[sel], dist
+
+    def finish(self, candidates, pidx, pscores, k, rng):
+        """k-center on the prefiltered candidates, the most informative one first."""
+        return self._kcenter(candidates, pidx, k, 0, rng)
+
+    def _select(self, candidates, k, rng):
+        if candidates.model is not None:
+            return super()._select(candidates, k, rng)
+        from sklearn.utils.random import sample_without_replacement  # keeps imports light
+
+        m = self.prefilter_size(candidates, k)
+        pidx = np.sort(sample_without_replacement(candidates.n, m, random_state=rng))
+        return self._kcenter(candidates, pidx, k, None, rng)
 
 
 @register
@@ -573,9 +627,8 @@ class ClusterUncertainty(_Diversity):
     name = "kmeans_uncertainty"
     description = "k-means on the 10·k most uncertain candidates; the most uncertain per cluster."
 
-    def _select(self, candidates, k, rng):
-        m = _prefilter_size(self.prefilter, k, candidates.n)
-        pidx, pscores = _prefilter_by_score(candidates, m, self.base, rng)
+    def finish(self, candidates, pidx, pscores, k, rng):
+        """k-means on the prefiltered candidates; the most informative of each cluster."""
         sel = cluster_select(candidates.embedding_rows(pidx), pscores, k, rng)
         return pidx[sel], pscores[sel]
 
@@ -680,9 +733,8 @@ class DiverseMargin(_Diversity):
         k: int,
         rng: np.random.RandomState,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The second stage on the prefiltered candidates ``pidx`` (best first) and their
-        scores: the batch positions and scores, shape ``(k,)`` each. Shared with the
-        distributed backends, which run the scoring pass in blocks."""
+        """Uncertainty-weighted k-means on the prefiltered candidates, the item nearest each
+        centre; on a binary model ``pidx`` holds only the top ``k``, which is the batch."""
         if pidx.shape[0] <= k:
             return pidx[:k], pscores[:k]
         from labelwise.strategies.combine import _SCORE_FLOORS
@@ -690,11 +742,6 @@ class DiverseMargin(_Diversity):
         weights = np.maximum(pscores - _SCORE_FLOORS.get(self.base, 0.0), 0.0)
         sel = weighted_kmeans_select(self._space(candidates, pidx, rng), weights, k, rng)
         return pidx[sel], pscores[sel]
-
-    def _select(self, candidates, k, rng):
-        m = self.prefilter_size(candidates, k)
-        pidx, pscores = _prefilter_by_score(candidates, m, self.base, rng)
-        return self.finish(candidates, pidx, pscores, k, rng)
 
 
 @register
@@ -738,9 +785,8 @@ class TfidfDiverse(_Diversity):
         super().__init__(prefilter=prefilter, base=base)
         self.max_similarity = float(max_similarity)
 
-    def _select(self, candidates, k, rng):
-        m = _prefilter_size(self.prefilter, k, candidates.n)
-        pidx, pscores = _prefilter_by_score(candidates, m, self.base, rng)
+    def finish(self, candidates, pidx, pscores, k, rng):
+        """Walk the prefiltered candidates best first under the cosine cap."""
         sel = cosine_capped_select(
             candidates.embedding_rows(pidx), pscores, k, self.max_similarity, random_state=rng
         )
