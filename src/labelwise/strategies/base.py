@@ -328,7 +328,16 @@ class ScoreStrategy(Strategy):
 
     Scoring runs chunk by chunk with a running top-k, so peak memory is
     ``O(chunk_size * n_classes + k)`` whatever the pool size.
+
+    Attributes
+    ----------
+    score_floor : float
+        The lowest score the strategy can give. ``score - score_floor`` is a non-negative
+        informativeness that combinations multiply by weights and diversity strategies use as
+        k-means weights, so "more informative" stays "larger".
     """
+
+    score_floor: float = 0.0
 
     def score(self, proba: np.ndarray) -> np.ndarray:
         """Scores ``(n_samples,)`` from ``proba (n_samples, n_classes)``."""

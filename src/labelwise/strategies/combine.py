@@ -50,11 +50,6 @@ __all__ = [
     "split_batch",
 ]
 
-# Lowest value a base score can take, subtracted before scores are multiplied by a weight so that
-# "more informative" stays "larger product". Bases not listed must give non-negative scores.
-_SCORE_FLOORS = {"margin": -1.0}
-
-
 # --------------------------------------------------------------------------------------------
 # Pure functions
 # --------------------------------------------------------------------------------------------
@@ -308,7 +303,7 @@ def _scorer(base: ScoreStrategy, task_type: TaskType, *, non_negative: bool = Tr
     base_score = base.scorer(task_type)
     if not non_negative:
         return base_score
-    floor = _SCORE_FLOORS.get(base.name, 0.0)
+    floor = base.score_floor
 
     def score(proba: np.ndarray) -> np.ndarray:
         s = base_score(proba)

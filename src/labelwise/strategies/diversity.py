@@ -737,9 +737,8 @@ class DiverseMargin(_Diversity):
         centre; on a binary model ``pidx`` holds only the top ``k``, which is the batch."""
         if pidx.shape[0] <= k:
             return pidx[:k], pscores[:k]
-        from labelwise.strategies.combine import _SCORE_FLOORS
-
-        weights = np.maximum(pscores - _SCORE_FLOORS.get(self.base, 0.0), 0.0)
+        floor = get_strategy_class(self.base).score_floor
+        weights = np.maximum(pscores - floor, 0.0)
         sel = weighted_kmeans_select(self._space(candidates, pidx, rng), weights, k, rng)
         return pidx[sel], pscores[sel]
 

@@ -64,6 +64,7 @@ class MarginSampling(_Uncertainty):
 
     name = "margin"
     description = "Smallest gap between the top two classes (multi-label: mean |2p-1| over labels)."
+    score_floor = -1.0  # scores are -(p1 - p2) in [-1, 0]
     _single = staticmethod(S.margin)
     _multi = staticmethod(S.multilabel_margin)
 
