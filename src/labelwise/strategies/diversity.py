@@ -723,16 +723,9 @@ class DiverseMargin(_Diversity):
         ``k``), else the prefilter ``m``."""
         if self._n_classes(candidates) < self.min_classes:
             return min(k, candidates.n)
-        return _prefilter_size(self.prefilter, k, candidates.n)
+        return super().prefilter_size(candidates, k)
 
-    def finish(
-        self,
-        candidates: Candidates,
-        pidx: np.ndarray,
-        pscores: np.ndarray,
-        k: int,
-        rng: np.random.RandomState,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def finish(self, candidates, pidx, pscores, k, rng):
         """Uncertainty-weighted k-means on the prefiltered candidates, the item nearest each
         centre; on a binary model ``pidx`` holds only the top ``k``, which is the batch."""
         if pidx.shape[0] <= k:
