@@ -35,13 +35,16 @@ from labelwise.evaluate import evaluate
 
 HERE = Path(__file__).resolve().parent
 # data set -> (initial size, batch size, rounds); budgets sized so random reaches the target
+# (lending_club excepted: at 3,020 labels random reaches it on 3 of 6 seeds only; its rows are
+# noise). tweets was 20 + 50 x 40 until 2026-12-01: random never reached the target
+# there, which censored every strategy's labels to 95% at the budget.
 CONFIGS: dict[str, tuple[int, int, int]] = {
     "digits": (20, 20, 20),
     "mnist5k": (20, 50, 20),
     "fine_food": (20, 50, 36),
     "credit_default": (20, 50, 30),
     "lending_club": (20, 50, 30),
-    "tweets": (20, 50, 40),
+    "tweets": (20, 50, 100),
     # held out: added after the default was chosen on the six above, to test it on unseen data
     "hpc": (20, 20, 40),
     "diamonds": (20, 50, 30),
@@ -224,7 +227,8 @@ def write_markdown(
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, ev in results.items():
-        init, batch, rounds = CONFIGS[name]
+        # the run's own budget: CONFIGS may have changed since an older pickle was made
+        init, batch, rounds = (ev.config[key] for key in ("initial_size", "batch_size", "n_rounds"))
         lines.append(
             f"| {name} | {ev.config.get('domain', '')} | {ev.metric} | {ev.full_quality:.4f} | "
             f"{TOP * ev.full_quality:.4f} | {init} + {batch} x {rounds} = "
