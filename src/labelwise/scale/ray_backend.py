@@ -239,7 +239,8 @@ def select_distributed(
     strategy : Strategy or str
         A score strategy (``"entropy"``, ``"margin"``, ``"least_confidence"``), a committee
         strategy (``"qbc_vote_entropy"``, ``"qbc_kl"``) or, with a model, a prefiltering
-        diversity strategy (``"kmeans_uncertainty"``, ``"kcenter"``, ``"tfidf_diverse"``).
+        diversity strategy (``"diverse_margin"``, ``"kmeans_uncertainty"``, ``"kcenter"``,
+        ``"tfidf_diverse"``).
         Others raise :class:`~labelwise.scale.blocks.UnsupportedBackendError`.
     candidates : Candidates
         When ``candidates.X`` is a ``np.memmap`` (``np.load(path, mmap_mode="r")``), workers

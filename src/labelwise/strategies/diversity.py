@@ -671,10 +671,10 @@ class DiverseMargin(_Diversity):
     regression, 20 seeds, labels to 95% of full-data quality, paired per seed against
     ``margin``, which modAL and scikit-activeml select identically): fewer labels beyond noise
     on digits 1.38x [1.26, 1.50], mnist5k 1.44x [1.33, 1.56], hpc 1.47x [1.13, 1.90] (a set
-    held out from the design) and tweets 1.14x [1.06, 1.22] (budget 5,020; 1.11x [1.05, 1.18]
-    against scikit-activeml's margin, whose picks differ in the last bits there); ties on
-    diamonds 1.11x [0.92, 1.37]; margin itself on the binary sets. Never behind random. The
-    default strategy
+    held out from the design) and, in part 4 at a 5,020-label budget, tweets 1.11x [1.05, 1.18]
+    against the best peer there (scikit-activeml's margin, whose picks differ from ours in the
+    last bits; 1.14x [1.06, 1.22] against ``margin``); ties on diamonds 1.11x [0.92, 1.37];
+    margin itself on the binary sets. Never behind random. The default strategy
     (:data:`labelwise.strategies.DEFAULT_STRATEGY`).
     """
 
