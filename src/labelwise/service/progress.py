@@ -304,12 +304,12 @@ def project_progress(
         for v in versions
         if v.metrics.get("random_accuracy") is not None and v.metrics.get("n_random")
     ]
-    annotations = store.list_annotations(project_id)
+    n_annotations = store.count_annotations(project_id)
     rounds = store.list_rounds(project_id)
-    since = now - THROUGHPUT_WINDOW
     times: dict[int, list[float]] = {}
-    for a in annotations:
-        if a.annotator_id is not None and since <= a.created < now:
+    # only the throughput window's annotations: the whole history can be millions
+    for a in store.list_annotations(project_id, since=now - THROUGHPUT_WINDOW):
+        if a.annotator_id is not None and a.created < now:
             times.setdefault(a.annotator_id, []).append(a.created.timestamp())
     latest = versions[-1].metrics if versions else None
     n_val, counts = _evaluation_counts(store, project_id)
@@ -353,7 +353,7 @@ def project_progress(
         n_items=n_items,
         n_labeled=by_status.get("labeled", 0),
         n_unlabeled=by_status.get("unlabeled", 0),
-        n_annotations=len(annotations),
+        n_annotations=n_annotations,
         rounds=len(rounds),
         open_rounds=sum(r.closed is None for r in rounds),
         queue_depth=store.queue_depth(project_id, now=now),
@@ -369,7 +369,7 @@ def project_progress(
         headline_metric=headline,
         reference=_reference(settings, project_id),
         throughput=throughput,
-        cost=len(annotations) * project.label_cost,
+        cost=n_annotations * project.label_cost,
         accuracy=None if latest is None else latest.get("accuracy"),
         ece=None if latest is None else latest.get("ece"),
         target=target,
@@ -378,7 +378,7 @@ def project_progress(
         labels_saved=savings.labels_saved,
         money_saved=savings.money_saved,
         stopping_status=_status(by_status.get("unlabeled", 0), latest),
-        quality=quality_counts(store, project_id, annotations),
+        quality=quality_counts(store, project_id),
         strategy_health=health_rows(versions),
         strategy_warning=behind_random_note(baseline),
         batch_advice=asdict(advice),

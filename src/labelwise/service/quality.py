@@ -313,9 +313,7 @@ def reaggregate(store: BaseStore, project_id: int) -> dict[str, int]:
     return out
 
 
-def quality_counts(
-    store: BaseStore, project_id: int, annotations: Sequence[Annotation] | None = None
-) -> dict[str, int]:
+def quality_counts(store: BaseStore, project_id: int) -> dict[str, int]:
     """What data quality cost and found in a project (shown by progress and ``project status``).
 
     Keys: ``extra_annotations`` (answers beyond the first on non-gold items: what consensus
@@ -326,17 +324,14 @@ def quality_counts(
     """
     from labelwise.storage.base import REVIEW_REASONS
 
-    if annotations is None:
-        annotations = store.list_annotations(project_id)
-    gold = {it.id for it in store.list_items(project_id, status="gold")}
-    per_item: dict[int, int] = {}
-    for a in annotations:
-        per_item[a.item_id] = per_item.get(a.item_id, 0) + 1
+    # counted by the store: a million-annotation project is never listed for its dashboard
+    answered = store.count_annotations_by_gold(project_id)
+    n_answers, n_items = answered.get(False, (0, 0))
     out = {
-        "extra_annotations": sum(n - 1 for iid, n in per_item.items() if iid not in gold),
+        "extra_annotations": n_answers - n_items,
         "consensus_items": 0,
-        "gold": len(gold),
-        "gold_answers": sum(n for iid, n in per_item.items() if iid in gold),
+        "gold": store.count_items(project_id, status="gold"),
+        "gold_answers": answered.get(True, (0, 0))[0],
         "in_review": 0,
     }
     for reason in REVIEW_REASONS:

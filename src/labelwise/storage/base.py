@@ -49,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -1685,8 +1686,16 @@ class BaseStore(ABC):
 
     @abstractmethod
     def list_annotations(
-        self, project_id: int, *, item_id: int | None = None, annotator_id: int | None = None
-    ) -> list[Annotation]: ...
+        self,
+        project_id: int,
+        *,
+        item_id: int | None = None,
+        annotator_id: int | None = None,
+        since: datetime | None = None,
+    ) -> list[Annotation]:
+        """The project's annotations, ascending by id; optionally one item's, one annotator's,
+        or only those created at or after ``since`` (progress reads the last day's, not a
+        million-annotation history)."""
 
     def count_annotations(self, project_id: int, annotator_id: int | None = None) -> int:
         """How many annotations the project's items have, or one annotator's of them (a COUNT
@@ -1695,6 +1704,22 @@ class BaseStore(ABC):
         This default lists them; backends override it.
         """
         return len(self.list_annotations(project_id, annotator_id=annotator_id))
+
+    def count_annotations_by_gold(self, project_id: int) -> dict[bool, tuple[int, int]]:
+        """Annotations and distinct annotated items, split by whether the item is gold:
+        ``{is_gold: (n_annotations, n_items)}``, only keys that have annotations.
+
+        What data quality costs: answers beyond the first on non-gold items are the extra
+        annotations consensus asked for. This default lists them; SQL counts them in one
+        grouped query.
+        """
+        gold = set(self.list_item_ids(project_id, status="gold").tolist())
+        per_item = Counter(a.item_id for a in self.list_annotations(project_id))
+        out: dict[bool, tuple[int, int]] = {}
+        for iid, n in per_item.items():
+            answers, items = out.get(iid in gold, (0, 0))
+            out[iid in gold] = (answers + n, items + 1)
+        return out
 
     @abstractmethod
     def annotator_throughput(

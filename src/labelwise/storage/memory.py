@@ -928,8 +928,14 @@ class InMemoryStore(BaseStore):
         return copy.deepcopy(_get(self._annotations, "annotation", annotation_id))
 
     def list_annotations(
-        self, project_id: int, *, item_id: int | None = None, annotator_id: int | None = None
+        self,
+        project_id: int,
+        *,
+        item_id: int | None = None,
+        annotator_id: int | None = None,
+        since: datetime | None = None,
     ) -> list[Annotation]:
+        since = None if since is None else _resolve_now(since)
         with self._lock:
             return [
                 copy.deepcopy(a)
@@ -937,6 +943,7 @@ class InMemoryStore(BaseStore):
                 if self._items[a.item_id].project_id == project_id
                 and (item_id is None or a.item_id == item_id)
                 and (annotator_id is None or a.annotator_id == annotator_id)
+                and (since is None or a.created >= since)
             ]
 
     def count_annotations(self, project_id: int, annotator_id: int | None = None) -> int:

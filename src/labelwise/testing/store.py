@@ -1324,6 +1324,51 @@ def test_annotator_throughput_window(store):
     assert store.annotator_throughput(pid, T0 - timedelta(hours=1), T0) == {}
 
 
+def test_list_annotations_since(store):
+    pid, _, _ = _queue(store, 3)
+    a = store.create_annotator("a")
+    for i in range(3):  # at T0, T0+10s, T0+20s
+        now = T0 + timedelta(seconds=10 * i)
+        store.create_annotation(store.claim_next_task(pid, a, now=now).id, a, "pos", now=now)
+    every = store.list_annotations(pid)
+    assert store.list_annotations(pid, since=T0) == every
+    assert store.list_annotations(pid, since=T0 + timedelta(seconds=10)) == every[1:]  # inclusive
+    assert store.list_annotations(pid, since=T0 + timedelta(seconds=11)) == every[2:]
+    assert store.list_annotations(pid, since=T0 + timedelta(hours=1)) == []
+    late = T0 + timedelta(seconds=15)
+    assert store.list_annotations(pid, annotator_id=a, since=late) == every[2:]
+    with pytest.raises(LabelwiseError, match="naive"):
+        store.list_annotations(pid, since=datetime(2026, 1, 1))
+
+
+def test_count_annotations_by_gold(store):
+    pid, _, _ = _queue(store, 3)
+    assert store.count_annotations_by_gold(pid) == {}
+    a, b = store.create_annotator("a"), store.create_annotator("b")
+    gold = _items(store, pid, 2, prefix="g")
+    for g in gold:
+        store.mark_gold(g, "pos")
+    # the first queued item: answered by a and b; the second: by a; the third: never
+    t = store.claim_next_task(pid, a, now=T0)
+    store.create_annotation(t.id, a, "pos", now=T0)
+    item0 = store.get_task(t.id).item_id
+    r2 = store.create_round(pid, "entropy", now=T0)
+    (again,) = store.create_tasks(r2, [item0], priorities=[1.0], now=T0)
+    assert store.claim_next_task(pid, b, now=T0).id == again
+    store.create_annotation(again, b, "neg", now=T0)
+    t = store.claim_next_task(pid, a, now=T0)
+    store.create_annotation(t.id, a, "pos", now=T0)
+    # gold: the first gold item answered by a and b, the second by nobody
+    for who in (a, b):
+        task = store.lease_gold_task(pid, who, now=T0)
+        assert task.item_id == gold[0]
+        store.create_annotation(task.id, who, "pos", now=T0)
+    # 3 answers on 2 non-gold items, 2 answers on 1 gold item
+    assert store.count_annotations_by_gold(pid) == {False: (3, 2), True: (2, 1)}
+    other = _project(store, "other")
+    assert store.count_annotations_by_gold(other) == {}
+
+
 # --------------------------------------------------------------------------- model versions
 
 

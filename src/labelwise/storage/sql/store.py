@@ -1759,7 +1759,12 @@ class SqlStore(BaseStore):
             return _annotation(self._one(conn, stmt, "annotation", annotation_id))
 
     def list_annotations(
-        self, project_id: int, *, item_id: int | None = None, annotator_id: int | None = None
+        self,
+        project_id: int,
+        *,
+        item_id: int | None = None,
+        annotator_id: int | None = None,
+        since: datetime | None = None,
     ) -> list[Annotation]:
         a = m.annotations
         stmt = (
@@ -1772,8 +1777,23 @@ class SqlStore(BaseStore):
             stmt = stmt.where(a.c.item_id == item_id)
         if annotator_id is not None:
             stmt = stmt.where(a.c.annotator_id == annotator_id)
+        if since is not None:
+            stmt = stmt.where(a.c.created >= _resolve_now(since))
         with self._read() as conn:
             return [_annotation(r) for r in conn.execute(stmt)]
+
+    def count_annotations_by_gold(self, project_id: int) -> dict[bool, tuple[int, int]]:
+        a, it = m.annotations, m.items
+        is_gold = it.c.status == "gold"
+        stmt = (
+            sa.select(is_gold, sa.func.count(), sa.func.count(sa.distinct(a.c.item_id)))
+            .select_from(a)
+            .join(it, it.c.id == a.c.item_id)
+            .where(it.c.project_id == project_id)
+            .group_by(is_gold)
+        )
+        with self._read() as conn:
+            return {bool(r[0]): (int(r[1]), int(r[2])) for r in conn.execute(stmt)}
 
     def list_recent_annotations(
         self, project_id: int, annotator_id: int, limit: int = 10
