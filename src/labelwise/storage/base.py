@@ -1705,6 +1705,20 @@ class BaseStore(ABC):
         """
         return len(self.list_annotations(project_id, annotator_id=annotator_id))
 
+    def list_annotation_times(
+        self, project_id: int, since: datetime, until: datetime | None = None
+    ) -> dict[int, list[float]]:
+        """When each annotator answered in ``[since, until)`` (``until`` = now): annotator id
+        to POSIX timestamps, by answer id; answers without an annotator left out. For throughput:
+        SQL reads two columns instead of building an :class:`Annotation` per answer. This
+        default lists them."""
+        until = _resolve_now(until)
+        out: dict[int, list[float]] = {}
+        for a in self.list_annotations(project_id, since=since):
+            if a.annotator_id is not None and a.created < until:
+                out.setdefault(a.annotator_id, []).append(a.created.timestamp())
+        return out
+
     def count_annotations_by_gold(self, project_id: int) -> dict[bool, tuple[int, int]]:
         """Annotations and distinct annotated items, split by whether the item is gold:
         ``{is_gold: (n_annotations, n_items)}``, only keys that have annotations.

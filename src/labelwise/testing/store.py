@@ -1322,6 +1322,16 @@ def test_annotator_throughput_window(store):
     window = store.annotator_throughput(pid, T0 + timedelta(seconds=10), T0 + timedelta(seconds=40))
     assert window == {a: 2, b: 1}
     assert store.annotator_throughput(pid, T0 - timedelta(hours=1), T0) == {}
+    # the same window as answer times (POSIX seconds), for labels-per-hour
+    t0 = T0.timestamp()
+    times = store.list_annotation_times(pid, T0 + timedelta(seconds=10), T0 + timedelta(seconds=40))
+    assert times == {a: [t0 + 10, t0 + 20], b: [t0 + 30]}
+    assert store.list_annotation_times(pid, T0, T0 + timedelta(minutes=1)) == {
+        a: [t0, t0 + 10, t0 + 20],
+        b: [t0 + 30, t0 + 40],
+    }
+    assert store.list_annotation_times(pid, T0 - timedelta(hours=1), T0) == {}
+    assert store.list_annotation_times(_project(store, "other"), T0) == {}
 
 
 def test_list_annotations_since(store):

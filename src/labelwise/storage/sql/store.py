@@ -1782,6 +1782,27 @@ class SqlStore(BaseStore):
         with self._read() as conn:
             return [_annotation(r) for r in conn.execute(stmt)]
 
+    def list_annotation_times(
+        self, project_id: int, since: datetime, until: datetime | None = None
+    ) -> dict[int, list[float]]:
+        a = m.annotations
+        stmt = (
+            sa.select(a.c.annotator_id, a.c.created)
+            .join(m.items, m.items.c.id == a.c.item_id)
+            .where(
+                m.items.c.project_id == project_id,
+                a.c.annotator_id.is_not(None),
+                a.c.created >= _resolve_now(since),
+                a.c.created < _resolve_now(until),
+            )
+            .order_by(a.c.id)
+        )
+        out: dict[int, list[float]] = {}
+        with self._read() as conn:
+            for aid, created in conn.execute(stmt):
+                out.setdefault(aid, []).append(created.timestamp())
+        return out
+
     def count_annotations_by_gold(self, project_id: int) -> dict[bool, tuple[int, int]]:
         a, it = m.annotations, m.items
         is_gold = it.c.status == "gold"
