@@ -43,7 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/select_speed.py --repeats 3
 	$(BIN)/python benchmarks/scale.py  # writes and deletes a 7.7 GB pool under /tmp
 	$(BIN)/python benchmarks/service_scale.py  # 10k vs 1M-item project: import, round, claims
-	$(BIN)/python benchmarks/progress_history.py  # /progress of a project with 330k answers
+	$(BIN)/python benchmarks/progress_history.py  # /progress of 300k labelled items, 330k answers
 	$(BIN)/python benchmarks/data_quality.py --seeds 20 --jobs 2 --datasets digits,fine_food
 	$(BIN)/python benchmarks/service_load.py --annotators 50 --duration 20 --tasks 5000 \
 		--pool 100000 --batch-size 100 --cycles 2 --think-time 0,2 --server-workers 1,2

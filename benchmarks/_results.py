@@ -27,7 +27,7 @@ def write_section(path: Path, heading: str, section: str) -> None:
     text = path.read_text() if path.exists() else "# Benchmark results\n\n"
     start = text.find(heading)
     if start == -1:
-        text = text.rstrip() + "\n\n" + section
+        text = text.rstrip() + "\n\n" + section.rstrip("\n") + "\n"
     else:
         end = text.find("\n## ", start + len(heading))
         rest = "" if end == -1 else "\n" + text[end + 1 :]

@@ -1709,7 +1709,7 @@ class BaseStore(ABC):
         self, project_id: int, since: datetime, until: datetime | None = None
     ) -> dict[int, list[float]]:
         """When each annotator answered in ``[since, until)`` (``until`` = now): annotator id
-        to POSIX timestamps, by answer id; answers without an annotator left out. For throughput:
+        to POSIX timestamps in no set order; answers without an annotator left out. For throughput:
         SQL reads two columns instead of building an :class:`Annotation` per answer. This
         default lists them."""
         until = _resolve_now(until)
@@ -1718,6 +1718,20 @@ class BaseStore(ABC):
             if a.annotator_id is not None and a.created < until:
                 out.setdefault(a.annotator_id, []).append(a.created.timestamp())
         return out
+
+    def count_labeled_by_split(self, project_id: int) -> list[tuple[Any, str | None, int]]:
+        """Labelled items grouped by ``(label, metadata["split"])``: ``(label, split, n)``
+        rows in no set order (``split`` is ``None`` where the item has none). For progress's
+        class counts without building an :class:`Item` per labelled item. This default lists
+        them; SQL groups them in one query."""
+        groups: dict[tuple[str, str | None], tuple[Any, str | None, int]] = {}
+        for item in self.list_items(project_id, status="labeled"):
+            split = item.metadata.get("split")
+            split = split if isinstance(split, str) else None
+            key = (json.dumps(item.label, sort_keys=True), split)
+            n = groups[key][2] + 1 if key in groups else 1
+            groups[key] = (item.label, split, n)
+        return list(groups.values())
 
     def count_annotations_by_gold(self, project_id: int) -> dict[bool, tuple[int, int]]:
         """Annotations and distinct annotated items, split by whether the item is gold:

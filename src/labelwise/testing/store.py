@@ -1322,11 +1322,18 @@ def test_annotator_throughput_window(store):
     window = store.annotator_throughput(pid, T0 + timedelta(seconds=10), T0 + timedelta(seconds=40))
     assert window == {a: 2, b: 1}
     assert store.annotator_throughput(pid, T0 - timedelta(hours=1), T0) == {}
-    # the same window as answer times (POSIX seconds), for labels-per-hour
+
+    # the same window as answer times (POSIX seconds, in no set order), for labels-per-hour
+    def times(since, until):
+        got = store.list_annotation_times(pid, since, until)
+        return {aid: sorted(ts) for aid, ts in got.items()}
+
     t0 = T0.timestamp()
-    times = store.list_annotation_times(pid, T0 + timedelta(seconds=10), T0 + timedelta(seconds=40))
-    assert times == {a: [t0 + 10, t0 + 20], b: [t0 + 30]}
-    assert store.list_annotation_times(pid, T0, T0 + timedelta(minutes=1)) == {
+    assert times(T0 + timedelta(seconds=10), T0 + timedelta(seconds=40)) == {
+        a: [t0 + 10, t0 + 20],
+        b: [t0 + 30],
+    }
+    assert times(T0, T0 + timedelta(minutes=1)) == {
         a: [t0, t0 + 10, t0 + 20],
         b: [t0 + 30, t0 + 40],
     }
@@ -1349,6 +1356,31 @@ def test_list_annotations_since(store):
     assert store.list_annotations(pid, annotator_id=a, since=late) == every[2:]
     with pytest.raises(LabelwiseError, match="naive"):
         store.list_annotations(pid, since=datetime(2026, 1, 1))
+
+
+def test_count_labeled_by_split(store):
+    pid = _project(store, classes=("neg", "pos", "x"))
+    assert store.count_labeled_by_split(pid) == []
+    val = {"split": "validation"}
+    store.create_items(
+        pid,
+        [
+            NewItem("a", {"text": "a"}, label="pos"),
+            NewItem("b", {"text": "b"}, label="pos"),
+            NewItem("c", {"text": "c"}, label="neg"),
+            NewItem("d", {"text": "d"}, label="pos", metadata=val),
+            NewItem("e", {"text": "e"}, label="neg", metadata={"split": 3}),  # not a split name
+            NewItem("f", {"text": "f"}),  # unlabelled: not counted
+            NewItem("g", {"text": "g"}, label="pos", gold=True),  # gold: not a labelled item
+        ],
+    )
+    got = set(store.count_labeled_by_split(pid))
+    assert got in (
+        {("neg", None, 1), ("neg", "3", 1), ("pos", None, 2), ("pos", "validation", 1)},
+        # a non-string split: SQL reads it as text, the default as absent
+        {("neg", None, 2), ("pos", None, 2), ("pos", "validation", 1)},
+    )
+    assert store.count_labeled_by_split(_project(store, "other")) == []
 
 
 def test_count_annotations_by_gold(store):

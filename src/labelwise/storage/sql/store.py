@@ -1795,13 +1795,23 @@ class SqlStore(BaseStore):
                 a.c.created >= _resolve_now(since),
                 a.c.created < _resolve_now(until),
             )
-            .order_by(a.c.id)
-        )
+        )  # no ORDER BY: the caller sorts the times; a sort here would cost the whole window
         out: dict[int, list[float]] = {}
         with self._read() as conn:
             for aid, created in conn.execute(stmt):
                 out.setdefault(aid, []).append(created.timestamp())
         return out
+
+    def count_labeled_by_split(self, project_id: int) -> list[tuple[Any, str | None, int]]:
+        it = m.items
+        split = it.c.meta["split"].as_string()
+        stmt = (
+            sa.select(it.c.label, split, sa.func.count())
+            .where(it.c.project_id == project_id, it.c.status == "labeled")
+            .group_by(it.c.label, split)
+        )
+        with self._read() as conn:
+            return [(label, s, int(n)) for label, s, n in conn.execute(stmt)]
 
     def count_annotations_by_gold(self, project_id: int) -> dict[bool, tuple[int, int]]:
         a, it = m.annotations, m.items
