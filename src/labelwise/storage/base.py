@@ -1721,9 +1721,11 @@ class BaseStore(ABC):
 
     def count_labeled_by_split(self, project_id: int) -> list[tuple[Any, str | None, int]]:
         """Labelled items grouped by ``(label, metadata["split"])``: ``(label, split, n)``
-        rows in no set order (``split`` is ``None`` where the item has none). For progress's
-        class counts without building an :class:`Item` per labelled item. This default lists
-        them; SQL groups them in one query."""
+        rows in no set order (``split`` is ``None`` where the item has none; a split that is
+        not a string comes back as SQL reads it, as text, and as ``None`` from this default:
+        progress only compares it with ``"validation"``). For progress's class counts without
+        building an :class:`Item` per labelled item. This default lists them; SQL groups them
+        in one query."""
         groups: dict[tuple[str, str | None], tuple[Any, str | None, int]] = {}
         for item in self.list_items(project_id, status="labeled"):
             split = item.metadata.get("split")
@@ -1749,11 +1751,16 @@ class BaseStore(ABC):
             out[iid in gold] = (answers + n, items + 1)
         return out
 
-    @abstractmethod
     def annotator_throughput(
         self, project_id: int, since: datetime, until: datetime | None = None
     ) -> dict[int, int]:
-        """Annotations per annotator id created in ``[since, until)`` (``until`` = now)."""
+        """Annotations per annotator id created in ``[since, until)`` (``until`` = now).
+
+        This default counts :meth:`list_annotation_times`; SQL counts in the database.
+        """
+        return {
+            aid: len(t) for aid, t in self.list_annotation_times(project_id, since, until).items()
+        }
 
     # ---- guidelines
     @abstractmethod

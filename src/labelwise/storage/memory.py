@@ -956,17 +956,6 @@ class InMemoryStore(BaseStore):
                 and (annotator_id is None or a.annotator_id == annotator_id)
             )
 
-    def annotator_throughput(
-        self, project_id: int, since: datetime, until: datetime | None = None
-    ) -> dict[int, int]:
-        since = _resolve_now(since)
-        until = _resolve_now(until)
-        out: dict[int, int] = {}
-        for a in self.list_annotations(project_id):
-            if a.annotator_id is not None and since <= a.created < until:
-                out[a.annotator_id] = out.get(a.annotator_id, 0) + 1
-        return out
-
     # ---- model versions
     # ---- guidelines
     def create_guidelines(
